@@ -1,0 +1,27 @@
+"""Bit-packed kernels, NumPy and Numba only (never torch).
+
+Plain functions on arrays; each fast kernel has a NumPy ``_reference`` twin.
+The bit convention lives in :mod:`edgecl.kernels.bits`.
+"""
+
+from edgecl.kernels.bits import (
+    WORD_BITS,
+    WORD_DTYPE,
+    n_words,
+    pack_bits,
+    pack_signs,
+    signs_from_bits,
+    tail_mask,
+    unpack_bits,
+)
+
+__all__ = [
+    "WORD_BITS",
+    "WORD_DTYPE",
+    "n_words",
+    "pack_bits",
+    "pack_signs",
+    "signs_from_bits",
+    "tail_mask",
+    "unpack_bits",
+]

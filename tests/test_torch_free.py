@@ -1,0 +1,27 @@
+"""The device side never imports torch: checked in a fresh interpreter with torch blocked."""
+
+import subprocess
+import sys
+
+import pytest
+
+BLOCK = """
+import importlib, sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked")
+sys.meta_path.insert(0, Block())
+importlib.import_module({module!r})
+assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules)
+"""
+
+DEVICE_MODULES = ["edgecl", "edgecl.errors", "edgecl.kernels"]
+
+
+@pytest.mark.parametrize("module", DEVICE_MODULES)
+def test_imports_without_torch(module):
+    proc = subprocess.run(
+        [sys.executable, "-c", BLOCK.format(module=module)], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
