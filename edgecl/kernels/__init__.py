@@ -14,8 +14,11 @@ from edgecl.kernels.bits import (
     tail_mask,
     unpack_bits,
 )
+from edgecl.kernels.dense import binary_dense, binary_dense_reference
 
 __all__ = [
+    "binary_dense",
+    "binary_dense_reference",
     "WORD_BITS",
     "WORD_DTYPE",
     "n_words",

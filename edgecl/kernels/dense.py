@@ -1,0 +1,187 @@
+"""Binary dense layer: XNOR-popcount products of packed ±1 vectors.
+
+For ±1 vectors of length ``n`` packed by :mod:`edgecl.kernels.bits`,
+``dot(a, w) = n - 2 * popcount(a XOR w)`` (XNOR-Net / BNN, Courbariaux et al. 2016, eq. 2
+in the form LCE uses). Tail bits are zero in both operands, so they never count.
+
+The Numba core tiles 4 rows of ``x`` by 4 rows of ``w`` with 16 accumulators kept in
+registers; the inner loop runs over words so LLVM vectorises the XOR + ``ctpop``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from edgecl.kernels._check import check_count, check_words
+from edgecl.kernels._threads import check_threads, num_threads
+from edgecl.kernels.bits import unpack_bits
+from edgecl.kernels.popcount import popcount64
+
+# Output rows handed to one parallel task (a multiple of the 4-row tile).
+_CHUNK = 64
+
+
+@njit(cache=True)
+def _dot1(x, w, b, o, nbits):
+    """One ±1 dot product: row ``b`` of ``x`` with row ``o`` of ``w``."""
+    a = np.uint64(0)
+    for k in range(x.shape[1]):
+        a += popcount64(x[b, k] ^ w[o, k])
+    return nbits - 2 * np.int64(a)
+
+
+@njit(cache=True)
+def _tile41(x, w, b, o, nbits, out):
+    """Rows ``b..b+3`` of ``x`` against row ``o`` of ``w``."""
+    a0 = np.uint64(0)
+    a1 = np.uint64(0)
+    a2 = np.uint64(0)
+    a3 = np.uint64(0)
+    for k in range(x.shape[1]):
+        wk = w[o, k]
+        a0 += popcount64(x[b, k] ^ wk)
+        a1 += popcount64(x[b + 1, k] ^ wk)
+        a2 += popcount64(x[b + 2, k] ^ wk)
+        a3 += popcount64(x[b + 3, k] ^ wk)
+    out[b, o] = nbits - 2 * np.int64(a0)
+    out[b + 1, o] = nbits - 2 * np.int64(a1)
+    out[b + 2, o] = nbits - 2 * np.int64(a2)
+    out[b + 3, o] = nbits - 2 * np.int64(a3)
+
+
+@njit(cache=True)
+def _tile44(x, w, b, o, nbits, out):
+    """Rows ``b..b+3`` of ``x`` against rows ``o..o+3`` of ``w``: 16 register accumulators."""
+    a00 = np.uint64(0)
+    a01 = np.uint64(0)
+    a02 = np.uint64(0)
+    a03 = np.uint64(0)
+    a10 = np.uint64(0)
+    a11 = np.uint64(0)
+    a12 = np.uint64(0)
+    a13 = np.uint64(0)
+    a20 = np.uint64(0)
+    a21 = np.uint64(0)
+    a22 = np.uint64(0)
+    a23 = np.uint64(0)
+    a30 = np.uint64(0)
+    a31 = np.uint64(0)
+    a32 = np.uint64(0)
+    a33 = np.uint64(0)
+    for k in range(x.shape[1]):
+        x0 = x[b, k]
+        x1 = x[b + 1, k]
+        x2 = x[b + 2, k]
+        x3 = x[b + 3, k]
+        w0 = w[o, k]
+        w1 = w[o + 1, k]
+        w2 = w[o + 2, k]
+        w3 = w[o + 3, k]
+        a00 += popcount64(x0 ^ w0)
+        a01 += popcount64(x0 ^ w1)
+        a02 += popcount64(x0 ^ w2)
+        a03 += popcount64(x0 ^ w3)
+        a10 += popcount64(x1 ^ w0)
+        a11 += popcount64(x1 ^ w1)
+        a12 += popcount64(x1 ^ w2)
+        a13 += popcount64(x1 ^ w3)
+        a20 += popcount64(x2 ^ w0)
+        a21 += popcount64(x2 ^ w1)
+        a22 += popcount64(x2 ^ w2)
+        a23 += popcount64(x2 ^ w3)
+        a30 += popcount64(x3 ^ w0)
+        a31 += popcount64(x3 ^ w1)
+        a32 += popcount64(x3 ^ w2)
+        a33 += popcount64(x3 ^ w3)
+    out[b, o] = nbits - 2 * np.int64(a00)
+    out[b, o + 1] = nbits - 2 * np.int64(a01)
+    out[b, o + 2] = nbits - 2 * np.int64(a02)
+    out[b, o + 3] = nbits - 2 * np.int64(a03)
+    out[b + 1, o] = nbits - 2 * np.int64(a10)
+    out[b + 1, o + 1] = nbits - 2 * np.int64(a11)
+    out[b + 1, o + 2] = nbits - 2 * np.int64(a12)
+    out[b + 1, o + 3] = nbits - 2 * np.int64(a13)
+    out[b + 2, o] = nbits - 2 * np.int64(a20)
+    out[b + 2, o + 1] = nbits - 2 * np.int64(a21)
+    out[b + 2, o + 2] = nbits - 2 * np.int64(a22)
+    out[b + 2, o + 3] = nbits - 2 * np.int64(a23)
+    out[b + 3, o] = nbits - 2 * np.int64(a30)
+    out[b + 3, o + 1] = nbits - 2 * np.int64(a31)
+    out[b + 3, o + 2] = nbits - 2 * np.int64(a32)
+    out[b + 3, o + 3] = nbits - 2 * np.int64(a33)
+
+
+@njit(cache=True)
+def _dense_range(x, w, nbits, out, o0, o1):
+    """``out[:, o0:o1]`` of the packed product of ``x`` (B, K) and ``w`` (O, K)."""
+    B = x.shape[0]
+    b4 = B - B % 4
+    o4 = o0 + (o1 - o0) - (o1 - o0) % 4
+    for o in range(o0, o4, 4):
+        for b in range(0, b4, 4):
+            _tile44(x, w, b, o, nbits, out)
+    for o in range(o4, o1):
+        for b in range(0, b4, 4):
+            _tile41(x, w, b, o, nbits, out)
+    for b in range(b4, B):
+        for o in range(o0, o1):
+            out[b, o] = _dot1(x, w, b, o, nbits)
+
+
+@njit(cache=True)
+def _dense_serial(x, w, nbits, out):
+    _dense_range(x, w, nbits, out, 0, w.shape[0])
+
+
+@njit(cache=True, parallel=True)
+def _dense_parallel(x, w, nbits, out):
+    n_out = w.shape[0]
+    n_chunks = (n_out + _CHUNK - 1) // _CHUNK
+    for c in prange(n_chunks):
+        o0 = c * _CHUNK
+        _dense_range(x, w, nbits, out, o0, min(o0 + _CHUNK, n_out))
+
+
+def dense_words(x: np.ndarray, w: np.ndarray, nbits: int, threads: int) -> np.ndarray:
+    """Checked-elsewhere core call: ``x`` (B, K), ``w`` (O, K) C-contiguous uint64."""
+    out = np.empty((x.shape[0], w.shape[0]), np.int32)
+    if threads == 1:
+        _dense_serial(x, w, nbits, out)
+    else:
+        with num_threads(threads):
+            _dense_parallel(x, w, nbits, out)
+    return out
+
+
+def _check_dense(x_words, w_words, n):
+    n = check_count(n, "n")
+    x = check_words(x_words, "x_words", (1, 2), n, "(B, W) or (W,)")
+    w = check_words(w_words, "w_words", (2,), n, "(O, W)")
+    return x, w, n
+
+
+def binary_dense(
+    x_words: np.ndarray, w_words: np.ndarray, n: int, *, threads: int = 1
+) -> np.ndarray:
+    """±1 dot products of packed rows: ``n - 2 * popcount(x XOR w)`` summed over words.
+
+    ``x_words`` (B, W) or (W,) and ``w_words`` (O, W) are ``uint64`` with
+    ``W == n_words(n)``; returns ``int32`` (B, O) (or (O,) for a 1-D ``x_words``).
+    ``threads > 1`` splits the output rows over Numba threads.
+    """
+    x, w, n = _check_dense(x_words, w_words, n)
+    threads = check_threads(threads)
+    out = dense_words(x.reshape(-1, x.shape[-1]), w, n, threads)
+    return out[0] if x.ndim == 1 else out
+
+
+def binary_dense_reference(x_words: np.ndarray, w_words: np.ndarray, n: int) -> np.ndarray:
+    """NumPy twin of :func:`binary_dense`: unpack to ±1 and multiply in int64."""
+    x, w, n = _check_dense(x_words, w_words, n)
+    xs = unpack_bits(x, n).astype(np.int64) * 2 - 1
+    ws = unpack_bits(w, n).astype(np.int64) * 2 - 1
+    return (xs @ ws.T).astype(np.int32)
+
+
+__all__ = ["binary_dense", "binary_dense_reference"]
