@@ -1,0 +1,51 @@
+"""The host side of edgecl, in torch: quantizers, binarized layers, embedding binarizers,
+backbones, checkpoints, BayesBiNN and the training loop.
+
+Import it explicitly (``import edgecl.train``); ``import edgecl`` never imports torch.
+"""
+
+from edgecl.train.backbones import BACKBONES, BinaryNet, build_model, mlp, mnist_bnn, vgg_small
+from edgecl.train.binarizers import (
+    HeavisideBinarizer,
+    ThermometerBinarizer,
+    ThermometerEncoder,
+    heaviside,
+    set_thermometer_phase,
+)
+from edgecl.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from edgecl.train.layers import Normalize, QuantConv2d, QuantLinear, clip_weights_
+from edgecl.train.quantizers import (
+    ApproxSign,
+    Identity,
+    Quantizer,
+    SteSign,
+    get_quantizer,
+    ste_sign,
+)
+
+__all__ = [
+    "BACKBONES",
+    "ApproxSign",
+    "BinaryNet",
+    "CheckpointError",
+    "HeavisideBinarizer",
+    "Identity",
+    "Normalize",
+    "QuantConv2d",
+    "QuantLinear",
+    "Quantizer",
+    "SteSign",
+    "ThermometerBinarizer",
+    "ThermometerEncoder",
+    "build_model",
+    "clip_weights_",
+    "get_quantizer",
+    "heaviside",
+    "load_checkpoint",
+    "mlp",
+    "mnist_bnn",
+    "save_checkpoint",
+    "set_thermometer_phase",
+    "ste_sign",
+    "vgg_small",
+]

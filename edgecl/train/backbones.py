@@ -1,0 +1,347 @@
+"""Backbones: a binarized feature extractor F ending in a D-bit binarizer, and a float head G.
+
+Every builder returns a :class:`BinaryNet` with
+
+- ``.features`` — ``nn.Sequential``: :class:`~edgecl.train.layers.Normalize` first, a
+  binarizer (:class:`~edgecl.train.binarizers.HeavisideBinarizer` or
+  :class:`~edgecl.train.binarizers.ThermometerBinarizer`) last; in between only
+  ``nn.Conv2d`` (float, first layer), :class:`~edgecl.train.layers.QuantConv2d`,
+  ``nn.BatchNorm2d``, ``nn.MaxPool2d``, ``nn.Flatten``,
+  :class:`~edgecl.train.layers.QuantLinear`, ``nn.Linear``, ``nn.BatchNorm1d`` and, for
+  ``fully_binary=True``, a :class:`~edgecl.train.binarizers.ThermometerEncoder` right after
+  ``Normalize(0, 1)``;
+- ``.head`` — ``nn.Linear(D, n_classes)`` (float, with bias);
+- ``forward(x) = head(features(x))``, ``embed(x) = features(x)`` (D bits as 0/1 floats);
+- ``.config`` — ``{"backbone": name, "kwargs": {...}}`` (JSON-friendly), which
+  :func:`build_model` turns back into the same architecture.
+
+Block order: ``conv -> BatchNorm -> MaxPool`` (the pool after BN, so on the device it runs
+on bits after the threshold; sign is monotone, so ``sign(max(.)) == max(sign(.))``). The
+sign is applied by the NEXT binary layer's ``input_quantizer`` (``ste_sign``). Binary convs
+use 'same' one-padding (``pad_value=1``). ``nn.Flatten`` uses torch's ``(C, H, W)`` order.
+Inputs are raw pixel values 0..255 as floats, ``(N, C, H, W)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from edgecl.train.binarizers import HeavisideBinarizer, ThermometerBinarizer, ThermometerEncoder
+from edgecl.train.layers import Normalize, QuantConv2d, QuantLinear
+
+__all__ = ["BACKBONES", "BinaryNet", "build_model", "mlp", "mnist_bnn", "vgg_small"]
+
+MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR_STD = (0.2470, 0.2435, 0.2616)
+
+
+class BinaryNet(nn.Module):
+    """F (``features``, ending in a D-bit binarizer) followed by G (``head``, float linear)."""
+
+    def __init__(self, features: nn.Sequential, head: nn.Linear, config: dict[str, Any]) -> None:
+        super().__init__()
+        if not isinstance(features, nn.Sequential) or len(features) < 2:
+            raise TypeError("expected features to be an nn.Sequential of at least 2 modules")
+        if not isinstance(features[0], Normalize):
+            raise TypeError(
+                f"expected Normalize first in features, got {type(features[0]).__name__}"
+            )
+        if not isinstance(features[-1], (HeavisideBinarizer, ThermometerBinarizer)):
+            raise TypeError(
+                f"expected a binarizer last in features, got {type(features[-1]).__name__}"
+            )
+        if head.in_features != features[-1].n_bits:
+            raise ValueError(
+                f"expected a head with {features[-1].n_bits} inputs, got {head.in_features}"
+            )
+        self.features = features
+        self.head = head
+        self.config = config
+
+    @property
+    def binarizer(self) -> HeavisideBinarizer | ThermometerBinarizer:
+        return self.features[-1]
+
+    @property
+    def n_bits(self) -> int:
+        return self.binarizer.n_bits
+
+    @property
+    def n_classes(self) -> int:
+        return self.head.out_features
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The D-bit embedding (0/1 floats), ``features(x)``."""
+        return self.features(x)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+
+def _pos(name: str, v: object) -> int:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"expected {name} to be a positive int, got {v!r}")
+    return int(v)
+
+
+def _channels(v: Sequence[int], name: str = "channels", min_len: int = 1) -> list[int]:
+    try:
+        out = [_pos(name, c) for c in v]
+    except TypeError:
+        raise TypeError(f"expected {name} to be a sequence of ints, got {v!r}") from None
+    if len(out) < min_len:
+        raise ValueError(f"expected at least {min_len} entries in {name}, got {len(out)}")
+    return out
+
+
+def _binarizer(
+    in_features: int,
+    embedding: str,
+    n_bits: int,
+    levels: int,
+    binary_embedding: bool,
+) -> nn.Module:
+    n_bits = _pos("n_bits", n_bits)
+    if embedding == "heaviside":
+        return HeavisideBinarizer(in_features, n_bits, binary=binary_embedding)
+    if embedding == "thermometer":
+        levels = _pos("levels", levels)
+        if n_bits % levels:
+            raise ValueError(
+                f"expected n_bits divisible by levels for a thermometer embedding, "
+                f"got n_bits={n_bits}, levels={levels}"
+            )
+        return ThermometerBinarizer(in_features, n_bits // levels, levels, binary=binary_embedding)
+    raise ValueError(f"expected embedding 'heaviside' or 'thermometer', got {embedding!r}")
+
+
+def _bconv(cin: int, cout: int, pad_value: float) -> QuantConv2d:
+    return QuantConv2d(
+        cin,
+        cout,
+        3,
+        padding="same",
+        pad_value=pad_value,
+        input_quantizer="ste_sign",
+        kernel_quantizer="ste_sign",
+    )
+
+
+def _json(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return [_json(a) for a in v]
+    if isinstance(v, list):
+        return [_json(a) for a in v]
+    return v
+
+
+def _first_layers(
+    in_ch: int,
+    c0: int,
+    mean: Any,
+    std: Any,
+    fully_binary: bool,
+    input_levels: int,
+    pad_value: float,
+) -> list[nn.Module]:
+    if fully_binary:
+        enc = ThermometerEncoder(_pos("input_levels", input_levels))
+        return [Normalize(0.0, 1.0), enc, _bconv(in_ch * enc.levels, c0, pad_value)]
+    return [Normalize(mean, std), nn.Conv2d(in_ch, c0, 3, padding=1, bias=False)]
+
+
+def mnist_bnn(
+    n_classes: int,
+    *,
+    embedding: str = "heaviside",
+    n_bits: int = 512,
+    channels: Sequence[int] = (64, 128, 256),
+    levels: int = 4,
+    binary_embedding: bool = True,
+    fully_binary: bool = False,
+    input_levels: int = 3,
+    pad_value: float = 1.0,
+    in_channels: int = 1,
+    image_size: int = 28,
+    mean: float | Sequence[float] = MNIST_MEAN,
+    std: float | Sequence[float] = MNIST_STD,
+) -> BinaryNet:
+    """Binary CNN for 28x28x1: float conv c0 -> BN -> pool, then binary conv blocks
+    (conv -> BN -> pool) for the other channels, flatten, D-bit binarizer, float head.
+
+    ``fully_binary=True``: the input is thermometer-coded on ``input_levels`` ±1 channels
+    and the first conv is binary too. ``levels`` is the thermometer embedding's p.
+    """
+    kwargs = dict(
+        embedding=embedding,
+        n_bits=n_bits,
+        channels=list(channels),
+        levels=levels,
+        binary_embedding=bool(binary_embedding),
+        fully_binary=bool(fully_binary),
+        input_levels=input_levels,
+        pad_value=float(pad_value),
+        in_channels=in_channels,
+        image_size=image_size,
+        mean=_json(mean),
+        std=_json(std),
+    )
+    n_classes = _pos("n_classes", n_classes)
+    ch = _channels(channels)
+    size = _pos("image_size", image_size)
+    in_ch = _pos("in_channels", in_channels)
+    layers = _first_layers(in_ch, ch[0], mean, std, fully_binary, input_levels, pad_value)
+    layers += [nn.BatchNorm2d(ch[0]), nn.MaxPool2d(2)]
+    size //= 2
+    for cin, cout in zip(ch[:-1], ch[1:], strict=True):
+        layers += [_bconv(cin, cout, pad_value), nn.BatchNorm2d(cout), nn.MaxPool2d(2)]
+        size //= 2
+    if size < 1:
+        raise ValueError(f"expected image_size large enough for {len(ch)} pools, got {image_size}")
+    layers += [
+        nn.Flatten(),
+        _binarizer(ch[-1] * size * size, embedding, n_bits, levels, binary_embedding),
+    ]
+    features = nn.Sequential(*layers)
+    head = nn.Linear(features[-1].n_bits, n_classes)
+    return BinaryNet(
+        features, head, {"backbone": "mnist_bnn", "n_classes": n_classes, "kwargs": kwargs}
+    )
+
+
+def vgg_small(
+    n_classes: int,
+    *,
+    embedding: str = "heaviside",
+    n_bits: int = 512,
+    channels: Sequence[int] = (128, 128, 256, 256, 512, 512),
+    levels: int = 4,
+    binary_embedding: bool = True,
+    fully_binary: bool = False,
+    input_levels: int = 3,
+    pad_value: float = 1.0,
+    in_channels: int = 3,
+    image_size: int = 32,
+    mean: float | Sequence[float] = CIFAR_MEAN,
+    std: float | Sequence[float] = CIFAR_STD,
+) -> BinaryNet:
+    """VGG-small-like binary CNN for 32x32x3: float conv c0, binary convs for the rest,
+    each ``conv -> BN``, a max-pool after every second conv, flatten, binarizer, float head."""
+    kwargs = dict(
+        embedding=embedding,
+        n_bits=n_bits,
+        channels=list(channels),
+        levels=levels,
+        binary_embedding=bool(binary_embedding),
+        fully_binary=bool(fully_binary),
+        input_levels=input_levels,
+        pad_value=float(pad_value),
+        in_channels=in_channels,
+        image_size=image_size,
+        mean=_json(mean),
+        std=_json(std),
+    )
+    n_classes = _pos("n_classes", n_classes)
+    ch = _channels(channels)
+    size = _pos("image_size", image_size)
+    in_ch = _pos("in_channels", in_channels)
+    layers = _first_layers(in_ch, ch[0], mean, std, fully_binary, input_levels, pad_value)
+    layers += [nn.BatchNorm2d(ch[0])]
+    for i, (cin, cout) in enumerate(zip(ch[:-1], ch[1:], strict=True), start=1):
+        layers += [_bconv(cin, cout, pad_value), nn.BatchNorm2d(cout)]
+        if i % 2 == 1:
+            layers.append(nn.MaxPool2d(2))
+            size //= 2
+    if len(ch) % 2 == 1:  # an odd count: the last conv gets its pool too
+        layers.append(nn.MaxPool2d(2))
+        size //= 2
+    if size < 1:
+        raise ValueError(f"expected image_size large enough for the pools, got {image_size}")
+    layers += [
+        nn.Flatten(),
+        _binarizer(ch[-1] * size * size, embedding, n_bits, levels, binary_embedding),
+    ]
+    features = nn.Sequential(*layers)
+    head = nn.Linear(features[-1].n_bits, n_classes)
+    return BinaryNet(
+        features, head, {"backbone": "vgg_small", "n_classes": n_classes, "kwargs": kwargs}
+    )
+
+
+def mlp(
+    n_classes: int,
+    *,
+    in_shape: Sequence[int] = (1, 28, 28),
+    hidden: Sequence[int] = (512,),
+    embedding: str = "heaviside",
+    n_bits: int = 512,
+    levels: int = 4,
+    binary_embedding: bool = True,
+    fully_binary: bool = False,
+    input_levels: int = 3,
+    mean: float | Sequence[float] = MNIST_MEAN,
+    std: float | Sequence[float] = MNIST_STD,
+) -> BinaryNet:
+    """MLP: flatten, a float dense layer (binary on a thermometer-coded input when
+    ``fully_binary``) -> BN1d, binary dense layers -> BN1d for the rest of ``hidden``,
+    then the binarizer and the float head."""
+    kwargs = dict(
+        in_shape=list(in_shape),
+        hidden=list(hidden),
+        embedding=embedding,
+        n_bits=n_bits,
+        levels=levels,
+        binary_embedding=bool(binary_embedding),
+        fully_binary=bool(fully_binary),
+        input_levels=input_levels,
+        mean=_json(mean),
+        std=_json(std),
+    )
+    n_classes = _pos("n_classes", n_classes)
+    shape = _channels(in_shape, "in_shape", 3)
+    if len(shape) != 3:
+        raise ValueError(f"expected in_shape (C, H, W), got {tuple(in_shape)}")
+    hid = _channels(hidden, "hidden")
+    c, h, w = shape
+    if fully_binary:
+        enc = ThermometerEncoder(_pos("input_levels", input_levels))
+        layers: list[nn.Module] = [Normalize(0.0, 1.0), enc, nn.Flatten()]
+        layers.append(
+            QuantLinear(
+                c * enc.levels * h * w,
+                hid[0],
+                input_quantizer="ste_sign",
+                kernel_quantizer="ste_sign",
+            )
+        )
+    else:
+        layers = [Normalize(mean, std), nn.Flatten(), nn.Linear(c * h * w, hid[0], bias=False)]
+    layers.append(nn.BatchNorm1d(hid[0]))
+    for fin, fout in zip(hid[:-1], hid[1:], strict=True):
+        layers += [
+            QuantLinear(fin, fout, input_quantizer="ste_sign", kernel_quantizer="ste_sign"),
+            nn.BatchNorm1d(fout),
+        ]
+    layers.append(_binarizer(hid[-1], embedding, n_bits, levels, binary_embedding))
+    features = nn.Sequential(*layers)
+    head = nn.Linear(features[-1].n_bits, n_classes)
+    return BinaryNet(features, head, {"backbone": "mlp", "n_classes": n_classes, "kwargs": kwargs})
+
+
+BACKBONES = {"mnist_bnn": mnist_bnn, "vgg_small": vgg_small, "mlp": mlp}
+
+
+def build_model(config: dict[str, Any]) -> BinaryNet:
+    """Rebuild a :class:`BinaryNet` from its ``.config`` (fresh weights)."""
+    if not isinstance(config, dict) or "backbone" not in config:
+        raise ValueError(f"expected a model config dict with a 'backbone' key, got {config!r}")
+    name = config["backbone"]
+    if name not in BACKBONES:
+        raise ValueError(f"expected backbone in {sorted(BACKBONES)}, got {name!r}")
+    kwargs = dict(config.get("kwargs", {}))
+    return BACKBONES[name](config["n_classes"], **kwargs)

@@ -1,0 +1,161 @@
+"""Backbones: the module contract the exporter relies on, shapes, config rebuild, checkpoints."""
+
+import pytest
+import torch
+from torch import nn
+
+from edgecl.train import (
+    BinaryNet,
+    CheckpointError,
+    HeavisideBinarizer,
+    Normalize,
+    QuantConv2d,
+    QuantLinear,
+    ThermometerBinarizer,
+    ThermometerEncoder,
+    build_model,
+    load_checkpoint,
+    mlp,
+    mnist_bnn,
+    save_checkpoint,
+    vgg_small,
+)
+
+ALLOWED = (
+    Normalize,
+    nn.Conv2d,
+    QuantConv2d,
+    nn.BatchNorm2d,
+    nn.MaxPool2d,
+    nn.Flatten,
+    QuantLinear,
+    nn.Linear,
+    nn.BatchNorm1d,
+    HeavisideBinarizer,
+    ThermometerBinarizer,
+    ThermometerEncoder,
+)
+
+CASES = [
+    (mnist_bnn, dict(channels=(5, 7, 9), n_bits=33), (1, 28, 28)),
+    (
+        mnist_bnn,
+        dict(channels=(5, 7, 9), n_bits=30, embedding="thermometer", levels=3),
+        (1, 28, 28),
+    ),
+    (mnist_bnn, dict(channels=(3, 5), n_bits=17, fully_binary=True, input_levels=2), (1, 28, 28)),
+    (vgg_small, dict(channels=(4, 5, 6, 7, 8, 9), n_bits=21), (3, 32, 32)),
+    (
+        vgg_small,
+        dict(channels=(4, 5, 6), n_bits=12, embedding="thermometer", levels=2),
+        (3, 32, 32),
+    ),
+    (mlp, dict(hidden=(19, 23), n_bits=13), (1, 28, 28)),
+    (
+        mlp,
+        dict(hidden=(11,), n_bits=8, fully_binary=True, embedding="thermometer", levels=2),
+        (1, 28, 28),
+    ),
+]
+
+
+@pytest.mark.parametrize("builder,kwargs,shape", CASES)
+def test_backbone_contract(builder, kwargs, shape):
+    torch.manual_seed(0)
+    model = builder(3, **kwargs)
+    assert isinstance(model, BinaryNet)
+    f = model.features
+    assert isinstance(f, nn.Sequential)
+    assert isinstance(f[0], Normalize)
+    assert isinstance(f[-1], (HeavisideBinarizer, ThermometerBinarizer))
+    for m in f:
+        assert isinstance(m, ALLOWED), type(m)
+    assert isinstance(model.head, nn.Linear) and model.head.in_features == model.n_bits
+    assert model.n_bits == kwargs["n_bits"]
+    x = torch.randint(0, 256, (4, *shape)).float()
+    model.train()
+    logits = model(x)
+    assert logits.shape == (4, 3)
+    logits.sum().backward()
+    assert all(
+        p.grad is not None for n, p in model.named_parameters() if not n.startswith("features.0")
+    )
+    model.eval()
+    z = model.embed(x)
+    assert z.shape == (4, model.n_bits)
+    assert set(z.unique().tolist()) <= {0.0, 1.0}
+    assert torch.allclose(model(x), model.head(z))
+    # conv -> BN -> pool order in each block
+    types = [type(m) for m in f]
+    for i, t in enumerate(types):
+        if t is nn.MaxPool2d:
+            assert types[i - 1] is nn.BatchNorm2d
+    # config rebuilds the same architecture
+    again = build_model(model.config)
+    assert [type(m) for m in again.modules()] == [type(m) for m in model.modules()]
+    again.load_state_dict(model.state_dict())
+    again.eval()
+    assert torch.equal(again(x), model(x))
+
+
+def test_mnist_bnn_default_layout():
+    m = mnist_bnn(10)
+    f = m.features
+    assert isinstance(f[1], nn.Conv2d) and not isinstance(f[1], QuantConv2d)
+    assert (f[1].in_channels, f[1].out_channels) == (1, 64)
+    binary_convs = [x for x in f if isinstance(x, QuantConv2d)]
+    assert [(c.in_channels, c.out_channels) for c in binary_convs] == [(64, 128), (128, 256)]
+    assert all(
+        c.input_quantizer.precision == 1 and c.kernel_quantizer.precision == 1 for c in binary_convs
+    )
+    assert all(c.pad_value == 1.0 and c.padding == "same" for c in binary_convs)
+    assert f[-1].proj.in_features == 256 * 3 * 3 and m.n_bits == 512
+    assert m.config["backbone"] == "mnist_bnn"
+
+
+def test_builder_validation():
+    with pytest.raises(ValueError, match="embedding"):
+        mnist_bnn(10, embedding="sigmoid")
+    with pytest.raises(ValueError, match="divisible"):
+        mnist_bnn(10, embedding="thermometer", n_bits=10, levels=3)
+    with pytest.raises(ValueError, match="backbone"):
+        build_model({"backbone": "resnet", "n_classes": 2})
+
+
+def test_checkpoint_roundtrip(tmp_path):
+    torch.manual_seed(1)
+    model = mnist_bnn(3, channels=(3, 5, 7), n_bits=9)
+    model.train()
+    model(torch.rand(8, 1, 28, 28) * 255)  # move BN running stats
+    path = save_checkpoint(
+        model, tmp_path / "sub" / "m.pt", class_names=["a", "b", "c"], meta={"epochs": 2}
+    )
+    assert sorted(p.name for p in path.parent.iterdir()) == ["m.pt"]  # no temporary left
+    loaded, info = load_checkpoint(path)
+    assert info["class_names"] == ["a", "b", "c"] and info["meta"] == {"epochs": 2}
+    assert not loaded.training
+    model.eval()
+    x = torch.rand(5, 1, 28, 28) * 255
+    assert torch.equal(loaded(x), model(x))
+
+
+def test_checkpoint_errors(tmp_path):
+    model = mnist_bnn(2, channels=(3, 5), n_bits=4)
+    with pytest.raises(FileNotFoundError, match="checkpoint not found"):
+        load_checkpoint(tmp_path / "none.pt")
+    with pytest.raises(ValueError, match="expected 2 class names"):
+        save_checkpoint(model, tmp_path / "x.pt", class_names=["a"])
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="bad.pt"):
+        load_checkpoint(bad)
+    other = tmp_path / "other.pt"
+    torch.save({"format": "something"}, other)
+    with pytest.raises(CheckpointError, match="expected format"):
+        load_checkpoint(other)
+    good = save_checkpoint(model, tmp_path / "good.pt", class_names=["a", "b"])
+    payload = torch.load(good, weights_only=True)
+    payload["state_dict"].pop("head.bias")
+    torch.save(payload, other)
+    with pytest.raises(CheckpointError, match="do not fit"):
+        load_checkpoint(other)
