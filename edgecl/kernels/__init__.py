@@ -14,9 +14,12 @@ from edgecl.kernels.bits import (
     tail_mask,
     unpack_bits,
 )
+from edgecl.kernels.conv import binary_conv2d, binary_conv2d_reference
 from edgecl.kernels.dense import binary_dense, binary_dense_reference
 
 __all__ = [
+    "binary_conv2d",
+    "binary_conv2d_reference",
     "binary_dense",
     "binary_dense_reference",
     "WORD_BITS",

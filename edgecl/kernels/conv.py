@@ -1,0 +1,209 @@
+"""Binary 2-D convolution on channel-packed NHWC activations.
+
+Packed im2col + register-tiled XNOR-popcount GEMM (the dense core): for each image the
+patches are gathered once into rows of ``kh * kw * Cw`` words (taps laid out as the
+weights' ``(kh, kw, Cw)``), then every output pixel is a ±1 dot product
+``n - 2 * popcount(patch XOR w)`` with ``n = kh * kw * C``.
+
+Padding: ``'same'`` pads ``k // 2`` on every side, as torch's ``Conv2d(padding=k // 2)``,
+so the output size is ``floor((H + 2 * (k // 2) - k) / stride) + 1``; ``'valid'`` pads
+nothing. Pad pixels are +1 in every channel (``pad_value=1``, larq's ``pad_values=1``):
+exact on the packed path. ``pad_value=0`` (zero padding) subtracts, for every
+out-of-bounds tap, that tap's contribution against an all-+1 pixel,
+``2 * popcount(w[o, tap]) - C``.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from numba import njit
+
+from edgecl.kernels._check import check_count, check_words
+from edgecl.kernels._threads import check_threads, num_threads
+from edgecl.kernels.bits import WORD_DTYPE, tail_mask, unpack_bits
+from edgecl.kernels.dense import _dense_parallel, _dense_serial
+from edgecl.kernels.popcount import popcount64
+
+# Patch rows are padded with zero words to a multiple of this, so the vectorised inner
+# loop of the GEMM has no scalar remainder (zero XOR zero counts nothing).
+_K_ALIGN = 8
+
+
+@njit(cache=True)
+def _im2col(x, img, kh, kw, stride, ph, pw, ho, wo, ones, buf):
+    """Gather the patches of image ``img`` into ``buf`` (ho * wo, Kp); pads are ``ones``."""
+    H = x.shape[1]
+    W = x.shape[2]
+    cw = x.shape[3]
+    for oy in range(ho):
+        for ox in range(wo):
+            r = oy * wo + ox
+            col = 0
+            for dy in range(kh):
+                iy = oy * stride - ph + dy
+                for dx in range(kw):
+                    ix = ox * stride - pw + dx
+                    if 0 <= iy < H and 0 <= ix < W:
+                        for c in range(cw):
+                            buf[r, col + c] = x[img, iy, ix, c]
+                    else:
+                        for c in range(cw):
+                            buf[r, col + c] = ones[c]
+                    col += cw
+
+
+@njit(cache=True)
+def _zero_pad_correction(out, img, wsum, kh, kw, stride, ph, pw, H, W):
+    """Remove the contribution of out-of-bounds taps (pad_value=0) from ``out[img]``."""
+    ho = out.shape[1]
+    wo = out.shape[2]
+    n_out = out.shape[3]
+    for oy in range(ho):
+        for ox in range(wo):
+            for dy in range(kh):
+                iy = oy * stride - ph + dy
+                for dx in range(kw):
+                    ix = ox * stride - pw + dx
+                    if not (0 <= iy < H and 0 <= ix < W):
+                        t = dy * kw + dx
+                        for o in range(n_out):
+                            out[img, oy, ox, o] -= wsum[o, t]
+
+
+@njit(cache=True)
+def _conv_serial(x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out):
+    ho = out.shape[1]
+    wo = out.shape[2]
+    for img in range(x.shape[0]):
+        _im2col(x, img, kh, kw, stride, ph, pw, ho, wo, ones, buf)
+        _dense_serial(buf, wmat, nbits, out[img].reshape((ho * wo, wmat.shape[0])))
+        if zero_pad:
+            _zero_pad_correction(out, img, wsum, kh, kw, stride, ph, pw, x.shape[1], x.shape[2])
+
+
+@njit(cache=True)
+def _conv_parallel(x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out):
+    ho = out.shape[1]
+    wo = out.shape[2]
+    for img in range(x.shape[0]):
+        _im2col(x, img, kh, kw, stride, ph, pw, ho, wo, ones, buf)
+        _dense_parallel(buf, wmat, nbits, out[img].reshape((ho * wo, wmat.shape[0])))
+        if zero_pad:
+            _zero_pad_correction(out, img, wsum, kh, kw, stride, ph, pw, x.shape[1], x.shape[2])
+
+
+@njit(cache=True)
+def _tap_sums(w, n_channels):
+    """``2 * popcount(w[o, tap]) - C``: tap ``tap``'s ±1 dot product with an all-+1 pixel."""
+    n_out, kh, kw, cw = w.shape
+    s = np.empty((n_out, kh * kw), np.int32)
+    for o in range(n_out):
+        for dy in range(kh):
+            for dx in range(kw):
+                a = np.uint64(0)
+                for c in range(cw):
+                    a += popcount64(w[o, dy, dx, c])
+                s[o, dy * kw + dx] = 2 * np.int64(a) - n_channels
+    return s
+
+
+def _check_conv(x, w, n_channels, stride, padding, pad_value):
+    n_channels = check_count(n_channels, "n_channels")
+    x = check_words(x, "x", (4,), n_channels, "(N, H, W, Cw) packed along channels")
+    w = check_words(w, "w", (4,), n_channels, "(O, kh, kw, Cw) packed along channels")
+    stride = check_count(stride, "stride")
+    if padding not in ("same", "valid"):
+        raise ValueError(f"expected padding 'same' or 'valid', got {padding!r}")
+    if isinstance(pad_value, bool) or not isinstance(pad_value, numbers.Real):
+        raise TypeError(f"expected pad_value 1 or 0, got {pad_value!r}")
+    if pad_value not in (0, 1):
+        raise ValueError(f"expected pad_value 1 or 0, got {pad_value!r}")
+    _, H, W, _ = x.shape
+    _, kh, kw, _ = w.shape
+    if kh < 1 or kw < 1 or w.shape[0] < 1:
+        raise ValueError(f"expected a kernel with O, kh, kw >= 1, got shape {w.shape}")
+    ph, pw = (kh // 2, kw // 2) if padding == "same" else (0, 0)
+    ho = (H + 2 * ph - kh) // stride + 1
+    wo = (W + 2 * pw - kw) // stride + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(
+            f"expected an input of at least ({kh - 2 * ph}, {kw - 2 * pw}) pixels for a "
+            f"{kh}x{kw} kernel with padding {padding!r}, got ({H}, {W})"
+        )
+    return x, w, n_channels, stride, ph, pw, ho, wo
+
+
+def binary_conv2d(
+    x: np.ndarray,
+    w: np.ndarray,
+    n_channels: int,
+    *,
+    stride: int = 1,
+    padding: str = "same",
+    pad_value: int = 1,
+    threads: int = 1,
+) -> np.ndarray:
+    """±1 convolution of channel-packed NHWC bits; returns ``int32`` (N, Ho, Wo, O).
+
+    ``x`` (N, H, W, Cw) and ``w`` (O, kh, kw, Cw) are ``uint64`` words with
+    ``Cw == n_words(n_channels)``. ``padding`` is ``'same'`` (``k // 2`` on every side, as
+    torch) or ``'valid'``; ``pad_value`` is 1 (pad pixels +1, exact) or 0 (zero padding,
+    by a correction term). ``threads > 1`` splits output channels over Numba threads.
+    """
+    x, w, n_channels, stride, ph, pw, ho, wo = _check_conv(
+        x, w, n_channels, stride, padding, pad_value
+    )
+    threads = check_threads(threads)
+    n_out, kh, kw, cw = w.shape
+    k = kh * kw * cw
+    kp = -(-k // _K_ALIGN) * _K_ALIGN
+    wmat = np.zeros((n_out, kp), WORD_DTYPE)
+    wmat[:, :k] = w.reshape(n_out, k)
+    ones = np.full(cw, np.uint64(0xFFFFFFFFFFFFFFFF), WORD_DTYPE)
+    ones[-1] = tail_mask(n_channels)
+    zero_pad = pad_value == 0
+    wsum = _tap_sums(w, n_channels) if zero_pad else np.zeros((n_out, kh * kw), np.int32)
+    buf = np.zeros((ho * wo, kp), WORD_DTYPE)
+    out = np.empty((x.shape[0], ho, wo, n_out), np.int32)
+    nbits = kh * kw * n_channels
+    args = (x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out)
+    if threads == 1:
+        _conv_serial(*args)
+    else:
+        with num_threads(threads):
+            _conv_parallel(*args)
+    return out
+
+
+def binary_conv2d_reference(
+    x: np.ndarray,
+    w: np.ndarray,
+    n_channels: int,
+    *,
+    stride: int = 1,
+    padding: str = "same",
+    pad_value: int = 1,
+) -> np.ndarray:
+    """NumPy twin of :func:`binary_conv2d`: unpack to ±1, pad, and sum taps in int64."""
+    x, w, n_channels, stride, ph, pw, ho, wo = _check_conv(
+        x, w, n_channels, stride, padding, pad_value
+    )
+    xs = unpack_bits(x, n_channels).astype(np.int64) * 2 - 1
+    ws = unpack_bits(w, n_channels).astype(np.int64) * 2 - 1
+    xs = np.pad(xs, ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=int(pad_value))
+    n_out, kh, kw, _ = ws.shape
+    out = np.zeros((x.shape[0], ho, wo, n_out), np.int64)
+    for dy in range(kh):
+        for dx in range(kw):
+            patch = xs[
+                :,
+                dy : dy + stride * (ho - 1) + 1 : stride,
+                dx : dx + stride * (wo - 1) + 1 : stride,
+            ]
+            out += patch @ ws[:, dy, dx, :].T
+    return out.astype(np.int32)
+
+
+__all__ = ["binary_conv2d", "binary_conv2d_reference"]
