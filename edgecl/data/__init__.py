@@ -1,0 +1,43 @@
+"""Data loaders, NumPy only (never torch): IDX files (MNIST / Fashion-MNIST / KMNIST),
+CIFAR-10/100 python batches (restricted unpickler), image folders (Pillow optional),
+the MNIST sample shipped with the package, and reproducible class-incremental splits.
+
+Images are uint8, ``(n, H, W)`` for grayscale and ``(n, H, W, C)`` for color
+(:func:`to_nchw` gives the ``(n, C, H, W)`` layout of the backbones); labels are int64.
+Missing files raise ``FileNotFoundError``; truncated, corrupt or foreign files raise
+:class:`DataFormatError` (an ``EdgeclError`` and a ``ValueError``) naming the file and
+what was expected.
+"""
+
+from edgecl.data.cifar import load_cifar10, load_cifar100, read_cifar_batch
+from edgecl.data.errors import DataFormatError
+from edgecl.data.folder import load_image_folder
+from edgecl.data.idx import IDX_FILES, find_idx_file, load_idx_dataset, load_idx_pair, read_idx
+from edgecl.data.sample import load_mnist_sample, sample_dir
+from edgecl.data.splits import (
+    Task,
+    class_incremental_split,
+    select_classes,
+    stratified_split,
+    to_nchw,
+)
+
+__all__ = [
+    "IDX_FILES",
+    "DataFormatError",
+    "Task",
+    "class_incremental_split",
+    "find_idx_file",
+    "load_cifar10",
+    "load_cifar100",
+    "load_idx_dataset",
+    "load_idx_pair",
+    "load_image_folder",
+    "load_mnist_sample",
+    "read_cifar_batch",
+    "read_idx",
+    "sample_dir",
+    "select_classes",
+    "stratified_split",
+    "to_nchw",
+]
