@@ -95,3 +95,24 @@ def test_bad_sizes_refused(bad):
 def test_bad_weight_decay_refused():
     with pytest.raises(ValueError, match="weight_decay"):
         head_update_model(4, 3, weight_decay=-1.0)
+
+
+@pytest.mark.parametrize("d, c, batch", [(1, 2, 1), (65, 3, 7), (512, 10, 64)])
+@pytest.mark.parametrize("wd", [0.0, 1e-3])
+def test_onnx_step_equals_the_numba_step(d, c, batch, wd):
+    """The device can retrain its head with either backend: same weights to 1e-5."""
+    from edgecl.kernels import pack_bits, softmax_head_step
+
+    rng = np.random.default_rng(d + c + batch)
+    w, b, x, _ = _case(rng, d, c, batch)
+    t = rng.integers(0, c, batch)
+    y = np.eye(c, dtype=np.float32)[t]
+    model = head_update_bytes(d, c, weight_decay=wd)
+    xw = pack_bits(x.astype(np.uint8))
+    w_n, b_n, w_o, b_o = w, b, w, b
+    for _ in range(3):  # a few chained steps, so differences would accumulate
+        w_n, b_n, loss_n = softmax_head_step(xw, d, w_n, b_n, t, 0.3, weight_decay=wd)
+        w_o, b_o, loss_o = _run(model, w_o, b_o, x, y, 0.3)
+        np.testing.assert_allclose(w_o, w_n, atol=1e-5)
+        np.testing.assert_allclose(b_o, b_n, atol=1e-5)
+        np.testing.assert_allclose(loss_o, loss_n, rtol=1e-5, atol=1e-6)
