@@ -10,11 +10,13 @@ import numbers
 
 import numpy as np
 
-from edgecl.kernels.bits import WORD_BITS, WORD_DTYPE, n_words, tail_mask
+from edgecl.kernels.bits import WORD_BITS, WORD_DTYPE, tail_mask
 
 
 def check_count(n: object, name: str = "n", minimum: int = 1) -> int:
     """An integer count ``>= minimum`` (bools refused)."""
+    if type(n) is int and n >= minimum:  # the common case, without the ABC check
+        return n
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise TypeError(f"expected an integer {name}, got {type(n).__name__}")
     n = int(n)
@@ -45,7 +47,7 @@ def check_words(
         extra = f" {axes}" if axes else ""
         raise ValueError(f"expected {name} with {want} axes{extra}, got shape {a.shape}")
     if n is not None:
-        nw = n_words(n)
+        nw = (n + WORD_BITS - 1) // WORD_BITS  # n_words(n), n already checked
         if a.shape[-1] != nw:
             raise ValueError(
                 f"expected {nw} words along the last axis of {name} for n={n} bits, "

@@ -11,6 +11,8 @@ import numba
 
 def check_threads(threads: object) -> int:
     """``threads`` as an int in ``[1, NUMBA_NUM_THREADS]``."""
+    if threads == 1 and type(threads) is int:
+        return 1
     if isinstance(threads, bool) or not isinstance(threads, numbers.Integral):
         raise TypeError(f"expected an integer threads, got {type(threads).__name__}")
     threads = int(threads)

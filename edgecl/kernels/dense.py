@@ -113,6 +113,15 @@ def _tile44(x, w, b, o, nbits, out):
 
 
 @njit(cache=True)
+def _rows(x, w, nbits, out, b0, o0, o1):
+    """Rows ``b0..`` of ``x`` one at a time (a GEMV each); kept out of line on purpose:
+    LLVM vectorises it better as its own function (measured: ~1.4x on the batch-1 GEMV)."""
+    for b in range(b0, x.shape[0]):
+        for o in range(o0, o1):
+            out[b, o] = _dot1(x, w, b, o, nbits)
+
+
+@njit(cache=True)
 def _dense_range(x, w, nbits, out, o0, o1):
     """``out[:, o0:o1]`` of the packed product of ``x`` (B, K) and ``w`` (O, K)."""
     B = x.shape[0]
@@ -124,9 +133,7 @@ def _dense_range(x, w, nbits, out, o0, o1):
     for o in range(o4, o1):
         for b in range(0, b4, 4):
             _tile41(x, w, b, o, nbits, out)
-    for b in range(b4, B):
-        for o in range(o0, o1):
-            out[b, o] = _dot1(x, w, b, o, nbits)
+    _rows(x, w, nbits, out, b4, o0, o1)
 
 
 @njit(cache=True)
