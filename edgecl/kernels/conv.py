@@ -23,7 +23,7 @@ from numba import njit
 from edgecl.kernels._check import check_count, check_words
 from edgecl.kernels._threads import check_threads, num_threads
 from edgecl.kernels.bits import WORD_DTYPE, tail_mask, unpack_bits
-from edgecl.kernels.dense import _dense_parallel, _dense_serial
+from edgecl.kernels.dense import _dense_parallel, _dense_serial, wide_tiles
 from edgecl.kernels.popcount import popcount64
 
 # Patch rows are padded with zero words to a multiple of this, so the vectorised inner
@@ -73,23 +73,23 @@ def _zero_pad_correction(out, img, wsum, kh, kw, stride, ph, pw, H, W):
 
 
 @njit(cache=True)
-def _conv_serial(x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out):
+def _conv_serial(x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out, wide):
     ho = out.shape[1]
     wo = out.shape[2]
     for img in range(x.shape[0]):
         _im2col(x, img, kh, kw, stride, ph, pw, ho, wo, ones, buf)
-        _dense_serial(buf, wmat, nbits, out[img].reshape((ho * wo, wmat.shape[0])))
+        _dense_serial(buf, wmat, nbits, out[img].reshape((ho * wo, wmat.shape[0])), wide)
         if zero_pad:
             _zero_pad_correction(out, img, wsum, kh, kw, stride, ph, pw, x.shape[1], x.shape[2])
 
 
 @njit(cache=True)
-def _conv_parallel(x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out):
+def _conv_parallel(x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out, wide):
     ho = out.shape[1]
     wo = out.shape[2]
     for img in range(x.shape[0]):
         _im2col(x, img, kh, kw, stride, ph, pw, ho, wo, ones, buf)
-        _dense_parallel(buf, wmat, nbits, out[img].reshape((ho * wo, wmat.shape[0])))
+        _dense_parallel(buf, wmat, nbits, out[img].reshape((ho * wo, wmat.shape[0])), wide)
         if zero_pad:
             _zero_pad_correction(out, img, wsum, kh, kw, stride, ph, pw, x.shape[1], x.shape[2])
 
@@ -168,7 +168,7 @@ def binary_conv2d(
     buf = np.zeros((ho * wo, kp), WORD_DTYPE)
     out = np.empty((x.shape[0], ho, wo, n_out), np.int32)
     nbits = kh * kw * n_channels
-    args = (x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out)
+    args = (x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out, wide_tiles())
     if threads == 1:
         _conv_serial(*args)
     else:

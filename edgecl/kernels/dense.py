@@ -10,6 +10,9 @@ registers; the inner loop runs over words so LLVM vectorises the XOR + ``ctpop``
 
 from __future__ import annotations
 
+import functools
+
+import llvmlite.binding as ll
 import numpy as np
 from numba import njit, prange
 
@@ -48,6 +51,25 @@ def _tile41(x, w, b, o, nbits, out):
     out[b + 1, o] = nbits - 2 * np.int64(a1)
     out[b + 2, o] = nbits - 2 * np.int64(a2)
     out[b + 3, o] = nbits - 2 * np.int64(a3)
+
+
+@njit(cache=True)
+def _tile14(x, w, b, o, nbits, out):
+    """Row ``b`` of ``x`` against rows ``o..o+3`` of ``w`` (the AVX2 tile)."""
+    a0 = np.uint64(0)
+    a1 = np.uint64(0)
+    a2 = np.uint64(0)
+    a3 = np.uint64(0)
+    for k in range(x.shape[1]):
+        xk = x[b, k]
+        a0 += popcount64(xk ^ w[o, k])
+        a1 += popcount64(xk ^ w[o + 1, k])
+        a2 += popcount64(xk ^ w[o + 2, k])
+        a3 += popcount64(xk ^ w[o + 3, k])
+    out[b, o] = nbits - 2 * np.int64(a0)
+    out[b, o + 1] = nbits - 2 * np.int64(a1)
+    out[b, o + 2] = nbits - 2 * np.int64(a2)
+    out[b, o + 3] = nbits - 2 * np.int64(a3)
 
 
 @njit(cache=True)
@@ -122,42 +144,64 @@ def _rows(x, w, nbits, out, b0, o0, o1):
 
 
 @njit(cache=True)
-def _dense_range(x, w, nbits, out, o0, o1):
-    """``out[:, o0:o1]`` of the packed product of ``x`` (B, K) and ``w`` (O, K)."""
+def _dense_range(x, w, nbits, out, o0, o1, wide):
+    """``out[:, o0:o1]`` of the packed product of ``x`` (B, K) and ``w`` (O, K).
+
+    ``wide``: 4x4 tiles (16 accumulators: right with AVX-512's 32 registers and a native
+    vector popcount); otherwise 1x4 tiles, which keep AVX2's 16 registers from spilling
+    under its table-lookup popcount (measured on Zen 5: 4x4 1.3x faster with AVX-512,
+    1x4 1.2x faster with AVX2 only).
+    """
     B = x.shape[0]
-    b4 = B - B % 4
     o4 = o0 + (o1 - o0) - (o1 - o0) % 4
-    for o in range(o0, o4, 4):
-        for b in range(0, b4, 4):
-            _tile44(x, w, b, o, nbits, out)
-    for o in range(o4, o1):
-        for b in range(0, b4, 4):
-            _tile41(x, w, b, o, nbits, out)
-    _rows(x, w, nbits, out, b4, o0, o1)
+    if wide:
+        b4 = B - B % 4
+        for o in range(o0, o4, 4):
+            for b in range(0, b4, 4):
+                _tile44(x, w, b, o, nbits, out)
+        for o in range(o4, o1):
+            for b in range(0, b4, 4):
+                _tile41(x, w, b, o, nbits, out)
+        _rows(x, w, nbits, out, b4, o0, o1)
+    else:
+        for o in range(o0, o4, 4):
+            for b in range(B):
+                _tile14(x, w, b, o, nbits, out)
+        _rows(x, w, nbits, out, 0, o4, o1)
 
 
 @njit(cache=True)
-def _dense_serial(x, w, nbits, out):
-    _dense_range(x, w, nbits, out, 0, w.shape[0])
+def _dense_serial(x, w, nbits, out, wide):
+    _dense_range(x, w, nbits, out, 0, w.shape[0], wide)
 
 
 @njit(cache=True, parallel=True)
-def _dense_parallel(x, w, nbits, out):
+def _dense_parallel(x, w, nbits, out, wide):
     n_out = w.shape[0]
     n_chunks = (n_out + _CHUNK - 1) // _CHUNK
     for c in prange(n_chunks):
         o0 = c * _CHUNK
-        _dense_range(x, w, nbits, out, o0, min(o0 + _CHUNK, n_out))
+        _dense_range(x, w, nbits, out, o0, min(o0 + _CHUNK, n_out), wide)
+
+
+@functools.cache
+def wide_tiles() -> bool:
+    """Whether Numba compiles for a CPU with AVX-512 VPOPCNTDQ (as Numba decides its target:
+    ``NUMBA_CPU_FEATURES`` if set, else the host's features). Read on the first call."""
+    from numba.core import config
+
+    features = config.CPU_FEATURES or ll.get_host_cpu_features().flatten()
+    return "+avx512vpopcntdq" in features.split(",")
 
 
 def dense_words(x: np.ndarray, w: np.ndarray, nbits: int, threads: int) -> np.ndarray:
     """Checked-elsewhere core call: ``x`` (B, K), ``w`` (O, K) C-contiguous uint64."""
     out = np.empty((x.shape[0], w.shape[0]), np.int32)
     if threads == 1:
-        _dense_serial(x, w, nbits, out)
+        _dense_serial(x, w, nbits, out, wide_tiles())
     else:
         with num_threads(threads):
-            _dense_parallel(x, w, nbits, out)
+            _dense_parallel(x, w, nbits, out, wide_tiles())
     return out
 
 

@@ -1,0 +1,336 @@
+"""Benchmark of the bit-packed kernels beside float32 runtimes on the same logical shapes.
+
+    python benchmarks/kernels.py [--repeat 200] [--threads 1 2] [--quick] [--json PATH]
+                                 [--markdown] [--isa native|avx2]
+
+Cases (issue 2, section 5): dense 4096 -> 4096 at batch 1 and 64; conv 3x3, 256 -> 256
+channels, 16x16, 'same', batch 1. Each figure is logical MACs / median time of
+``--repeat`` timed calls after a warm-up: G binary-MAC/s for edgecl (dense ``B*O*n``,
+conv ``N*Ho*Wo*O*kh*kw*C``), G MAC/s for numpy (conv as pad + im2col + matmul), torch
+(``F.linear``/``F.conv2d``) and onnxruntime (a one-node MatMul/Conv model), each only if
+importable, with the ratio edgecl / float. Every thread count runs in its own
+subprocess, so BLAS, torch, onnxruntime and Numba all get that count from the start.
+
+``--isa avx2`` makes Numba compile for this CPU with every AVX-512 feature turned off
+(``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES``): the code an AVX2-only core would get.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+
+from machine import machine_info, machine_markdown  # noqa: E402
+
+# name, kind, shape, target G binary-MAC/s (one core), LCE 0.16 and best float32 runtime
+# figures issue 2 quotes for this machine (for scale only; not measured by this script).
+CASES = [
+    ("dense 4096->4096, batch 1", "dense", {"B": 1, "n": 4096, "O": 4096}, 250, 47.8, 9.0),
+    ("dense 4096->4096, batch 64", "dense", {"B": 64, "n": 4096, "O": 4096}, 350, 95.1, 43.9),
+    (
+        "conv 3x3 256->256, 16x16 'same', batch 1",
+        "conv",
+        {"N": 1, "H": 16, "W": 16, "C": 256, "O": 256, "k": 3},
+        250,
+        84.8,
+        48.9,
+    ),
+]
+RUNTIMES = ("edgecl", "numpy", "torch", "onnxruntime")
+
+
+def _timed(fn, repeat: int, warmup: int) -> dict:
+    import numpy as np
+
+    for _ in range(warmup):
+        fn()
+    times = np.empty(repeat)
+    for i in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times[i] = time.perf_counter() - t0
+    return {
+        "median_s": float(np.median(times)),
+        "p10_s": float(np.percentile(times, 10)),
+        "p90_s": float(np.percentile(times, 90)),
+        "runs": repeat,
+    }
+
+
+def _onnx_session(nodes, inputs, outputs, initializers, threads):
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper
+
+    graph = helper.make_graph(nodes, "bench", inputs, outputs, initializer=initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 10  # onnx 1.23 writes IR 14 by default, which onnxruntime 1.31 refuses
+    onnx.checker.check_model(model)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def _dense_case(shape, threads, repeat, warmup, rng):
+    import numpy as np
+
+    from edgecl.kernels import binary_dense, pack_bits
+
+    B, n, O = shape["B"], shape["n"], shape["O"]
+    xb = rng.integers(0, 2, size=(B, n), dtype=np.uint8)
+    wb = rng.integers(0, 2, size=(O, n), dtype=np.uint8)
+    x, w = pack_bits(xb), pack_bits(wb)
+    xf = xb.astype(np.float32) * 2 - 1
+    wf_in_out = np.ascontiguousarray((wb.astype(np.float32) * 2 - 1).T)  # (n, O)
+    got = binary_dense(x, w, n, threads=threads)
+    if not np.array_equal(got, (xf @ wf_in_out).round().astype(np.int32)):
+        raise RuntimeError("binary_dense disagrees with the float product")
+    fns = {
+        "edgecl": lambda: binary_dense(x, w, n, threads=threads),
+        "numpy": lambda: xf @ wf_in_out,
+    }
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        xt = torch.from_numpy(xf)
+        wt = torch.from_numpy(np.ascontiguousarray(wf_in_out.T))  # (O, n)
+
+        def run_torch():
+            with torch.inference_mode():
+                return torch.nn.functional.linear(xt, wt)
+
+        fns["torch"] = run_torch
+    except ImportError:
+        pass
+    try:
+        from onnx import TensorProto, helper, numpy_helper
+
+        sess = _onnx_session(
+            [helper.make_node("MatMul", ["X", "W"], ["Y"])],
+            [helper.make_tensor_value_info("X", TensorProto.FLOAT, [B, n])],
+            [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [B, O])],
+            [numpy_helper.from_array(wf_in_out, "W")],
+            threads,
+        )
+        fns["onnxruntime"] = lambda: sess.run(None, {"X": xf})
+    except ImportError:
+        pass
+    return B * O * n, {k: _timed(f, repeat, warmup) for k, f in fns.items()}
+
+
+def _conv_case(shape, threads, repeat, warmup, rng):
+    import numpy as np
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from edgecl.kernels import binary_conv2d, pack_bits
+
+    N, H, W, C, O, k = (shape[key] for key in ("N", "H", "W", "C", "O", "k"))
+    p = k // 2
+    xb = rng.integers(0, 2, size=(N, H, W, C), dtype=np.uint8)
+    wb = rng.integers(0, 2, size=(O, k, k, C), dtype=np.uint8)
+    x, w = pack_bits(xb), pack_bits(wb)
+    xf = xb.astype(np.float32) * 2 - 1  # NHWC
+    wf = wb.astype(np.float32) * 2 - 1  # (O, kh, kw, C)
+    wmat = np.ascontiguousarray(wf.reshape(O, k * k * C).T)  # (kh*kw*C, O)
+    ho, wo = H + 2 * p - k + 1, W + 2 * p - k + 1
+
+    def numpy_conv():
+        xp = np.pad(xf, ((0, 0), (p, p), (p, p), (0, 0)))
+        win = sliding_window_view(xp, (k, k), axis=(1, 2))  # (N, Ho, Wo, C, kh, kw)
+        cols = win.transpose(0, 1, 2, 4, 5, 3).reshape(N * ho * wo, k * k * C)
+        return (cols @ wmat).reshape(N, ho, wo, O)
+
+    got = binary_conv2d(x, w, C, padding="same", pad_value=0, threads=threads)
+    if not np.array_equal(got, numpy_conv().round().astype(np.int32)):
+        raise RuntimeError("binary_conv2d disagrees with the float convolution")
+    fns = {
+        # pad_value=1 (one-padding) is edgecl's default and what the float runtimes cannot
+        # express directly; its cost differs from zero padding only by the border correction.
+        "edgecl": lambda: binary_conv2d(x, w, C, padding="same", threads=threads),
+        "numpy": numpy_conv,
+    }
+    xf_nchw = np.ascontiguousarray(xf.transpose(0, 3, 1, 2))
+    wf_oihw = np.ascontiguousarray(wf.transpose(0, 3, 1, 2))
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        xt, wt = torch.from_numpy(xf_nchw), torch.from_numpy(wf_oihw)
+
+        def run_torch():
+            with torch.inference_mode():
+                return torch.nn.functional.conv2d(xt, wt, padding=p)
+
+        fns["torch"] = run_torch
+    except ImportError:
+        pass
+    try:
+        from onnx import TensorProto, helper, numpy_helper
+
+        sess = _onnx_session(
+            [helper.make_node("Conv", ["X", "W"], ["Y"], pads=[p, p, p, p], kernel_shape=[k, k])],
+            [helper.make_tensor_value_info("X", TensorProto.FLOAT, [N, C, H, W])],
+            [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [N, O, ho, wo])],
+            [numpy_helper.from_array(wf_oihw, "W")],
+            threads,
+        )
+        fns["onnxruntime"] = lambda: sess.run(None, {"X": xf_nchw})
+    except ImportError:
+        pass
+    return N * ho * wo * O * k * k * C, {k_: _timed(f, repeat, warmup) for k_, f in fns.items()}
+
+
+def _child(threads: int, repeat: int, out_path: str) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    warmup = max(5, repeat // 20)
+    rows = []
+    for name, kind, shape, *_ in CASES:
+        run = _dense_case if kind == "dense" else _conv_case
+        macs, timings = run(shape, threads, repeat, warmup, rng)
+        for runtime, t in timings.items():
+            rows.append(
+                {
+                    "case": name,
+                    "threads": threads,
+                    "runtime": runtime,
+                    "macs": macs,
+                    "g_macs_per_s": macs / t["median_s"] / 1e9,
+                    **t,
+                }
+            )
+    Path(out_path).write_text(json.dumps(rows))
+
+
+def _avx2_env() -> dict:
+    """Numba settings for this CPU with every AVX-512 / AVX10 / AMX feature turned off."""
+    import llvmlite.binding as ll
+
+    feats = ll.get_host_cpu_features()
+    off = ("avx512", "avx10", "amx", "evex512")
+    spec = ",".join(
+        ("-" if k.startswith(off) else ("+" if v else "-")) + k for k, v in feats.items()
+    )
+    return {"NUMBA_CPU_NAME": ll.get_host_cpu_name(), "NUMBA_CPU_FEATURES": spec}
+
+
+def _table(rows: list[dict]) -> list[str]:
+    by = {}
+    for r in rows:
+        by.setdefault((r["case"], r["threads"]), {})[r["runtime"]] = r
+    head = (
+        "| case | threads | edgecl G binary-MAC/s | numpy f32 G MAC/s | torch f32 | "
+        "onnxruntime f32 | edgecl / numpy | edgecl / torch | edgecl / onnxruntime |"
+    )
+    lines = [head, "|" + "---|" * 9]
+    for (case, threads), rs in by.items():
+        e = rs["edgecl"]["g_macs_per_s"]
+        cells = [f"{rs[k]['g_macs_per_s']:.1f}" if k in rs else "n/a" for k in RUNTIMES]
+        ratios = [f"{e / rs[k]['g_macs_per_s']:.1f}x" if k in rs else "n/a" for k in RUNTIMES[1:]]
+        lines.append(f"| {case} | {threads} | " + " | ".join(cells + ratios) + " |")
+    return lines
+
+
+def _targets(rows: list[dict]) -> list[str]:
+    lines = []
+    for name, _, _, target, lce, best_float in CASES:
+        hit = [
+            r for r in rows if r["case"] == name and r["threads"] == 1 and r["runtime"] == "edgecl"
+        ]
+        if not hit:
+            continue
+        g = hit[0]["g_macs_per_s"]
+        verdict = "met" if g >= target else "NOT met"
+        lines.append(
+            f"- {name}: target >= {target} on one core: **{verdict}** ({g:.0f}, "
+            f"{g / target:.2f}x the target; LCE 0.16 {lce}, best float32 {best_float} "
+            "as quoted in issue 2)"
+        )
+    return lines
+
+
+def render_markdown(result: dict) -> str:
+    """Table, targets and machine block as markdown."""
+    parts = [
+        f"Command: `{result['command']}` (ISA for Numba: {result['isa']}, "
+        f"{result['repeat']} timed runs per figure, median)",
+        "",
+        *_table(result["rows"]),
+        "",
+        *_targets(result["rows"]),
+        "",
+        machine_markdown(result["machine"]),
+        f"- Load average (1, 5, 15 min) at the end: {result['load_after']}",
+    ]
+    return "\n".join(parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--repeat", type=int, default=200, help="timed runs per figure (median)")
+    ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    ap.add_argument("--quick", action="store_true", help="20 timed runs: a smoke run only")
+    ap.add_argument("--json", metavar="PATH", help="write all figures and the machine as JSON")
+    ap.add_argument("--markdown", action="store_true", help="print a markdown section")
+    ap.add_argument("--isa", choices=["native", "avx2"], default="native")
+    ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--child-out", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    repeat = 20 if args.quick else args.repeat
+    if args.child is not None:
+        _child(args.child, repeat, args.child_out)
+        return 0
+    if repeat < 1 or any(t < 1 for t in args.threads):
+        ap.error("expected --repeat and --threads >= 1")
+    load_before = [round(v, 2) for v in os.getloadavg()]
+    env_isa = _avx2_env() if args.isa == "avx2" else {}
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for t in args.threads:
+            out = os.path.join(tmp, f"t{t}.json")
+            env = dict(os.environ, **env_isa)
+            for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+                env[var] = str(t)
+            env["NUMBA_NUM_THREADS"] = str(max(t, 1))
+            cmd = [sys.executable, __file__, "--child", str(t), "--child-out", out]
+            cmd += ["--repeat", str(repeat)]
+            subprocess.run(cmd, env=env, check=True)
+            rows += json.loads(Path(out).read_text())
+    prev_env = {k: os.environ.get(k) for k in env_isa}
+    os.environ.update(env_isa)  # so the machine block names the target the kernels ran on
+    info = machine_info()
+    info["load_average_1_5_15"] = load_before
+    for k, v in prev_env.items():
+        if v is None:
+            os.environ.pop(k, None)
+    result = {
+        "command": "python benchmarks/kernels.py "
+        + " ".join(sys.argv[1:] if argv is None else argv),
+        "isa": args.isa,
+        "repeat": repeat,
+        "machine": info,
+        "load_after": [round(v, 2) for v in os.getloadavg()],
+        "rows": rows,
+    }
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+    print(render_markdown(result) if args.markdown else "\n".join(_table(rows)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
