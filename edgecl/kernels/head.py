@@ -8,8 +8,9 @@ With ``x`` in {0,1}^n (packed), weight ``W`` (n, C), bias ``b`` (C,), targets ``
   ``db = sum_i G_i``;
 - ``W' = W - lr * dW``, ``b' = b - lr * db``.
 
-``x^T G`` also walks set bits: row ``G_i`` is added to ``dW[j]`` for every set bit ``j``
-of ``x_i``. Returns new arrays and the loss before the update.
+Both products walk set bits: the forward sums the rows of ``W`` at the set bits of
+``x_i``; ``(x^T G)[j]`` sums the rows ``G_i`` of the samples whose bit ``j`` is set (four
+rows per pass). Returns new arrays and the loss before the update.
 """
 
 from __future__ import annotations
@@ -22,56 +23,87 @@ from numba import njit
 
 from edgecl.kernels._check import check_array, check_count, check_float32, check_words
 from edgecl.kernels.bits import unpack_bits
-from edgecl.kernels.float_dense import _add_selected_rows
 from edgecl.kernels.popcount import popcount64
 
 
 @njit(cache=True)
-def _scatter_row(x, b, g, dw):
-    """``dw[j] += g`` for every set bit ``j`` of row ``b`` of ``x``."""
-    n_cls = g.shape[0]
+def _set_bits(x, b, idx):
+    """Write the indices of the set bits of row ``b`` of ``x`` into ``idx``; return the count."""
+    cnt = 0
     one = np.uint64(1)
     for k in range(x.shape[1]):
         word = x[b, k]
         while word != 0:
             low = word & (~word + one)
-            j = k * 64 + np.int64(popcount64(low - one))
-            for c in range(n_cls):
-                dw[j, c] += g[c]
+            idx[cnt] = k * 64 + np.int64(popcount64(low - one))
+            cnt += 1
             word ^= low
+    return cnt
+
+
+@njit(cache=True)
+def _add_rows(acc, mat, idx, cnt):
+    """``acc += sum(mat[idx[:cnt]])``, four rows per pass over ``acc``."""
+    n_cols = acc.shape[0]
+    i = 0
+    while i + 4 <= cnt:
+        r0 = idx[i]
+        r1 = idx[i + 1]
+        r2 = idx[i + 2]
+        r3 = idx[i + 3]
+        for c in range(n_cols):
+            acc[c] += (mat[r0, c] + mat[r1, c]) + (mat[r2, c] + mat[r3, c])
+        i += 4
+    while i < cnt:
+        r0 = idx[i]
+        for c in range(n_cols):
+            acc[c] += mat[r0, c]
+        i += 1
 
 
 @njit(cache=True)
 def _head_step(x, weight, bias, targets, lr, weight_decay, new_w, new_b):
     n_batch = x.shape[0]
     n, n_cls = weight.shape
+    # set bits of each sample (forward), and samples of each bit (x^T G)
+    idx = np.empty((n_batch, n), np.int32)
+    cnt = np.empty(n_batch, np.int64)
+    by_bit = np.empty((n, n_batch), np.int32)
+    by_bit_cnt = np.zeros(n, np.int64)
+    for b in range(n_batch):
+        cnt[b] = _set_bits(x, b, idx[b])
+        for i in range(cnt[b]):
+            j = idx[b, i]
+            by_bit[j, by_bit_cnt[j]] = b
+            by_bit_cnt[j] += 1
     logits = np.empty(n_cls, np.float32)
+    expo = np.empty(n_cls, np.float64)
     g = np.empty((n_batch, n_cls), np.float32)
     loss = 0.0
     for b in range(n_batch):
         for c in range(n_cls):
             logits[c] = bias[c]
-        _add_selected_rows(x, b, weight, logits)
+        _add_rows(logits, weight, idx[b], cnt[b])
         m = np.float64(logits[0])
         for c in range(1, n_cls):
             m = max(m, np.float64(logits[c]))
         s = 0.0
         for c in range(n_cls):
-            s += math.exp(np.float64(logits[c]) - m)
-        lse = m + math.log(s)
+            e = math.exp(np.float64(logits[c]) - m)
+            expo[c] = e
+            s += e
         t = targets[b]
-        loss += lse - np.float64(logits[t])
+        loss += m + math.log(s) - np.float64(logits[t])
         for c in range(n_cls):
-            p = math.exp(np.float64(logits[c]) - lse)
-            g[b, c] = (p - (1.0 if c == t else 0.0)) / n_batch
-    dw = np.zeros((n, n_cls), np.float32)
-    for b in range(n_batch):
-        _scatter_row(x, b, g[b], dw)
+            g[b, c] = (expo[c] / s - (1.0 if c == t else 0.0)) / n_batch
     lr32 = np.float32(lr)
     wd32 = np.float32(weight_decay)
+    dw = np.empty(n_cls, np.float32)
     for j in range(n):
+        dw[:] = 0.0
+        _add_rows(dw, g, by_bit[j], by_bit_cnt[j])
         for c in range(n_cls):
-            new_w[j, c] = weight[j, c] - lr32 * (dw[j, c] + wd32 * weight[j, c])
+            new_w[j, c] = weight[j, c] - lr32 * (dw[c] + wd32 * weight[j, c])
     for c in range(n_cls):
         db = np.float32(0.0)
         for b in range(n_batch):
