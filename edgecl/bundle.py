@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from edgecl.errors import BundleError
+from edgecl.kernels.bits import n_words
 
 FORMAT_NAME = "edgecl-bundle"
 SCHEMA_VERSION = 1
@@ -433,3 +434,285 @@ def _read_open_zip(
             raise BundleError(f"{what}: expected shape {tuple(spec['shape'])}, got {arr.shape}")
         arrays[name] = arr
     return manifest, arrays
+
+
+# -- the semantic manifest (what the device runtime needs) ---------------------------------
+
+#: Layer operations of the device program and the arrays each one names.
+#: Values flow as ``float`` (float32 NHWC or (N, F)), ``int`` (int32 accumulators) or
+#: ``bits`` (uint64 words packed along the last axis, :mod:`edgecl.kernels.bits`).
+LAYER_OPS: dict[str, dict[str, Any]] = {
+    # float conv on float NHWC: weight (O, kh, kw, C) float32; pads (top, bottom, left, right)
+    "conv2d_float": {"arrays": ("weight", "bias?"), "in": "float", "out": "float"},
+    # float dense: weight (F, O) float32
+    "dense_float": {"arrays": ("weight", "bias?"), "in": "float", "out": "float"},
+    # per-channel y = x * scale + shift in float32 (a BatchNorm not followed by a sign)
+    "affine": {"arrays": ("scale", "shift"), "in": "float|int", "out": "float"},
+    "maxpool_float": {"arrays": (), "in": "float", "out": "float"},
+    "maxpool_bits": {"arrays": (), "in": "bits", "out": "bits"},
+    # (H, W, C) -> (H*W*C,) in H, W, C order; bits keep n_words(C) words per pixel
+    "flatten": {"arrays": (), "in": "float|bits", "out": "float|bits"},
+    # bit = acc >= t (acc <= t where flip); each channel repeated `repeat` times first
+    "threshold": {"arrays": ("thresholds", "flip"), "in": "int", "out": "bits"},
+    "threshold_float": {"arrays": ("thresholds", "flip"), "in": "float", "out": "bits"},
+    # ±1 conv on bits: weight (O, kh, kw, n_words(C)) uint64
+    "conv2d_binary": {"arrays": ("weight",), "in": "bits", "out": "int"},
+    # ±1 dense on bits: weight (O, words) uint64; acc = binary_dense(x, w, n) + offset
+    "dense_binary": {"arrays": ("weight",), "in": "bits", "out": "int"},
+}
+
+_TOP_KEYS = ("input", "layers", "embedding", "head", "classes", "memory", "budget")
+
+
+def _need(cond: bool, message: str) -> None:
+    if not cond:
+        raise BundleError(message)
+
+
+def _shape_of(arrays: Mapping[str, np.ndarray] | None, manifest: Mapping[str, Any], name: str):
+    if arrays is not None:
+        return tuple(arrays[name].shape), arrays[name].dtype.str
+    spec = manifest["arrays"][name]
+    return tuple(spec["shape"]), spec["dtype"]
+
+
+def validate_manifest(
+    manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray] | None = None
+) -> None:
+    """Check the semantic keys a device runtime needs (input spec, layers, embedding,
+    head, classes, memory, budget) and that every array they name exists with the
+    right shape and dtype. Raises :class:`BundleError` saying what is wrong."""
+    _need(isinstance(manifest, Mapping), f"expected a manifest mapping, got {type(manifest)}")
+    missing = [k for k in _TOP_KEYS if k not in manifest]
+    _need(not missing, f"manifest: expected keys {list(_TOP_KEYS)}, missing {missing}")
+    names = set(arrays) if arrays is not None else set(manifest.get("arrays", {}))
+
+    def arr(ref: object, what: str, dtype: str, ndim: int | None = None) -> tuple[int, ...]:
+        _need(isinstance(ref, str) and ref in names, f"{what}: expected an array name, got {ref!r}")
+        shape, dt = _shape_of(arrays, manifest, ref)
+        _need(dt == dtype, f"{what} ({ref}): expected dtype {dtype}, got {dt}")
+        _need(
+            ndim is None or len(shape) == ndim, f"{what} ({ref}): expected {ndim} axes, got {shape}"
+        )
+        return shape
+
+    def pos_int(v: object, what: str, minimum: int = 1) -> int:
+        ok = isinstance(v, int) and not isinstance(v, bool) and v >= minimum
+        _need(ok, f"{what}: expected an integer >= {minimum}, got {v!r}")
+        return v
+
+    def shape_list(v: object, what: str) -> tuple[int, ...]:
+        _need(
+            isinstance(v, list) and len(v) in (1, 3),
+            f"{what}: expected [F] or [H, W, C], got {v!r}",
+        )
+        return tuple(pos_int(s, what) for s in v)
+
+    inp = manifest["input"]
+    _need(isinstance(inp, Mapping), f"manifest 'input': expected an object, got {inp!r}")
+    shape = shape_list(inp.get("shape"), "input.shape")
+    _need(len(shape) == 3, f"input.shape: expected [H, W, C], got {list(shape)}")
+    for key in ("mean", "std"):
+        v = inp.get(key)
+        ok = (
+            isinstance(v, list)
+            and len(v) == shape[2]
+            and all(
+                isinstance(a, (int, float)) and not isinstance(a, bool) and math.isfinite(a)
+                for a in v
+            )
+        )
+        _need(ok, f"input.{key}: expected {shape[2]} finite numbers, got {v!r}")
+    _need(all(s > 0 for s in inp["std"]), f"input.std: expected values > 0, got {inp['std']}")
+    scale = inp.get("scale")
+    _need(
+        isinstance(scale, (int, float)) and not isinstance(scale, bool) and scale > 0,
+        f"input.scale: expected a positive number, got {scale!r}",
+    )
+
+    layers = manifest["layers"]
+    _need(
+        isinstance(layers, list) and layers,
+        f"manifest 'layers': expected a non-empty list, got {layers!r}",
+    )
+    kind, cur = "float", shape
+    for i, layer in enumerate(layers):
+        what = f"layers[{i}]"
+        _need(isinstance(layer, Mapping), f"{what}: expected an object, got {layer!r}")
+        op = layer.get("op")
+        _need(op in LAYER_OPS, f"{what}: expected op in {sorted(LAYER_OPS)}, got {op!r}")
+        what = f"layers[{i}] ({op})"
+        _need(
+            kind in LAYER_OPS[op]["in"].split("|"),
+            f"{what}: expected {LAYER_OPS[op]['in']} input, got {kind}",
+        )
+        _need(
+            list(layer.get("in_shape", [])) == list(cur),
+            f"{what}: expected in_shape {list(cur)}, got {layer.get('in_shape')}",
+        )
+        out = shape_list(layer.get("out_shape"), f"{what}.out_shape")
+        for key in LAYER_OPS[op]["arrays"]:
+            optional = key.endswith("?")
+            key = key.rstrip("?")
+            if optional and layer.get(key) is None:
+                continue
+            _need(key in layer, f"{what}: expected an array reference {key!r}")
+        if op == "conv2d_float":
+            _need(len(cur) == 3, f"{what}: expected (H, W, C) input, got {list(cur)}")
+            o, kh, kw, c = arr(layer["weight"], f"{what}.weight", "<f4", 4)
+            _need(c == cur[2], f"{what}.weight: expected {cur[2]} input channels, got {c}")
+            pads = layer.get("pads")
+            _need(
+                isinstance(pads, list)
+                and len(pads) == 4
+                and all(isinstance(p, int) and p >= 0 for p in pads),
+                f"{what}.pads: expected 4 ints >= 0, got {pads!r}",
+            )
+            s = pos_int(layer.get("stride"), f"{what}.stride")
+            ho = (cur[0] + pads[0] + pads[1] - kh) // s + 1
+            wo = (cur[1] + pads[2] + pads[3] - kw) // s + 1
+            _need(out == (ho, wo, o), f"{what}: expected out_shape {[ho, wo, o]}, got {list(out)}")
+            _need(
+                isinstance(layer.get("pad_value"), (int, float)),
+                f"{what}.pad_value: expected a number",
+            )
+            if layer.get("bias") is not None:
+                _need(
+                    arr(layer["bias"], f"{what}.bias", "<f4") == (o,),
+                    f"{what}.bias: expected shape ({o},)",
+                )
+        elif op == "dense_float":
+            _need(len(cur) == 1, f"{what}: expected (F,) input, got {list(cur)}")
+            f, o = arr(layer["weight"], f"{what}.weight", "<f4", 2)
+            _need(
+                f == cur[0] and out == (o,),
+                f"{what}.weight: expected ({cur[0]}, {out[0]}), got ({f}, {o})",
+            )
+            if layer.get("bias") is not None:
+                _need(
+                    arr(layer["bias"], f"{what}.bias", "<f4") == (o,),
+                    f"{what}.bias: expected shape ({o},)",
+                )
+        elif op == "affine":
+            for key in ("scale", "shift"):
+                _need(
+                    arr(layer[key], f"{what}.{key}", "<f4") == (cur[-1],),
+                    f"{what}.{key}: expected shape ({cur[-1]},)",
+                )
+            _need(out == cur, f"{what}: expected out_shape {list(cur)}, got {list(out)}")
+        elif op in ("maxpool_float", "maxpool_bits"):
+            size = pos_int(layer.get("size"), f"{what}.size")
+            s = pos_int(layer.get("stride"), f"{what}.stride")
+            _need(
+                len(cur) == 3 and cur[0] >= size and cur[1] >= size,
+                f"{what}: expected (H, W, C) input of at least {size}x{size}, got {list(cur)}",
+            )
+            exp = ((cur[0] - size) // s + 1, (cur[1] - size) // s + 1, cur[2])
+            _need(out == exp, f"{what}: expected out_shape {list(exp)}, got {list(out)}")
+        elif op == "flatten":
+            _need(
+                len(cur) == 3 and out == (cur[0] * cur[1] * cur[2],),
+                f"{what}: expected (H, W, C) -> (H*W*C,), got {list(cur)} -> {list(out)}",
+            )
+        elif op in ("threshold", "threshold_float"):
+            r = pos_int(layer.get("repeat"), f"{what}.repeat")
+            dt = "<i4" if op == "threshold" else "<f4"
+            n = cur[-1] * r
+            _need(
+                arr(layer["thresholds"], f"{what}.thresholds", dt) == (n,),
+                f"{what}.thresholds: expected shape ({n},)",
+            )
+            _need(
+                arr(layer["flip"], f"{what}.flip", "|b1") == (n,),
+                f"{what}.flip: expected shape ({n},)",
+            )
+            _need(
+                out == cur[:-1] + (n,),
+                f"{what}: expected out_shape {list(cur[:-1] + (n,))}, got {list(out)}",
+            )
+        elif op == "conv2d_binary":
+            _need(len(cur) == 3, f"{what}: expected (H, W, C) input, got {list(cur)}")
+            o, kh, kw, cw = arr(layer["weight"], f"{what}.weight", "<u8", 4)
+
+            _need(
+                cw == n_words(cur[2]),
+                f"{what}.weight: expected {n_words(cur[2])} words per tap, got {cw}",
+            )
+            _need(
+                layer.get("padding") in ("same", "valid"),
+                f"{what}.padding: expected 'same' or 'valid'",
+            )
+            _need(layer.get("pad_value") in (0, 1), f"{what}.pad_value: expected 0 or 1")
+            s = pos_int(layer.get("stride"), f"{what}.stride")
+            ph, pw = (kh // 2, kw // 2) if layer["padding"] == "same" else (0, 0)
+            exp = ((cur[0] + 2 * ph - kh) // s + 1, (cur[1] + 2 * pw - kw) // s + 1, o)
+            _need(out == exp, f"{what}: expected out_shape {list(exp)}, got {list(out)}")
+        elif op == "dense_binary":
+            _need(len(cur) == 1, f"{what}: expected (F,) input, got {list(cur)}")
+            o, words = arr(layer["weight"], f"{what}.weight", "<u8", 2)
+            n = pos_int(layer.get("n"), f"{what}.n")
+            _need(isinstance(layer.get("offset"), int), f"{what}.offset: expected an int")
+            _need(out == (o,), f"{what}: expected out_shape [{o}], got {list(out)}")
+
+            _need(
+                words == n_words(n),
+                f"{what}.weight: expected {n_words(n)} words for n={n}, got {words}",
+            )
+        kind = LAYER_OPS[op]["out"] if "|" not in LAYER_OPS[op]["out"] else kind
+        cur = out
+
+    emb = manifest["embedding"]
+    _need(isinstance(emb, Mapping), f"manifest 'embedding': expected an object, got {emb!r}")
+    d = pos_int(emb.get("bits"), "embedding.bits")
+    _need(
+        kind == "bits" and cur == (d,),
+        f"layers: expected to end in {d} embedding bits, got {kind} {list(cur)}",
+    )
+    _need(
+        emb.get("kind") in ("heaviside", "thermometer"),
+        f"embedding.kind: expected 'heaviside' or 'thermometer', got {emb.get('kind')!r}",
+    )
+
+    classes = manifest["classes"]
+    ok = isinstance(classes, list) and classes and all(isinstance(c, str) and c for c in classes)
+    _need(ok, f"manifest 'classes': expected a non-empty list of names, got {classes!r}")
+    _need(
+        len(set(classes)) == len(classes),
+        f"manifest 'classes': expected distinct names, got {classes}",
+    )
+
+    head = manifest["head"]
+    _need(isinstance(head, Mapping), f"manifest 'head': expected an object, got {head!r}")
+    w = arr(head.get("weight"), "head.weight", "<f4", 2)
+    _need(w == (d, len(classes)), f"head.weight: expected shape ({d}, {len(classes)}), got {w}")
+    b = arr(head.get("bias"), "head.bias", "<f4", 1)
+    _need(b == (len(classes),), f"head.bias: expected shape ({len(classes)},), got {b}")
+    if head.get("onnx") is not None:
+        arr(head["onnx"], "head.onnx", "|u1", 1)
+
+    mem = manifest["memory"]
+    if mem is not None:
+        _need(
+            isinstance(mem, Mapping) and mem.get("kind") in ("gbm", "latent"),
+            "manifest 'memory': expected null or an object with kind 'gbm' or 'latent', "
+            f"got {mem!r}",
+        )
+        refs = mem.get("arrays", {})
+        _need(isinstance(refs, Mapping), f"memory.arrays: expected an object, got {refs!r}")
+        for key, ref in refs.items():
+            _need(
+                isinstance(ref, str) and ref in names,
+                f"memory.arrays[{key!r}]: expected an array name, got {ref!r}",
+            )
+
+    budget = manifest["budget"]
+    _need(isinstance(budget, Mapping), f"manifest 'budget': expected an object, got {budget!r}")
+    nbytes = budget.get("bytes")
+    _need(
+        nbytes is None or (isinstance(nbytes, int) and not isinstance(nbytes, bool) and nbytes > 0),
+        f"budget.bytes: expected null or a positive int, got {nbytes!r}",
+    )
+    _need(
+        budget.get("policy") in ("strict", "adapt"),
+        f"budget.policy: expected 'strict' or 'adapt', got {budget.get('policy')!r}",
+    )

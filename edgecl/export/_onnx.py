@@ -9,16 +9,16 @@ from __future__ import annotations
 import onnx
 from onnx import helper
 
-IR_VERSION = 8  # the IR version that goes with opset 17
+IR_VERSION = 8  # the IR version of opsets 16-18 (onnx 1.13)
 OPSET = 17
 
 
-def make_model(graph: onnx.GraphProto, *, doc: str) -> onnx.ModelProto:
+def make_model(graph: onnx.GraphProto, *, doc: str, opset: int = OPSET) -> onnx.ModelProto:
     """Wrap ``graph`` in a model with the fixed IR version and opset, then check it:
     ``onnx.checker`` (full) and strict shape inference; returns the inferred model."""
     model = helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid("", OPSET)],
+        opset_imports=[helper.make_opsetid("", opset)],
         producer_name="edgecl",
         doc_string=doc,
     )

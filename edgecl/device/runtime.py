@@ -1,0 +1,262 @@
+"""The device runtime, forward half: load a bundle and run the feature extractor F with
+the bit kernels, then the float head G. Torch-free (NumPy + Numba only).
+
+A bundle's ``layers`` list is a small program (:data:`edgecl.bundle.LAYER_OPS`): values
+flow as float32 (NHWC images or (N, F) vectors), int32 accumulators of ±1 products, or
+bits packed into uint64 words along the channel axis (:mod:`edgecl.kernels.bits`).
+BatchNorm + sign was folded by the exporter into one threshold per channel (with a flip
+where gamma < 0), so binary layers hand bits to binary layers with integer arithmetic
+only; the last threshold gives the D-bit embedding ({0,1} bits, GBM §3.3), and the head
+computes ``logits = z @ W + b`` by summing the rows of ``W`` selected by the set bits.
+
+Samples come as the data loaders return them: uint8 (or float, 0..255) arrays of shape
+(n, H, W) or (n, H, W, C); the bundle's input spec applies the normalisation the model
+was trained with, ``(x * scale - mean) / std`` in float32, as ``Normalize`` does in torch.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgecl.bundle import read_bundle, validate_manifest
+from edgecl.errors import BundleError
+from edgecl.kernels import (
+    binary_conv2d,
+    binary_dense,
+    binary_float_dense,
+    maxpool2d,
+    maxpool_bits,
+    n_words,
+    threshold,
+    threshold_float,
+)
+
+__all__ = ["InputSpec", "Runtime", "run_layers"]
+
+#: Samples processed per chunk by :meth:`Runtime.embed` (bounds working memory).
+CHUNK = 256
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What one sample looks like and how it is normalised: ``(x * scale - mean) / std``."""
+
+    shape: tuple[int, int, int]  # (H, W, C)
+    scale: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def from_manifest(cls, spec: Mapping[str, Any]) -> InputSpec:
+        return cls(
+            shape=tuple(int(s) for s in spec["shape"]),  # type: ignore[arg-type]
+            scale=float(spec["scale"]),
+            mean=tuple(float(m) for m in spec["mean"]),
+            std=tuple(float(s) for s in spec["std"]),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "shape": list(self.shape),
+            "scale": self.scale,
+            "mean": list(self.mean),
+            "std": list(self.std),
+        }
+
+    def _expected(self) -> str:
+        h, w, c = self.shape
+        return f"(k, {h}, {w})" if c == 1 else f"(k, {h}, {w}, {c})"
+
+    def check(self, x: object) -> np.ndarray:
+        """Check raw samples against the spec; return them as float32 (n, H, W, C).
+
+        Accepts uint8/integer or float arrays of shape (n, H, W) (one channel) or
+        (n, H, W, C). Refuses anything else, empty batches, NaN and inf. Never modifies ``x``.
+        """
+        h, w, c = self.shape
+        if not isinstance(x, np.ndarray):
+            x = np.asarray(x)
+        if x.dtype == np.bool_ or not (
+            np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
+        ):
+            raise TypeError(f"expected uint8 or float samples, got dtype {x.dtype}")
+        if x.ndim == 3 and c == 1 and x.shape[1:] == (h, w):
+            x = x[..., None]
+        if x.ndim != 4 or x.shape[1:] != (h, w, c):
+            raise ValueError(f"expected {self._expected()} samples, got {x.shape}")
+        if x.shape[0] == 0:
+            raise ValueError(f"expected at least one sample {self._expected()}, got {x.shape}")
+        out = x.astype(np.float32)  # a copy: the caller's array is never touched
+        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(out).all():
+            raise ValueError("expected finite sample values, got NaN or inf")
+        return out
+
+    def normalize(self, x: np.ndarray) -> np.ndarray:
+        """``(x * scale - mean) / std`` in float32, per channel (as torch's ``Normalize``)."""
+        mean = np.asarray(self.mean, np.float32)
+        std = np.asarray(self.std, np.float32)
+        y = x * np.float32(self.scale)
+        y -= mean
+        y /= std
+        return y
+
+
+def _conv2d_float(x: np.ndarray, layer: Mapping[str, Any], arrays: Mapping[str, np.ndarray]):
+    """Float conv on NHWC float32 (the first layer): float64 sums, rounded to float32."""
+    w = arrays[layer["weight"]]
+    o, kh, kw, c = w.shape
+    top, bottom, left, right = layer["pads"]
+    s = int(layer["stride"])
+    if top or bottom or left or right:
+        x = np.pad(
+            x,
+            ((0, 0), (top, bottom), (left, right), (0, 0)),
+            constant_values=np.float32(layer["pad_value"]),
+        )
+    n, hp, wp, _ = x.shape
+    ho, wo = (hp - kh) // s + 1, (wp - kw) // s + 1
+    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))
+    win = win[:, : s * (ho - 1) + 1 : s, : s * (wo - 1) + 1 : s]  # (N, Ho, Wo, C, kh, kw)
+    cols = win.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, kh * kw * c)
+    y = cols.astype(np.float64) @ w.reshape(o, kh * kw * c).T.astype(np.float64)
+    if layer.get("bias") is not None:
+        y += arrays[layer["bias"]]
+    return y.astype(np.float32).reshape(n, ho, wo, o)
+
+
+def _repeat(v: np.ndarray, r: int) -> np.ndarray:
+    return v if r == 1 else np.repeat(v, r, axis=-1)
+
+
+def run_layers(
+    x: np.ndarray,
+    layers: list[Mapping[str, Any]],
+    arrays: Mapping[str, np.ndarray],
+    *,
+    threads: int = 1,
+) -> np.ndarray:
+    """Run a bundle's layer program on normalised float32 NHWC input; returns the last
+    value (for a complete program, the packed embedding bits (N, n_words(D)))."""
+    v = x
+    for layer in layers:
+        op = layer["op"]
+        if op == "conv2d_float":
+            v = _conv2d_float(v, layer, arrays)
+        elif op == "dense_float":
+            y = v.astype(np.float64) @ arrays[layer["weight"]].astype(np.float64)
+            if layer.get("bias") is not None:
+                y += arrays[layer["bias"]]
+            v = y.astype(np.float32)
+        elif op == "affine":
+            v = v.astype(np.float32) * arrays[layer["scale"]] + arrays[layer["shift"]]
+        elif op == "maxpool_float":
+            v = maxpool2d(v, size=int(layer["size"]), stride=int(layer["stride"]))
+        elif op == "maxpool_bits":
+            v = maxpool_bits(v, size=int(layer["size"]), stride=int(layer["stride"]))
+        elif op == "flatten":
+            v = np.ascontiguousarray(v).reshape(v.shape[0], -1)
+        elif op == "threshold":
+            r = int(layer["repeat"])
+            v = threshold(_repeat(v, r), arrays[layer["thresholds"]], arrays[layer["flip"]])
+        elif op == "threshold_float":
+            r = int(layer["repeat"])
+            y = _repeat(v, r)
+            v = threshold_float(y, arrays[layer["thresholds"]], arrays[layer["flip"]])
+        elif op == "conv2d_binary":
+            v = binary_conv2d(
+                v,
+                arrays[layer["weight"]],
+                int(layer["in_shape"][2]),
+                stride=int(layer["stride"]),
+                padding=layer["padding"],
+                pad_value=int(layer["pad_value"]),
+                threads=threads,
+            )
+        elif op == "dense_binary":
+            acc = binary_dense(v, arrays[layer["weight"]], int(layer["n"]), threads=threads)
+            off = int(layer["offset"])
+            v = acc if off == 0 else acc + np.int32(off)
+        else:  # validate_manifest refuses unknown ops before this runs
+            raise BundleError(f"unknown layer op {op!r}")
+    return v
+
+
+class Runtime:
+    """A loaded device bundle: ``embed``, ``predict``, ``predict_proba``.
+
+    ``classes_`` names the head's rows (the columns of :meth:`predict_proba`);
+    ``manifest`` is the bundle's manifest and ``input_spec`` its :class:`InputSpec`.
+    The learning verbs (``learn_class``, ``memory``, ``save``) extend this class in
+    :mod:`edgecl.device.learner`.
+    """
+
+    def __init__(
+        self,
+        manifest: Mapping[str, Any],
+        arrays: Mapping[str, np.ndarray],
+        *,
+        path: str | os.PathLike[str] | None = None,
+        threads: int = 1,
+    ) -> None:
+        validate_manifest(manifest, arrays)
+        self.manifest: dict[str, Any] = dict(manifest)
+        self.arrays: dict[str, np.ndarray] = dict(arrays)
+        self.path = Path(path) if path is not None else None
+        self.threads = int(threads)
+        self.input_spec = InputSpec.from_manifest(manifest["input"])
+        self.layers: list[Mapping[str, Any]] = list(manifest["layers"])
+        self.n_bits = int(manifest["embedding"]["bits"])
+        self.classes_ = np.asarray(manifest["classes"], dtype=str)
+        self.head_weight = np.ascontiguousarray(arrays[manifest["head"]["weight"]], np.float32)
+        self.head_bias = np.ascontiguousarray(arrays[manifest["head"]["bias"]], np.float32)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, threads: int = 1) -> Runtime:
+        """Read, check and load a bundle (``BundleError`` if anything is wrong)."""
+        manifest, arrays = read_bundle(path)
+        return cls(manifest, arrays, path=path, threads=threads)
+
+    # -- forward -----------------------------------------------------------------------
+
+    def embed(self, x: object) -> np.ndarray:
+        """The D-bit embeddings of raw samples: packed uint64 ``(n, n_words(D))``."""
+        xf = self.input_spec.check(x)
+        out = np.empty((xf.shape[0], n_words(self.n_bits)), np.uint64)
+        for i in range(0, xf.shape[0], CHUNK):
+            part = self.input_spec.normalize(xf[i : i + CHUNK])
+            out[i : i + CHUNK] = run_layers(part, self.layers, self.arrays, threads=self.threads)
+        return out
+
+    def logits_from_embedding(self, z_words: np.ndarray) -> np.ndarray:
+        """Head logits ``z @ W + b`` (float32 (n, n_classes)) for packed embeddings."""
+        y = binary_float_dense(z_words, self.head_weight, self.n_bits, threads=self.threads)
+        return y + self.head_bias
+
+    def logits(self, x: object) -> np.ndarray:
+        """Head logits (float32 (n, n_classes)), columns in ``classes_`` order."""
+        return self.logits_from_embedding(self.embed(x))
+
+    def predict_proba(self, x: object) -> np.ndarray:
+        """Softmax probabilities (float64 (n, n_classes)), columns in ``classes_`` order."""
+        z = self.logits(x).astype(np.float64)
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
+
+    def predict(self, x: object) -> np.ndarray:
+        """The class name of the largest logit for every sample (an array of str)."""
+        return self.classes_[np.argmax(self.logits(x), axis=1)]
+
+    def __repr__(self) -> str:
+        where = f" from {self.path}" if self.path else ""
+        return (
+            f"Runtime({len(self.classes_)} classes, D={self.n_bits}, "
+            f"{len(self.layers)} layers{where})"
+        )

@@ -1,0 +1,284 @@
+"""torch -> device bundle: ``export_bundle(model, path, config, *, calibration, class_names)``.
+
+One verb plus one config. The exporter checks the whole model first (an
+:class:`~edgecl.errors.ExportError` names the first unsupported module), lowers it to the
+device layer program (:mod:`edgecl.export.lower`), stores the float head, fits the class
+memories on the base classes' calibration embeddings (computed by the device runtime
+itself, so they are bit-identical to what the device will compute), verifies the device
+output against torch's eval output and writes the bundle atomically.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgecl import __version__
+from edgecl.bundle import BundleInfo, write_bundle
+from edgecl.device.runtime import Runtime
+from edgecl.errors import BudgetError, ExportError
+from edgecl.export.lower import check_model, lower_model
+from edgecl.kernels import pack_bits, unpack_bits
+
+__all__ = ["ExportConfig", "HeadConfig", "export_bundle", "torch_reference"]
+
+#: Largest |device logit - torch logit| accepted by verification (float32 sums in
+#: another order than torch's).
+LOGIT_TOLERANCE = 1e-4
+
+
+@dataclass(frozen=True)
+class HeadConfig:
+    """How the device retrains the head G (stored in the bundle for the learner):
+    SGD learning rate, passes over the data, batch size, L2 weight decay."""
+
+    lr: float = 0.05
+    epochs: int = 5
+    batch_size: int = 64
+    weight_decay: float = 0.0
+    onnx: bool = True  # store the ONNX head-update graph (needs the onnx package here)
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"expected a positive finite head lr, got {self.lr!r}")
+        for name in ("epochs", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"expected head {name} to be a positive int, got {v!r}")
+        wd = self.weight_decay
+        if not (isinstance(wd, (int, float)) and math.isfinite(wd) and wd >= 0):
+            raise ValueError(f"expected a finite head weight_decay >= 0, got {wd!r}")
+        if not isinstance(self.onnx, bool):
+            raise TypeError(f"expected onnx to be a bool, got {self.onnx!r}")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """What goes into a bundle besides the network.
+
+    - ``memory``: ``edgecl.memory.GBMConfig(components, bits)``,
+      ``edgecl.memory.LatentBufferConfig(per_class)`` or ``None`` (no class memory);
+    - ``budget``: ``edgecl.memory.Budget(bytes, policy)`` or ``None`` (unbounded);
+    - ``head``: :class:`HeadConfig`;
+    - ``seed``: seeds the memory fit;
+    - ``verify_samples``: how many calibration samples verification compares.
+
+    The embedding is taken from the model's binarizer.
+    """
+
+    memory: Any = None
+    budget: Any = None
+    head: HeadConfig = field(default_factory=HeadConfig)
+    seed: int = 0
+    verify_samples: int = 512
+
+    def __post_init__(self) -> None:
+        if self.memory is not None:
+            from edgecl.memory import GBMConfig, LatentBufferConfig
+
+            if not isinstance(self.memory, (GBMConfig, LatentBufferConfig)):
+                raise TypeError(
+                    "expected memory to be GBMConfig, LatentBufferConfig or None, "
+                    f"got {type(self.memory).__name__}"
+                )
+        if self.budget is not None:
+            from edgecl.memory import Budget
+
+            if not isinstance(self.budget, Budget):
+                raise TypeError(f"expected budget to be a Budget or None, got {self.budget!r}")
+        if not isinstance(self.head, HeadConfig):
+            raise TypeError(f"expected head to be a HeadConfig, got {type(self.head).__name__}")
+        for name in ("seed", "verify_samples"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"expected {name} to be an int >= 0, got {v!r}")
+
+
+def _check_class_names(class_names: Sequence[str], n_classes: int) -> list[str]:
+    if isinstance(class_names, str) or not isinstance(class_names, Sequence):
+        raise TypeError(f"expected a sequence of class names, got {type(class_names).__name__}")
+    names = list(class_names)
+    if not all(isinstance(c, str) and c for c in names):
+        raise TypeError(f"expected non-empty str class names, got {names!r}")
+    if len(names) != n_classes:
+        raise ValueError(f"expected {n_classes} class names (one per head row), got {len(names)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"expected distinct class names, got {names}")
+    return names
+
+
+def _check_calibration(calibration: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    if not isinstance(calibration, (tuple, list)) or len(calibration) != 2:
+        raise TypeError("expected calibration=(samples, labels) with labels the head rows")
+    x, y = np.asarray(calibration[0]), np.asarray(calibration[1])
+    if x.ndim not in (3, 4) or x.shape[0] == 0:
+        raise ValueError(f"expected calibration samples (n, H, W) or (n, H, W, C), got {x.shape}")
+    if y.shape != (x.shape[0],) or not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(
+            f"expected {x.shape[0]} integer calibration labels, got {y.dtype} {y.shape}"
+        )
+    if y.min() < 0 or y.max() >= n_classes:
+        raise ValueError(
+            f"expected calibration labels in [0, {n_classes}), got [{y.min()}, {y.max()}]"
+        )
+    return x, y.astype(np.int64)
+
+
+def torch_reference(model: nn.Module, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """torch's eval output for raw samples: ``(embedding bits uint8 (n, D), logits)``."""
+    x = np.asarray(x)
+    xt = torch.from_numpy(
+        np.ascontiguousarray(x[:, None] if x.ndim == 3 else x.transpose(0, 3, 1, 2))
+    )
+    with torch.no_grad():
+        z = model.features(xt.float())
+        logits = model.head(z)
+    return z.numpy().astype(np.uint8), logits.numpy()
+
+
+def _memory_state(config: ExportConfig, n_bits: int, names, z_words, y) -> tuple[dict, dict]:
+    from edgecl.memory import GBMConfig, GBMMemory, LatentBuffer
+
+    if isinstance(config.memory, GBMConfig):
+        mem, kind = GBMMemory(n_bits, config.memory), "gbm"
+    else:
+        mem, kind = LatentBuffer(n_bits, config.memory), "latent"
+    for k, name in enumerate(names):
+        rows = z_words[y == k]
+        if len(rows):
+            mem.fit_class(name, rows, seed=config.seed + k)
+    spec, arrays = mem.to_state()
+    refs = {key: f"memory.{key}" for key in arrays}
+    manifest = {"kind": kind, "spec": spec, "arrays": refs, "nbytes": int(mem.nbytes)}
+    return manifest, {refs[k]: np.asarray(v) for k, v in arrays.items()}
+
+
+def export_bundle(
+    model: nn.Module,
+    path: str | os.PathLike[str],
+    config: ExportConfig | None = None,
+    *,
+    calibration: tuple[np.ndarray, np.ndarray],
+    class_names: Sequence[str],
+    verify: bool = True,
+    overwrite: bool = False,
+) -> BundleInfo:
+    """Export a trained model to a device bundle at ``path``.
+
+    ``calibration`` is ``(samples, labels)``: raw samples as the loaders return them
+    ((n, H, W) or (n, H, W, C), uint8 or float 0..255) of the base classes, labels the
+    head rows (0..n_classes-1); it fixes the input shape, feeds the class memories and
+    the verification. ``class_names`` names the head rows. With ``verify=True`` the
+    device runtime's embedding bits must equal torch's eval output exactly and its
+    logits be within 1e-4, or an :class:`ExportError` is raised and nothing is written.
+    """
+    config = ExportConfig() if config is None else config
+    if not isinstance(config, ExportConfig):
+        raise TypeError(f"expected an ExportConfig, got {type(config).__name__}")
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    check_model(model)
+    names = _check_class_names(class_names, model.head.out_features)
+    x, y = _check_calibration(calibration, len(names))
+    model = copy.deepcopy(model).cpu().float().eval()
+    shape = x.shape[1:] if x.ndim == 4 else x.shape[1:] + (1,)
+
+    low = lower_model(model, shape)
+    d = int(low.embedding["bits"])
+    head_w = model.head.weight.detach().numpy().T.astype(np.float32).copy()  # (D, C)
+    head_b = (
+        model.head.bias.detach().numpy().astype(np.float32).copy()
+        if model.head.bias is not None
+        else np.zeros(len(names), np.float32)
+    )
+    arrays: dict[str, np.ndarray] = dict(low.arrays)
+    arrays["head.weight"], arrays["head.bias"] = head_w, head_b
+    head = {"weight": "head.weight", "bias": "head.bias", "bits": 32, "onnx": None}
+    head.update({k: v for k, v in asdict(config.head).items() if k != "onnx"})
+    if config.head.onnx:
+        from edgecl.export.onnx_head import head_update_bytes
+
+        graph = head_update_bytes(d, len(names), weight_decay=config.head.weight_decay)
+        arrays["head.onnx"] = np.frombuffer(graph, np.uint8).copy()
+        head["onnx"] = "head.onnx"
+        head["onnx_classes"] = len(names)
+    budget = config.budget
+    manifest: dict[str, Any] = {
+        "input": low.input,
+        "layers": low.layers,
+        "embedding": low.embedding,
+        "head": head,
+        "classes": names,
+        "base_classes": list(names),
+        "memory": None,
+        "budget": {
+            "bytes": None if budget is None else int(budget.bytes),
+            "policy": "strict" if budget is None else str(budget.policy),
+        },
+        "model": {"config": copy.deepcopy(getattr(model, "config", None))},
+    }
+    runtime = Runtime(manifest, arrays)
+    z_words = runtime.embed(x)
+
+    if config.memory is not None:
+        manifest["memory"], mem_arrays = _memory_state(config, d, names, z_words, y)
+        arrays.update(mem_arrays)
+        head_bytes = (d + 1) * 4 * len(names)
+        stored = manifest["memory"]["nbytes"] + head_bytes
+        if budget is not None and stored > budget.bytes:
+            raise BudgetError(
+                f"the base classes need {stored} stored bytes (class memory "
+                f"{manifest['memory']['nbytes']} + head {head_bytes}), over the budget of "
+                f"{budget.bytes}",
+                needed=stored,
+                free=int(budget.bytes),
+                part="export",
+            )
+
+    report: dict[str, Any] = {"verified": False}
+    if verify:
+        report = _verify(model, runtime, x, z_words, config.verify_samples)
+    manifest["export"] = {"edgecl": __version__, "torch": torch.__version__, **report}
+    info = write_bundle(path, manifest, arrays, overwrite=overwrite)
+    if verify:
+        again = Runtime.load(path)
+        k = min(len(x), 16)
+        if not np.array_equal(again.embed(x[:k]), z_words[:k]):
+            raise ExportError(f"{path}: the reloaded bundle gives other embeddings")
+    return info
+
+
+def _verify(model, runtime: Runtime, x: np.ndarray, z_words: np.ndarray, limit: int) -> dict:
+    k = min(len(x), limit) if limit else len(x)
+    ref_bits, ref_logits = torch_reference(model, x[:k])
+    dev_bits = unpack_bits(z_words[:k], runtime.n_bits)
+    wrong = int((dev_bits != ref_bits).sum())
+    if wrong:
+        rows = int((dev_bits != ref_bits).any(axis=1).sum())
+        raise ExportError(
+            f"verification failed: expected the device embedding bits to equal torch's, "
+            f"got {wrong} different bits in {rows} of {k} samples"
+        )
+    logits = runtime.logits_from_embedding(pack_bits(ref_bits))
+    diff = float(np.abs(logits - ref_logits).max())
+    if not diff <= LOGIT_TOLERANCE:
+        raise ExportError(
+            f"verification failed: expected device logits within {LOGIT_TOLERANCE} of "
+            f"torch's, got a difference of {diff:.3g}"
+        )
+    return {
+        "verified": True,
+        "verified_samples": k,
+        "max_logit_diff": diff,
+        "logit_tolerance": LOGIT_TOLERANCE,
+    }

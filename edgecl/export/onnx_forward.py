@@ -1,0 +1,232 @@
+"""torch -> ONNX forward graphs, built from the device program of a bundle.
+
+(a) :func:`forward_model`: raw samples ``x`` float32 (N, H, W, C) (0..255, as the data
+loaders give them, cast to float32) -> ``logits`` (N, n_classes) and ``embedding``
+(N, D) {0,1} float32, in standard ops only. Binary layers are ±1 ``Conv``/``MatMul`` in
+float32 (their sums are integers of magnitude <= fan-in, exact below 2^24), the folded
+BatchNorm + sign thresholds are comparisons (``s * v >= s * t`` with ``s = -1`` where
+the channel flips), activations between binary layers are ±1 floats and max-pools
+run on them (max of ±1 == OR of bits). Binary 'same' convs pad with +1 through ``Pad``.
+
+(b) :func:`bitpacked_dense_model`: one binary dense layer on bit-packed bytes with
+ONNX bitwise ops (``BitwiseXor``, a 256-entry popcount table through ``Gather`` and
+``ReduceSum``) — measured against (a)'s ``MatMul`` in ``benchmarks/onnx_variants.py``.
+
+Both are checked with ``onnx.checker`` and strict shape inference and carry an explicit
+IR version and opset (:mod:`edgecl.export._onnx`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from edgecl.bundle import read_bundle, validate_manifest
+from edgecl.export._onnx import make_model
+from edgecl.kernels.bits import WORD_BITS, unpack_bits
+
+__all__ = ["bitpacked_dense_model", "export_onnx", "forward_model"]
+
+
+class _Graph:
+    def __init__(self) -> None:
+        self.nodes: list[onnx.NodeProto] = []
+        self.init: list[onnx.TensorProto] = []
+        self.count = 0
+
+    def name(self, hint: str) -> str:
+        self.count += 1
+        return f"{hint}_{self.count}"
+
+    def const(self, value: np.ndarray, hint: str) -> str:
+        name = self.name(hint)
+        self.init.append(numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def op(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs) -> str:
+        out = self.name(hint or op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], **attrs))
+        return out
+
+
+def _signs(words: np.ndarray, n: int) -> np.ndarray:
+    """Unpack words along the last axis into ±1 float32."""
+    return unpack_bits(words, n).astype(np.float32) * 2 - 1
+
+
+def forward_model(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> onnx.ModelProto:
+    """The forward graph (a) of a bundle's manifest and arrays."""
+    validate_manifest(manifest, arrays)
+    g = _Graph()
+    spec = manifest["input"]
+    h, w, c = spec["shape"]
+    # Normalize exactly as torch: (x * scale - mean) / std in float32, channels last.
+    v = g.op("Mul", ["x", g.const(np.float32(spec["scale"]), "scale")])
+    v = g.op("Sub", [v, g.const(np.asarray(spec["mean"], np.float32), "mean")])
+    v = g.op("Div", [v, g.const(np.asarray(spec["std"], np.float32), "std")])
+    v = g.op("Transpose", [v], "nchw", perm=[0, 3, 1, 2])
+    layers = manifest["layers"]
+    flat_from: tuple[int, int, int] | None = None
+    for i, layer in enumerate(layers):
+        op = layer["op"]
+        last = i == len(layers) - 1
+        rank4 = len(layer["in_shape"]) == 3
+        if op in ("conv2d_float", "conv2d_binary"):
+            if op == "conv2d_float":
+                wt = np.asarray(arrays[layer["weight"]], np.float32).transpose(0, 3, 1, 2)
+                top, bottom, left, right = layer["pads"]
+                pad_value = float(layer["pad_value"])
+            else:
+                cin = layer["in_shape"][2]
+                wt = _signs(arrays[layer["weight"]], cin).transpose(0, 3, 1, 2)
+                kh, kw = wt.shape[2:]
+                ph, pw = (kh // 2, kw // 2) if layer["padding"] == "same" else (0, 0)
+                top = bottom = ph
+                left = right = pw
+                pad_value = float(layer["pad_value"])
+            inputs = [v, g.const(np.ascontiguousarray(wt), "w")]
+            if layer.get("bias") is not None:
+                inputs.append(g.const(np.asarray(arrays[layer["bias"]], np.float32), "b"))
+            pads = [top, left, bottom, right]
+            if any(pads) and pad_value != 0.0:
+                pad_spec = np.array([0, 0, top, left, 0, 0, bottom, right], np.int64)
+                inputs[0] = g.op(
+                    "Pad", [v, g.const(pad_spec, "pads"), g.const(np.float32(pad_value), "pv")]
+                )
+                pads = [0, 0, 0, 0]
+            v = g.op("Conv", inputs, strides=[layer["stride"]] * 2, pads=pads)
+        elif op in ("dense_float", "dense_binary"):
+            if op == "dense_float":
+                wt = np.asarray(arrays[layer["weight"]], np.float32)  # (F, O)
+            else:
+                words = arrays[layer["weight"]]
+                (f,) = layer["in_shape"]
+                if flat_from is not None and words.shape[1] * WORD_BITS != f:
+                    fh, fw, fc = flat_from  # pixel-padded (H, W, n_words(C)) layout
+                    s = _signs(words.reshape(words.shape[0], fh * fw, -1), fc)
+                    s = s.reshape(words.shape[0], f)
+                else:
+                    s = _signs(words, f)
+                wt = np.ascontiguousarray(s.T)
+            v = g.op("MatMul", [v, g.const(wt, "w")])
+            if layer.get("bias") is not None:
+                v = g.op("Add", [v, g.const(np.asarray(arrays[layer["bias"]], np.float32), "b")])
+        elif op == "affine":
+            shape = (1, -1, 1, 1) if rank4 else (1, -1)
+            sc = np.asarray(arrays[layer["scale"]], np.float32).reshape(shape)
+            sh = np.asarray(arrays[layer["shift"]], np.float32).reshape(shape)
+            v = g.op("Add", [g.op("Mul", [v, g.const(sc, "scale")]), g.const(sh, "shift")])
+        elif op in ("maxpool_float", "maxpool_bits"):
+            k, s = layer["size"], layer["stride"]
+            v = g.op("MaxPool", [v], kernel_shape=[k, k], strides=[s, s])
+        elif op == "flatten":
+            ih, iw, ic = layer["in_shape"]
+            flat_from = (ih, iw, ic)
+            v = g.op("Flatten", [g.op("Transpose", [v], perm=[0, 2, 3, 1])], axis=1)
+            continue
+        elif op in ("threshold", "threshold_float"):
+            r = int(layer["repeat"])
+            cin = layer["in_shape"][-1]
+            thr = np.asarray(arrays[layer["thresholds"]], np.float32).reshape(cin, r)
+            sign = np.where(arrays[layer["flip"]], -1.0, 1.0).astype(np.float32).reshape(cin, r)
+            tail = (1, 1) if rank4 else ()
+            if r > 1:
+                v = g.op("Unsqueeze", [v, g.const(np.array([2], np.int64), "ax")])
+                shape = (1, cin, r, *tail)
+            else:
+                shape = (1, cin, *tail)
+            st = g.const((sign * thr).reshape(shape), "st")
+            cond = g.op("GreaterOrEqual", [g.op("Mul", [v, g.const(sign.reshape(shape), "s")]), st])
+            if last:
+                v = g.op("Cast", [cond], to=TensorProto.FLOAT)
+            else:
+                v = g.op(
+                    "Where",
+                    [cond, g.const(np.float32(1.0), "one"), g.const(np.float32(-1.0), "mone")],
+                )
+            if r > 1:
+                out = [0, cin * r, *layer["in_shape"][:2]] if rank4 else [0, cin * r]
+                v = g.op("Reshape", [v, g.const(np.array(out, np.int64), "shape")])
+        else:  # validate_manifest refuses unknown ops
+            raise ValueError(f"unknown layer op {op!r}")
+        flat_from = None if op != "flatten" else flat_from
+    emb = g.op("Identity", [v], "embedding_out")
+    head = manifest["head"]
+    logits = g.op("MatMul", [emb, g.const(np.asarray(arrays[head["weight"]], np.float32), "hw")])
+    logits = g.op("Add", [logits, g.const(np.asarray(arrays[head["bias"]], np.float32), "hb")])
+    g.nodes.append(helper.make_node("Identity", [emb], ["embedding"]))
+    g.nodes.append(helper.make_node("Identity", [logits], ["logits"]))
+    d, n_cls = int(manifest["embedding"]["bits"]), len(manifest["classes"])
+    graph = helper.make_graph(
+        g.nodes,
+        "edgecl_forward",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", h, w, c])],
+        [
+            helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_cls]),
+            helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", d]),
+        ],
+        initializer=g.init,
+    )
+    return make_model(graph, doc="edgecl forward graph: raw samples -> logits, embedding bits")
+
+
+def export_onnx(
+    bundle: str | os.PathLike[str], path: str | os.PathLike[str], *, overwrite: bool = False
+) -> Path:
+    """Write the forward graph (a) of the bundle at ``bundle`` to ``path`` (atomically)."""
+    from edgecl.bundle import _fsync_dir
+
+    manifest, arrays = read_bundle(bundle)
+    data = forward_model(manifest, arrays).SerializeToString()
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent if str(path.parent) else Path("."))
+    return path
+
+
+def bitpacked_dense_model(w_signs: np.ndarray) -> onnx.ModelProto:
+    """(b) One binary dense layer on packed bits with ONNX bitwise ops (opset 18).
+
+    Input ``x_bytes`` uint8 (N, ceil(n/8)): the ±1 inputs packed little-endian (bit 1 =
+    +1, tail bits 0); output ``acc`` int32 (N, O) = ``n - 2 * popcount(x XOR w)``, the
+    same integers as the ±1 ``MatMul`` of (a). ``w_signs``: ±1 weights (O, n).
+    """
+    w_signs = np.asarray(w_signs)
+    o, n = w_signs.shape
+    wb = np.packbits(w_signs > 0, axis=1, bitorder="little")  # (O, nb) uint8
+    g = _Graph()
+    table = np.array([bin(i).count("1") for i in range(256)], np.int32)
+    x3 = g.op("Unsqueeze", ["x_bytes", g.const(np.array([1], np.int64), "ax")])  # (N,1,nb)
+    xor = g.op("BitwiseXor", [x3, g.const(wb[None], "w")])  # (N, O, nb)
+    idx = g.op("Cast", [xor], to=TensorProto.INT32)
+    pop = g.op("Gather", [g.const(table, "popcount_table"), idx], axis=0)
+    total = g.op("ReduceSum", [pop, g.const(np.array([2], np.int64), "ax")], keepdims=0)
+    two = g.op("Mul", [total, g.const(np.int32(2), "two")])
+    g.nodes.append(helper.make_node("Sub", [g.const(np.int32(n), "n"), two], ["acc"]))
+    graph = helper.make_graph(
+        g.nodes,
+        "edgecl_bitpacked_dense",
+        [helper.make_tensor_value_info("x_bytes", TensorProto.UINT8, ["batch", wb.shape[1]])],
+        [helper.make_tensor_value_info("acc", TensorProto.INT32, ["batch", o])],
+        initializer=g.init,
+    )
+    return make_model(
+        graph, doc="edgecl: binary dense layer with BitwiseXor + popcount table", opset=18
+    )
