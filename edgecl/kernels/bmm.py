@@ -1,0 +1,283 @@
+"""Bernoulli-mixture (BMM) kernels on packed binary embeddings, NumPy + Numba only.
+
+One EM pass of the GBM paper (gbm-generative-binary-memory, §3.1) over packed
+``uint64`` rows ``z`` of ``n_bits`` {0,1} features:
+
+- E-step, eq. 1, in log space:
+  ``a[i, k] = log pi_k + sum_j z_ij log mu_kj + (1 - z_ij) log(1 - mu_kj)``
+  ``= log pi_k + sum_j log(1 - mu_kj) + sum_{j: z_ij = 1} logit(mu_kj)`` — a bit-select sum.
+  ``gamma[i, k] = exp(a[i, k] - logsumexp_l a[i, l])``.
+- M-step statistics for eq. 2: ``S[k, j] = sum_i gamma_ik z_ij`` and ``N_k = sum_i gamma_ik``.
+- eq. 3, ``ell = sum_i sum_k gamma_ik a[i, k]`` (the paper's stop-rule quantity), and the
+  data log-likelihood ``L = sum_i logsumexp_k a[i, k]`` (what EM never decreases).
+
+The fast kernel never unpacks the bits: the bit-select sum is read from a table
+``T[b, v, k] = sum of logit(mu_k) over the bits set in byte value v at byte position b``
+(one lookup per byte instead of one add per set bit), and the M-step statistics are
+accumulated per (byte position, byte value) and expanded to bits once per pass.
+
+``mu`` must already be clipped away from 0 and 1 (the caller owns the clip); ``pi`` may
+hold zeros (a dead component gets ``gamma = 0``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from edgecl.kernels.bits import WORD_BITS, WORD_DTYPE, n_words, tail_mask, unpack_bits
+from edgecl.kernels.popcount import popcount64
+
+
+def _check_words(words: np.ndarray, n_bits: int, what: str = "z") -> np.ndarray:
+    words = np.asarray(words)
+    if words.dtype != WORD_DTYPE:
+        raise TypeError(f"expected {what} as uint64 packed words, got dtype {words.dtype}")
+    if words.ndim != 2 or words.shape[1] != n_words(n_bits):
+        raise ValueError(
+            f"expected {what} of shape (n, {n_words(n_bits)}) for {n_bits} bits, got {words.shape}"
+        )
+    if words.shape[0] and n_bits % WORD_BITS and np.any(words[:, -1] & ~tail_mask(n_bits)):
+        raise ValueError(f"expected {what} with tail bits (past bit {n_bits}) zero, got some set")
+    return np.ascontiguousarray(words)
+
+
+def _check_params(mu: np.ndarray, pi: np.ndarray, n_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    mu = np.ascontiguousarray(mu, dtype=np.float64)
+    pi = np.ascontiguousarray(pi, dtype=np.float64)
+    if mu.ndim != 2 or mu.shape[1] != n_bits or mu.shape[0] < 1:
+        raise ValueError(f"expected mu of shape (k, {n_bits}) with k >= 1, got {mu.shape}")
+    if pi.shape != (mu.shape[0],):
+        raise ValueError(f"expected pi of shape ({mu.shape[0]},), got {pi.shape}")
+    if not (np.all(mu > 0.0) and np.all(mu < 1.0)):
+        raise ValueError("expected mu strictly inside (0, 1) (clip it first), got 0, 1 or NaN")
+    if not (np.all(pi >= 0.0) and pi.sum() > 0.0):
+        raise ValueError("expected pi >= 0 with a positive sum, got negative, NaN or all zero")
+    return mu, pi
+
+
+@njit(cache=True)
+def _byte_tables(logit: np.ndarray, n_bytes: int, k_pad: int) -> np.ndarray:
+    """T[b, v, k]: sum of logit[k, 8b + t] over the bits t set in byte value v.
+
+    Components ``k >= K`` (padding up to ``k_pad``) and bits past ``D`` add 0.
+    """
+    k_count, d = logit.shape
+    table = np.zeros((n_bytes, 256, k_pad))
+    for b in range(n_bytes):
+        for v in range(1, 256):
+            low = v & (-v)
+            t = 0
+            while (1 << t) != low:
+                t += 1
+            j = 8 * b + t
+            prev = v & (v - 1)
+            for k in range(k_pad):
+                add = logit[k, j] if (j < d and k < k_count) else 0.0
+                table[b, v, k] = table[b, prev, k] + add
+    return table
+
+
+@njit(cache=True)
+def _em_pass(words, n_bits, logit, base, want_stats, gamma_out):
+    # Components are handled in blocks of 8 held in scalar registers (the table rows
+    # are contiguous in k), the layout LLVM turns into vector loads and adds.
+    n, nw = words.shape
+    k_count = logit.shape[0]
+    k_pad = ((k_count + 7) // 8) * 8
+    n_bytes = nw * 8
+    table = _byte_tables(logit, n_bytes, k_pad).reshape(-1)
+    acc = np.zeros(n_bytes * 256 * k_pad)
+    a = np.empty(k_pad)
+    nk = np.zeros(k_count)
+    ell = 0.0
+    loglik = 0.0
+    store_gamma = gamma_out.shape[0] == n
+    for i in range(n):
+        for k0 in range(0, k_pad, 8):
+            s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+            for w in range(nw):
+                word = words[i, w]
+                for byte in range(8):
+                    v = np.int64((word >> np.uint64(8 * byte)) & np.uint64(255))
+                    off = ((w * 8 + byte) * 256 + v) * k_pad + k0
+                    s0 += table[off]
+                    s1 += table[off + 1]
+                    s2 += table[off + 2]
+                    s3 += table[off + 3]
+                    s4 += table[off + 4]
+                    s5 += table[off + 5]
+                    s6 += table[off + 6]
+                    s7 += table[off + 7]
+            a[k0] = s0
+            a[k0 + 1] = s1
+            a[k0 + 2] = s2
+            a[k0 + 3] = s3
+            a[k0 + 4] = s4
+            a[k0 + 5] = s5
+            a[k0 + 6] = s6
+            a[k0 + 7] = s7
+        top = -np.inf
+        for k in range(k_count):
+            a[k] += base[k]
+            if a[k] > top:
+                top = a[k]
+        s = 0.0
+        for k in range(k_count):
+            s += np.exp(a[k] - top)
+        lse = top + np.log(s)
+        loglik += lse
+        for k in range(k_count):
+            g = np.exp(a[k] - lse)
+            if g > 0.0:
+                ell += g * a[k]
+            a[k] = g
+            nk[k] += g
+            if store_gamma:
+                gamma_out[i, k] = g
+        for k in range(k_count, k_pad):
+            a[k] = 0.0
+        if want_stats:
+            for k0 in range(0, k_pad, 8):
+                g0 = a[k0]
+                g1 = a[k0 + 1]
+                g2 = a[k0 + 2]
+                g3 = a[k0 + 3]
+                g4 = a[k0 + 4]
+                g5 = a[k0 + 5]
+                g6 = a[k0 + 6]
+                g7 = a[k0 + 7]
+                for w in range(nw):
+                    word = words[i, w]
+                    for byte in range(8):
+                        v = np.int64((word >> np.uint64(8 * byte)) & np.uint64(255))
+                        off = ((w * 8 + byte) * 256 + v) * k_pad + k0
+                        acc[off] += g0
+                        acc[off + 1] += g1
+                        acc[off + 2] += g2
+                        acc[off + 3] += g3
+                        acc[off + 4] += g4
+                        acc[off + 5] += g5
+                        acc[off + 6] += g6
+                        acc[off + 7] += g7
+    stats = np.zeros((k_count, n_bits))
+    if want_stats:
+        for b in range(n_bytes):
+            for t in range(8):
+                j = 8 * b + t
+                if j >= n_bits:
+                    break
+                bit = 1 << t
+                for v in range(1, 256):
+                    if v & bit:
+                        off = (b * 256 + v) * k_pad
+                        for k in range(k_count):
+                            stats[k, j] += acc[off + k]
+    return stats, nk, ell, loglik
+
+
+def _log_params(mu: np.ndarray, pi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    log1m = np.log1p(-mu)
+    logit = np.log(mu) - log1m
+    with np.errstate(divide="ignore"):
+        base = np.log(pi) + log1m.sum(axis=1)
+    return logit, base
+
+
+def bmm_em_stats(
+    words: np.ndarray, n_bits: int, mu: np.ndarray, pi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """One E-step (eq. 1) with the M-step sufficient statistics (eq. 2) and eq. 3.
+
+    Returns ``(S, N_k, ell, loglik)``: ``S[k, j] = sum_i gamma_ik z_ij`` (K, D) float64,
+    ``N_k = sum_i gamma_ik`` (K,), ``ell`` = eq. 3 at (mu, pi), ``loglik`` = the data
+    log-likelihood ``sum_i log sum_k pi_k p(z_i | mu_k)``. The M-step is then
+    ``mu = S / N_k[:, None]``, ``pi = N_k / n``.
+    """
+    words = _check_words(words, n_bits)
+    mu, pi = _check_params(mu, pi, n_bits)
+    logit, base = _log_params(mu, pi)
+    stats, nk, ell, ll = _em_pass(words, int(n_bits), logit, base, True, np.empty((0, 0)))
+    return stats, nk, float(ell), float(ll)
+
+
+def bmm_em_stats_reference(
+    words: np.ndarray, n_bits: int, mu: np.ndarray, pi: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """NumPy twin of :func:`bmm_em_stats`: unpacks the bits and computes eqs. 1-3 densely."""
+    words = _check_words(words, n_bits)
+    mu, pi = _check_params(mu, pi, n_bits)
+    z = unpack_bits(words, n_bits).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        a = np.log(pi)[None, :] + z @ np.log(mu).T + (1.0 - z) @ np.log1p(-mu).T
+    top = a.max(axis=1, keepdims=True)
+    lse = top + np.log(np.exp(a - top).sum(axis=1, keepdims=True))
+    gamma = np.exp(a - lse)
+    ell = float(np.sum(np.where(gamma > 0, gamma * a, 0.0)))
+    return gamma.T @ z, gamma.sum(axis=0), ell, float(lse.sum())
+
+
+def bmm_responsibilities(
+    words: np.ndarray, n_bits: int, mu: np.ndarray, pi: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """Responsibilities ``gamma`` (N, K) of eq. 1 and the data log-likelihood."""
+    words = _check_words(words, n_bits)
+    mu, pi = _check_params(mu, pi, n_bits)
+    logit, base = _log_params(mu, pi)
+    gamma = np.empty((words.shape[0], mu.shape[0]))
+    _, _, _, ll = _em_pass(words, int(n_bits), logit, base, False, gamma)
+    return gamma, float(ll)
+
+
+def bmm_responsibilities_reference(
+    words: np.ndarray, n_bits: int, mu: np.ndarray, pi: np.ndarray
+) -> tuple[np.ndarray, float]:
+    """NumPy twin of :func:`bmm_responsibilities`."""
+    words = _check_words(words, n_bits)
+    mu, pi = _check_params(mu, pi, n_bits)
+    z = unpack_bits(words, n_bits).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        a = np.log(pi)[None, :] + z @ np.log(mu).T + (1.0 - z) @ np.log1p(-mu).T
+    top = a.max(axis=1, keepdims=True)
+    lse = top + np.log(np.exp(a - top).sum(axis=1, keepdims=True))
+    return np.exp(a - lse), float(lse.sum())
+
+
+@njit(cache=True)
+def _hamming(x, protos):
+    n, nw = x.shape
+    p = protos.shape[0]
+    out = np.empty((n, p), dtype=np.int64)
+    for i in range(n):
+        for c in range(p):
+            s = np.uint64(0)
+            for w in range(nw):
+                s += popcount64(x[i, w] ^ protos[c, w])
+            out[i, c] = np.int64(s)
+    return out
+
+
+def hamming_distances(words: np.ndarray, protos: np.ndarray, n_bits: int) -> np.ndarray:
+    """Hamming distances (N, P) ``int64`` between packed rows and packed prototypes."""
+    words = _check_words(words, n_bits)
+    protos = _check_words(protos, n_bits, "prototypes")
+    return _hamming(words, protos)
+
+
+def hamming_distances_reference(words: np.ndarray, protos: np.ndarray, n_bits: int) -> np.ndarray:
+    """NumPy twin of :func:`hamming_distances`."""
+    words = _check_words(words, n_bits)
+    protos = _check_words(protos, n_bits, "prototypes")
+    x = unpack_bits(words, n_bits).astype(np.int64)
+    p = unpack_bits(protos, n_bits).astype(np.int64)
+    return (x[:, None, :] != p[None, :, :]).sum(axis=2).astype(np.int64)
+
+
+__all__ = [
+    "bmm_em_stats",
+    "bmm_em_stats_reference",
+    "bmm_responsibilities",
+    "bmm_responsibilities_reference",
+    "hamming_distances",
+    "hamming_distances_reference",
+]
