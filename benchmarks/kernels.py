@@ -193,6 +193,42 @@ def _conv_case(shape, threads, repeat, warmup, rng):
     return N * ho * wo * O * k * k * C, {k_: _timed(f, repeat, warmup) for k_, f in fns.items()}
 
 
+def _head_case(threads, repeat, warmup, rng, B=128, n=512, C=100):
+    """One softmax-head SGD step on bit embeddings (the device learner's inner loop):
+    edgecl's bit-walking Numba step beside the same step in numpy float32 on unpacked bits."""
+    import numpy as np
+
+    from edgecl.kernels import pack_bits, softmax_head_step
+
+    bits = rng.integers(0, 2, size=(B, n), dtype=np.uint8)
+    x = pack_bits(bits)
+    w = (rng.standard_normal((n, C)) * 0.05).astype(np.float32)
+    b = np.zeros(C, np.float32)
+    t = rng.integers(0, C, size=B)
+    onehot = np.eye(C, dtype=np.float32)[t]
+
+    def numpy_step():
+        xf = np.unpackbits(x.view(np.uint8), axis=1, bitorder="little")[:, :n]
+        xf = xf.astype(np.float32)
+        z = xf @ w + b
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        p = e / e.sum(axis=1, keepdims=True)
+        g = (p - onehot) / B
+        return w - 0.1 * (xf.T @ g), b - 0.1 * g.sum(axis=0)
+
+    fns = {
+        "edgecl": lambda: softmax_head_step(x, n, w, b, t, 0.1),
+        "numpy": numpy_step,
+    }
+    name = f"softmax head SGD step, B={B}, n={n}, C={C}"
+    rows = []
+    for runtime, f in fns.items():
+        tm = _timed(f, repeat, warmup)
+        rows.append({"case": name, "threads": threads, "runtime": runtime, **tm})
+    return rows
+
+
 def _child(threads: int, repeat: int, out_path: str) -> None:
     import numpy as np
 
@@ -213,6 +249,8 @@ def _child(threads: int, repeat: int, out_path: str) -> None:
                     **t,
                 }
             )
+    if threads == 1:
+        rows += _head_case(threads, repeat, warmup, rng)
     Path(out_path).write_text(json.dumps(rows))
 
 
@@ -231,6 +269,8 @@ def _avx2_env() -> dict:
 def _table(rows: list[dict]) -> list[str]:
     by = {}
     for r in rows:
+        if "macs" not in r:
+            continue
         by.setdefault((r["case"], r["threads"]), {})[r["runtime"]] = r
     head = (
         "| case | threads | edgecl G binary-MAC/s | numpy f32 G MAC/s | torch f32 | "
@@ -263,6 +303,21 @@ def _targets(rows: list[dict]) -> list[str]:
     return lines
 
 
+def _extras(rows: list[dict]) -> list[str]:
+    by = {}
+    for r in rows:
+        if "macs" not in r:
+            by.setdefault(r["case"], {})[r["runtime"]] = r["median_s"]
+    lines = []
+    for case, t in by.items():
+        ratio = f" ({t['numpy'] / t['edgecl']:.1f}x faster)" if "numpy" in t else ""
+        lines.append(
+            f"- {case}, one thread: edgecl {t['edgecl'] * 1e6:.0f} us per step, "
+            f"numpy float32 on unpacked bits {t.get('numpy', float('nan')) * 1e6:.0f} us" + ratio
+        )
+    return lines
+
+
 def render_markdown(result: dict) -> str:
     """Table, targets and machine block as markdown."""
     parts = [
@@ -272,6 +327,7 @@ def render_markdown(result: dict) -> str:
         *_table(result["rows"]),
         "",
         *_targets(result["rows"]),
+        *_extras(result["rows"]),
         "",
         machine_markdown(result["machine"]),
         f"- Load average (1, 5, 15 min) at the end: {result['load_after']}",
