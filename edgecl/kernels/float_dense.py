@@ -2,7 +2,8 @@
 
 ``x @ W`` with ``x`` in {0,1} is the sum of the rows of ``W`` whose bit is set; with
 ``x`` in ±1 it is ``2 * sum(selected rows) - sum(all rows)``. The kernel walks the set
-bits of each word (lowest first) and adds whole rows, so its cost follows the set bits.
+bits of each row (lowest first) and adds whole rows, four per pass over the output row,
+so its cost follows the set bits.
 """
 
 from __future__ import annotations
@@ -17,18 +18,38 @@ from edgecl.kernels.popcount import popcount64
 
 
 @njit(cache=True)
-def _add_selected_rows(x, b, weight, acc):
-    """``acc += sum of weight[j]`` over the set bits ``j`` of row ``b`` of ``x``."""
-    n_out = weight.shape[1]
+def _set_bits(x, b, idx):
+    """Write the indices of the set bits of row ``b`` of ``x`` into ``idx``; return the count."""
+    cnt = 0
     one = np.uint64(1)
     for k in range(x.shape[1]):
         word = x[b, k]
         while word != 0:
             low = word & (~word + one)
-            j = k * 64 + np.int64(popcount64(low - one))
-            for o in range(n_out):
-                acc[o] += weight[j, o]
+            idx[cnt] = k * 64 + np.int64(popcount64(low - one))
+            cnt += 1
             word ^= low
+    return cnt
+
+
+@njit(cache=True)
+def _add_rows(acc, mat, idx, cnt):
+    """``acc += sum(mat[idx[:cnt]])``, four rows per pass over ``acc``."""
+    n_cols = acc.shape[0]
+    i = 0
+    while i + 4 <= cnt:
+        r0 = idx[i]
+        r1 = idx[i + 1]
+        r2 = idx[i + 2]
+        r3 = idx[i + 3]
+        for c in range(n_cols):
+            acc[c] += (mat[r0, c] + mat[r1, c]) + (mat[r2, c] + mat[r3, c])
+        i += 4
+    while i < cnt:
+        r0 = idx[i]
+        for c in range(n_cols):
+            acc[c] += mat[r0, c]
+        i += 1
 
 
 @njit(cache=True)
@@ -41,10 +62,10 @@ def _column_sums(weight):
 
 
 @njit(cache=True)
-def _bfd_row(x, b, weight, signed, colsum, out):
+def _bfd_row(x, b, weight, signed, colsum, idx, out):
     for o in range(out.shape[1]):
         out[b, o] = 0.0
-    _add_selected_rows(x, b, weight, out[b])
+    _add_rows(out[b], weight, idx, _set_bits(x, b, idx))
     if signed:
         for o in range(out.shape[1]):
             out[b, o] = 2.0 * out[b, o] - colsum[o]
@@ -53,15 +74,17 @@ def _bfd_row(x, b, weight, signed, colsum, out):
 @njit(cache=True)
 def _bfd_serial(x, weight, signed, out):
     colsum = _column_sums(weight) if signed else np.zeros(0, np.float32)
+    idx = np.empty(x.shape[1] * 64, np.int32)
     for b in range(x.shape[0]):
-        _bfd_row(x, b, weight, signed, colsum, out)
+        _bfd_row(x, b, weight, signed, colsum, idx, out)
 
 
 @njit(cache=True, parallel=True)
 def _bfd_parallel(x, weight, signed, out):
     colsum = _column_sums(weight) if signed else np.zeros(0, np.float32)
     for b in prange(x.shape[0]):
-        _bfd_row(x, b, weight, signed, colsum, out)
+        idx = np.empty(x.shape[1] * 64, np.int32)
+        _bfd_row(x, b, weight, signed, colsum, idx, out)
 
 
 def _check(x_words, weight, n):

@@ -23,42 +23,7 @@ from numba import njit
 
 from edgecl.kernels._check import check_array, check_count, check_float32, check_words
 from edgecl.kernels.bits import unpack_bits
-from edgecl.kernels.popcount import popcount64
-
-
-@njit(cache=True)
-def _set_bits(x, b, idx):
-    """Write the indices of the set bits of row ``b`` of ``x`` into ``idx``; return the count."""
-    cnt = 0
-    one = np.uint64(1)
-    for k in range(x.shape[1]):
-        word = x[b, k]
-        while word != 0:
-            low = word & (~word + one)
-            idx[cnt] = k * 64 + np.int64(popcount64(low - one))
-            cnt += 1
-            word ^= low
-    return cnt
-
-
-@njit(cache=True)
-def _add_rows(acc, mat, idx, cnt):
-    """``acc += sum(mat[idx[:cnt]])``, four rows per pass over ``acc``."""
-    n_cols = acc.shape[0]
-    i = 0
-    while i + 4 <= cnt:
-        r0 = idx[i]
-        r1 = idx[i + 1]
-        r2 = idx[i + 2]
-        r3 = idx[i + 3]
-        for c in range(n_cols):
-            acc[c] += (mat[r0, c] + mat[r1, c]) + (mat[r2, c] + mat[r3, c])
-        i += 4
-    while i < cnt:
-        r0 = idx[i]
-        for c in range(n_cols):
-            acc[c] += mat[r0, c]
-        i += 1
+from edgecl.kernels.float_dense import _add_rows, _set_bits
 
 
 @njit(cache=True)
