@@ -213,7 +213,8 @@ def bmm_em_stats_reference(
     top = a.max(axis=1, keepdims=True)
     lse = top + np.log(np.exp(a - top).sum(axis=1, keepdims=True))
     gamma = np.exp(a - lse)
-    ell = float(np.sum(np.where(gamma > 0, gamma * a, 0.0)))
+    with np.errstate(invalid="ignore"):
+        ell = float(np.sum(np.where(gamma > 0, gamma * a, 0.0)))
     return gamma.T @ z, gamma.sum(axis=0), ell, float(lse.sum())
 
 
