@@ -693,8 +693,8 @@ def validate_manifest(
     mem = manifest["memory"]
     if mem is not None:
         _need(
-            isinstance(mem, Mapping) and mem.get("kind") in ("gbm", "latent"),
-            "manifest 'memory': expected null or an object with kind 'gbm' or 'latent', "
+            isinstance(mem, Mapping) and mem.get("kind") in ("gbm", "buffer"),
+            "manifest 'memory': expected null or an object with kind 'gbm' or 'buffer', "
             f"got {mem!r}",
         )
         refs = mem.get("arrays", {})

@@ -145,20 +145,47 @@ def torch_reference(model: nn.Module, x: np.ndarray) -> tuple[np.ndarray, np.nda
     return z.numpy().astype(np.uint8), logits.numpy()
 
 
-def _memory_state(config: ExportConfig, n_bits: int, names, z_words, y) -> tuple[dict, dict]:
-    from edgecl.memory import GBMConfig, GBMMemory, LatentBuffer
+def _memory_state(
+    config: ExportConfig, n_bits: int, names: list[str], z_words: np.ndarray, y: np.ndarray
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Fit the class memory on the base classes' embeddings, inside the budget if any
+    (strict: ``BudgetError``; adapt: shrink, recorded in ``plans``)."""
+    from edgecl.memory import GBMConfig, GBMMemory, LatentBuffer, add_class_within_budget
 
-    if isinstance(config.memory, GBMConfig):
-        mem, kind = GBMMemory(n_bits, config.memory), "gbm"
-    else:
-        mem, kind = LatentBuffer(n_bits, config.memory), "latent"
+    memory: Any = (
+        GBMMemory(n_bits, config.memory)
+        if isinstance(config.memory, GBMConfig)
+        else LatentBuffer(n_bits, config.memory)
+    )
+    head_row_bytes = (n_bits + 1) * 4  # one float32 head row and bias per class
+    plans = []
     for k, name in enumerate(names):
         rows = z_words[y == k]
-        if len(rows):
-            mem.fit_class(name, rows, seed=config.seed + k)
-    spec, arrays = mem.to_state()
-    refs = {key: f"memory.{key}" for key in arrays}
-    manifest = {"kind": kind, "spec": spec, "arrays": refs, "nbytes": int(mem.nbytes)}
+        if not len(rows):
+            continue
+        if config.budget is None:
+            memory.fit_class(name, rows, seed=config.seed + k)
+        else:
+            memory, plan = add_class_within_budget(
+                memory,
+                name,
+                rows,
+                config.budget,
+                other_stored_bytes=head_row_bytes * len(names),  # the head holds every row
+                seed=config.seed + k,
+            )
+            if plan.gave_up:
+                plans.append(plan.to_dict())
+    spec, arrays = memory.to_state()
+    refs = {key: f"memory.{key}" for key in sorted(arrays)}
+    manifest = {
+        "kind": memory.kind,
+        "spec": spec,
+        "arrays": refs,
+        "nbytes": int(memory.nbytes),
+        "head_bytes_per_class": head_row_bytes,
+        "export_plans": plans,
+    }
     return manifest, {refs[k]: np.asarray(v) for k, v in arrays.items()}
 
 
@@ -230,20 +257,20 @@ def export_bundle(
     runtime = Runtime(manifest, arrays)
     z_words = runtime.embed(x)
 
+    head_bytes = (d + 1) * 4 * len(names)
+    stored = head_bytes
     if config.memory is not None:
         manifest["memory"], mem_arrays = _memory_state(config, d, names, z_words, y)
         arrays.update(mem_arrays)
-        head_bytes = (d + 1) * 4 * len(names)
-        stored = manifest["memory"]["nbytes"] + head_bytes
-        if budget is not None and stored > budget.bytes:
-            raise BudgetError(
-                f"the base classes need {stored} stored bytes (class memory "
-                f"{manifest['memory']['nbytes']} + head {head_bytes}), over the budget of "
-                f"{budget.bytes}",
-                needed=stored,
-                free=int(budget.bytes),
-                part="export",
-            )
+        stored += manifest["memory"]["nbytes"]
+    if budget is not None and stored > budget.bytes:
+        raise BudgetError(
+            f"the base classes need {stored} stored bytes (head {head_bytes}), over the "
+            f"budget of {budget.bytes}",
+            needed=stored,
+            free=int(budget.bytes),
+            part="export",
+        )
 
     report: dict[str, Any] = {"verified": False}
     if verify:
