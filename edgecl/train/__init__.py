@@ -5,6 +5,7 @@ Import it explicitly (``import edgecl.train``); ``import edgecl`` never imports 
 """
 
 from edgecl.train.backbones import BACKBONES, BinaryNet, build_model, mlp, mnist_bnn, vgg_small
+from edgecl.train.bayesbinn import BayesBiNN, binary_parameters, predict_mean
 from edgecl.train.binarizers import (
     HeavisideBinarizer,
     ThermometerBinarizer,
@@ -13,7 +14,9 @@ from edgecl.train.binarizers import (
     set_thermometer_phase,
 )
 from edgecl.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from edgecl.train.dataset import ArrayDataset, images_to_tensor, remap_labels
 from edgecl.train.layers import Normalize, QuantConv2d, QuantLinear, clip_weights_
+from edgecl.train.loop import History, evaluate, fit, predict_logits
 from edgecl.train.quantizers import (
     ApproxSign,
     Identity,
@@ -24,6 +27,16 @@ from edgecl.train.quantizers import (
 )
 
 __all__ = [
+    "ArrayDataset",
+    "BayesBiNN",
+    "History",
+    "binary_parameters",
+    "evaluate",
+    "fit",
+    "images_to_tensor",
+    "predict_logits",
+    "predict_mean",
+    "remap_labels",
     "BACKBONES",
     "ApproxSign",
     "BinaryNet",
