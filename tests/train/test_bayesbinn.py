@@ -144,3 +144,19 @@ def test_validation():
         BayesBiNN([p], num_data=1, temperature=0.0)
     with pytest.raises(ValueError, match="closure"):
         BayesBiNN([p], num_data=1).step()
+
+
+def test_works_with_torch_lr_schedulers():
+    p = nn.Parameter(torch.tensor([0.5, -0.5]))
+    opt = BayesBiNN([p], lr=0.1, num_data=1, temperature=1.0, lambda_init=1.0)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=4, eta_min=0.0)
+    lrs = []
+    for _ in range(4):
+        opt.step(lambda: torch.tensor(0.0))
+        sched.step()
+        lrs.append(opt.param_groups[0]["lr"])
+    assert lrs[-1] == pytest.approx(0.0, abs=1e-12) and lrs[0] < 0.1
+    # with a zero learning rate lambda no longer moves
+    lam = opt.state[p]["lambda"].clone()
+    opt.step(lambda: torch.tensor(0.0))
+    assert torch.equal(opt.state[p]["lambda"], lam)
