@@ -1,11 +1,15 @@
 """Binary dense layer: XNOR-popcount products of packed ±1 vectors.
 
 For ±1 vectors of length ``n`` packed by :mod:`edgecl.kernels.bits`,
-``dot(a, w) = n - 2 * popcount(a XOR w)`` (XNOR-Net / BNN, Courbariaux et al. 2016, eq. 2
-in the form LCE uses). Tail bits are zero in both operands, so they never count.
+``dot(a, w) = n - 2 * popcount(a XOR w)`` (the XNOR-popcount product of XNOR-Net and BNN,
+in the form Larq Compute Engine uses). Tail bits are zero in both operands, so they never
+count.
 
-The Numba core tiles 4 rows of ``x`` by 4 rows of ``w`` with 16 accumulators kept in
-registers; the inner loop runs over words so LLVM vectorises the XOR + ``ctpop``.
+The Numba core is a register-tiled GEMM over words: with AVX-512 VPOPCNTDQ, tiles of
+4 rows of ``x`` by 4 rows of ``w`` (16 accumulators in registers); with AVX2 only, 1 by 4.
+The inner loop runs over words so LLVM vectorises the XOR + ``ctpop`` (``vpopcntq`` on
+zmm registers, or AVX2's table-lookup popcount); accumulators stay ``uint64`` so the hot
+loop has no conversions. Leftover rows run as GEMVs.
 """
 
 from __future__ import annotations
