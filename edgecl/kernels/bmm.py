@@ -69,6 +69,7 @@ def _em_pass(planes, n_bits, logit, base, want_stats):
     k_count, d = logit.shape
     kp = ((k_count + 7) // 8) * 8
     a = np.zeros((n, kp))
+    per_sample = np.empty(n)
     tab = np.zeros((256, kp))
     for b in range(n_bytes):
         for v in range(1, 256):
@@ -102,6 +103,7 @@ def _em_pass(planes, n_bits, logit, base, want_stats):
                 s += np.exp(a[i, k] - top)
         lse = top + np.log(s)
         loglik += lse
+        per_sample[i] = lse
         for k in range(k_count):
             diff = a[i, k] - lse
             g = np.exp(diff) if diff > -700.0 else 0.0
@@ -130,7 +132,7 @@ def _em_pass(planes, n_bits, logit, base, want_stats):
                     if v & bit:
                         for k in range(k_count):
                             stats[k, j] += acc[v, k]
-    return stats, nk, ell, loglik, a
+    return stats, nk, ell, loglik, a, per_sample
 
 
 def byte_planes(words: np.ndarray) -> np.ndarray:
@@ -159,7 +161,7 @@ def bmm_em_stats(
     words = _check_words(words, n_bits)
     mu, pi = _check_params(mu, pi, n_bits)
     logit, base = _log_params(mu, pi)
-    stats, nk, ell, ll, _ = _em_pass(byte_planes(words), int(n_bits), logit, base, True)
+    stats, nk, ell, ll, _, _ = _em_pass(byte_planes(words), int(n_bits), logit, base, True)
     return stats, nk, float(ell), float(ll)
 
 
@@ -187,7 +189,7 @@ def bmm_responsibilities(
     words = _check_words(words, n_bits)
     mu, pi = _check_params(mu, pi, n_bits)
     logit, base = _log_params(mu, pi)
-    _, _, _, ll, gamma = _em_pass(byte_planes(words), int(n_bits), logit, base, False)
+    _, _, _, ll, gamma, _ = _em_pass(byte_planes(words), int(n_bits), logit, base, False)
     return np.ascontiguousarray(gamma[:, : mu.shape[0]]), float(ll)
 
 
@@ -203,6 +205,29 @@ def bmm_responsibilities_reference(
     top = a.max(axis=1, keepdims=True)
     lse = top + np.log(np.exp(a - top).sum(axis=1, keepdims=True))
     return np.exp(a - lse), float(lse.sum())
+
+
+def bmm_log_likelihood(
+    words: np.ndarray, n_bits: int, mu: np.ndarray, pi: np.ndarray
+) -> np.ndarray:
+    """Per-sample log-likelihood ``log sum_k pi_k p(z_i | mu_k)`` (N,) float64."""
+    words = _check_words(words, n_bits)
+    mu, pi = _check_params(mu, pi, n_bits)
+    logit, base = _log_params(mu, pi)
+    return _em_pass(byte_planes(words), int(n_bits), logit, base, False)[5]
+
+
+def bmm_log_likelihood_reference(
+    words: np.ndarray, n_bits: int, mu: np.ndarray, pi: np.ndarray
+) -> np.ndarray:
+    """NumPy twin of :func:`bmm_log_likelihood`."""
+    words = _check_words(words, n_bits)
+    mu, pi = _check_params(mu, pi, n_bits)
+    z = unpack_bits(words, n_bits).astype(np.float64)
+    with np.errstate(divide="ignore"):
+        a = np.log(pi)[None, :] + z @ np.log(mu).T + (1.0 - z) @ np.log1p(-mu).T
+    top = a.max(axis=1, keepdims=True)
+    return (top + np.log(np.exp(a - top).sum(axis=1, keepdims=True)))[:, 0]
 
 
 @njit(cache=True)
@@ -237,6 +262,8 @@ def hamming_distances_reference(words: np.ndarray, protos: np.ndarray, n_bits: i
 
 __all__ = [
     "bmm_em_stats",
+    "bmm_log_likelihood",
+    "bmm_log_likelihood_reference",
     "bmm_em_stats_reference",
     "bmm_responsibilities",
     "bmm_responsibilities_reference",

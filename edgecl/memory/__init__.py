@@ -40,6 +40,11 @@ The protocol (``memory`` is a GBMMemory or a LatentBuffer)::
                                      bit-exact; BundleError on a bad shape, dtype or spec
     memory.copy()                    deep copy
 
+GBM only: ``prototypes(name)`` (dequantized mu), ``mixing_weights(name)``, ``count(name)``,
+``joint_pi()`` (pi normalised across classes by counts, §3.2) and ``log_likelihood(z_words)``
+(N, n_classes) — the class mixtures as a generative classifier / novelty score. Buffer only:
+``exemplars(name)``, ``count(name)``.
+
 Bytes (one rule, :func:`stored_nbytes`: each stored row of bits is padded to whole uint64
 words). GBM per class: ``8*n_words(K*D*q)`` (prototype stream) + ``4*K`` (pi, float32) + 4
 (effective count, uint32). Buffer per class: ``E*8*n_words(D)`` + 4 (samples seen, uint32).

@@ -24,6 +24,7 @@ import numpy as np
 
 from edgecl.errors import BundleError
 from edgecl.kernels.bits import n_words, tail_mask
+from edgecl.kernels.bmm import bmm_log_likelihood
 from edgecl.kernels.sampling import sample_bernoulli_words
 from edgecl.memory._common import (
     as_rng,
@@ -33,7 +34,7 @@ from edgecl.memory._common import (
     check_words,
     stored_nbytes,
 )
-from edgecl.memory.em import fit_bmm
+from edgecl.memory.em import MU_CLIP, fit_bmm
 from edgecl.memory.quantize import (
     check_bits,
     dequantize,
@@ -182,6 +183,16 @@ class GBMMemory:
     def mixing_weights(self, name: str) -> np.ndarray:
         """``pi`` (K,) of a class as stored (float32), as float64."""
         return self._get(name).pi.astype(np.float64)
+
+    def log_likelihood(self, z_words: np.ndarray) -> np.ndarray:
+        """``log p(z_i | class c)`` under each stored class's mixture (dequantized prototypes,
+        its ``pi``): (N, len(classes)) float64 — a generative classifier or a novelty score."""
+        z = check_words(z_words, self._n_bits)
+        out = np.empty((z.shape[0], len(self._classes)))
+        for c, name in enumerate(self._classes):
+            mu = np.clip(self.prototypes(name), MU_CLIP, 1.0 - MU_CLIP)
+            out[:, c] = bmm_log_likelihood(z, self._n_bits, mu, self._classes[name].pi)
+        return out
 
     def count(self, name: str) -> int:
         """Effective number of samples the class's mixture stands for."""

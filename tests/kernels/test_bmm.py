@@ -7,6 +7,8 @@ from edgecl.kernels.bits import pack_bits, tail_mask
 from edgecl.kernels.bmm import (
     bmm_em_stats,
     bmm_em_stats_reference,
+    bmm_log_likelihood,
+    bmm_log_likelihood_reference,
     bmm_responsibilities,
     bmm_responsibilities_reference,
     hamming_distances,
@@ -42,6 +44,14 @@ def test_responsibilities_match_reference_and_sum_to_one(d):
     np.testing.assert_allclose(g, g_ref, rtol=1e-9, atol=1e-12)
     assert ll == pytest.approx(ll_ref, rel=1e-12)
     np.testing.assert_allclose(g.sum(axis=1), 1.0, rtol=1e-12)
+
+
+@pytest.mark.parametrize("d", SIZES)
+def test_per_sample_log_likelihood_matches_reference(d):
+    words, mu, pi = _case(d, 5)
+    ll = bmm_log_likelihood(words, d, mu, pi)
+    np.testing.assert_allclose(ll, bmm_log_likelihood_reference(words, d, mu, pi), rtol=1e-11)
+    assert ll.sum() == pytest.approx(bmm_em_stats(words, d, mu, pi)[3], rel=1e-12)
 
 
 def test_dead_component_gets_no_responsibility():

@@ -154,3 +154,21 @@ def test_from_state_refuses_corrupt_prototypes():
     with pytest.raises(BundleError):
         memory_from_state(dup, arrays)
     assert n_words(10 * 32) == arrays["prototypes"].shape[0]
+
+
+def test_log_likelihood_classifies_and_matches_the_mixture():
+    rng = np.random.default_rng(9)
+    d = 90
+    protos = rng.random((2, 2, d)) < 0.5  # two classes, two modes each
+    m = GBMMemory(d, GBMConfig(components=2, bits=8, **FAST_EM))
+    m.fit_class("a", mixture_words(rng, protos[0], 300), seed=0)
+    m.fit_class("b", mixture_words(rng, protos[1], 300), seed=0)
+    za = mixture_words(rng, protos[0], 50)
+    zb = mixture_words(rng, protos[1], 50)
+    ll = m.log_likelihood(np.concatenate([za, zb]))
+    assert ll.shape == (100, 2)
+    np.testing.assert_array_equal(ll.argmax(axis=1), [0] * 50 + [1] * 50)
+    x = unpack_bits(za, d).astype(float)
+    mu, pi = m.prototypes("a"), m.mixing_weights("a")
+    direct = np.log(np.exp(x @ np.log(mu).T + (1 - x) @ np.log1p(-mu).T) @ pi)
+    np.testing.assert_allclose(ll[:50, 0], direct, rtol=1e-9)
