@@ -16,15 +16,21 @@ was trained with, ``(x * scale - mean) / std`` in float32, as ``Normalize`` does
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Mapping
+import time
+import tracemalloc
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgecl.bundle import read_bundle, validate_manifest
+from edgecl.bundle import BundleInfo, read_bundle, validate_manifest, write_bundle
+from edgecl.device.learner import Learner, check_class_name
+from edgecl.device.reports import LearnReport, MemoryReport
 from edgecl.errors import BundleError
 from edgecl.kernels import (
     binary_conv2d,
@@ -187,6 +193,26 @@ def run_layers(
     return v
 
 
+@contextmanager
+def _peak(enabled: bool) -> Iterator[list[int | None]]:
+    """Yield a one-item list receiving the block's traced peak bytes (None if disabled)."""
+    out: list[int | None] = [None]
+    if not enabled:
+        yield out
+        return
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    try:
+        yield out
+    finally:
+        out[0] = max(0, tracemalloc.get_traced_memory()[1] - base)
+        if started:
+            tracemalloc.stop()
+
+
 class Runtime:
     """A loaded device bundle: ``embed``, ``predict``, ``predict_proba``.
 
@@ -203,6 +229,8 @@ class Runtime:
         *,
         path: str | os.PathLike[str] | None = None,
         threads: int = 1,
+        backend: str = "numba",
+        budget_bytes: int | None = None,
     ) -> None:
         validate_manifest(manifest, arrays)
         self.manifest: dict[str, Any] = dict(manifest)
@@ -215,12 +243,32 @@ class Runtime:
         self.classes_ = np.asarray(manifest["classes"], dtype=str)
         self.head_weight = np.ascontiguousarray(arrays[manifest["head"]["weight"]], np.float32)
         self.head_bias = np.ascontiguousarray(arrays[manifest["head"]["bias"]], np.float32)
+        # the learning half (edgecl.device.learner): head, class memory, budget
+        self.learner = Learner.from_manifest(
+            manifest, arrays, backend=backend, budget_bytes=budget_bytes, threads=threads
+        )
+        self.backend = backend
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, threads: int = 1) -> Runtime:
-        """Read, check and load a bundle (``BundleError`` if anything is wrong)."""
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        *,
+        backend: str = "numba",
+        budget_bytes: int | None = None,
+        threads: int = 1,
+    ) -> Runtime:
+        """Read, check and load a bundle (``BundleError`` if anything is wrong).
+
+        ``backend`` runs the head updates of :meth:`learn_class` with the Numba head step
+        or the bundle's ONNX head-update graph (``"onnxruntime"``); F runs on the bit
+        kernels either way. ``budget_bytes`` lowers the bundle's budget (never raises it;
+        ``BudgetError`` if the bundle already stores more).
+        """
         manifest, arrays = read_bundle(path)
-        return cls(manifest, arrays, path=path, threads=threads)
+        return cls(
+            manifest, arrays, path=path, threads=threads, backend=backend, budget_bytes=budget_bytes
+        )
 
     # -- forward -----------------------------------------------------------------------
 
@@ -253,6 +301,85 @@ class Runtime:
     def predict(self, x: object) -> np.ndarray:
         """The class name of the largest logit for every sample (an array of str)."""
         return self.classes_[np.argmax(self.logits(x), axis=1)]
+
+    # -- learning (delegated to edgecl.device.learner.Learner) --------------------------
+
+    def _sync(self) -> None:
+        lr = self.learner
+        self.head_weight, self.head_bias = lr.weight, lr.bias
+        self.classes_ = np.asarray(lr.classes, dtype=str)
+
+    def _embed_timed(self, x: object) -> tuple[np.ndarray, float]:
+        t0 = time.perf_counter()
+        z = self.embed(x)
+        return z, time.perf_counter() - t0
+
+    def learn_class(
+        self,
+        name: str,
+        x: object,
+        *,
+        epochs: int | None = None,
+        seed: int | None = None,
+        trace_memory: bool = True,
+    ) -> LearnReport:
+        """Learn a new class from raw samples (GBM paper §3.2, Figure 2): embed them with
+        the frozen F, check the budget before anything changes (strict: ``BudgetError``;
+        adapt: shrink and report it), fit the class memory, retrain the head on the new
+        samples and pseudo-exemplars of every old class in class-balanced batches (eq. 4),
+        then commit. A failure leaves the runtime unchanged. ``trace_memory`` measures the
+        call's peak working memory with tracemalloc (slower; ``memory().peak_bytes``)."""
+        name = check_class_name(name)
+        if name in self.learner.classes:
+            raise ValueError(
+                f"expected a new class name, got {name!r} which is already learned "
+                "(update_class adds samples to it)"
+            )
+        with _peak(trace_memory) as peak:
+            z, t_embed = self._embed_timed(x)
+            report = self.learner.learn(
+                name, z, epochs=epochs, seed=seed, trace_memory=False, _embed_s=t_embed
+            )
+        self._sync()
+        if peak[0] is not None:
+            self.learner.last_peak_bytes = peak[0]
+            report = dataclasses.replace(report, peak_bytes=peak[0])
+        return report
+
+    def update_class(
+        self, name: str, x: object, *, epochs: int | None = None, seed: int | None = None
+    ) -> LearnReport:
+        """Add samples to a learned class (its memory refit, the head retrained)."""
+        name = check_class_name(name)
+        if name not in self.learner.classes:
+            raise KeyError(
+                f"expected a learned class, got {name!r} (classes: {self.classes_.tolist()})"
+            )
+        z, t_embed = self._embed_timed(x)
+        report = self.learner.update(name, z, epochs=epochs, seed=seed, _embed_s=t_embed)
+        self._sync()
+        return report
+
+    def forget_class(self, name: str) -> MemoryReport:
+        """Drop a class (its head row and class memory); returns the memory report."""
+        report = self.learner.forget(name)
+        self._sync()
+        return report
+
+    def memory(self) -> MemoryReport:
+        """Stored bytes per part, budget, closed-form figures, peak of the last learn_class."""
+        return self.learner.memory_report()
+
+    def save(self, path: str | os.PathLike[str] | None = None) -> BundleInfo:
+        """Write the bundle atomically (classes, head, class memory and budget updated) to
+        ``path`` or, by default, the file it was loaded from."""
+        target = self.path if path is None else Path(path)
+        if target is None:
+            raise ValueError("expected a path to save to, got none (not loaded from a file)")
+        manifest, arrays = self.learner.manifest_update(self.manifest, self.arrays)
+        info = write_bundle(target, manifest, arrays, overwrite=True)
+        self.manifest, self.arrays, self.path = dict(info.manifest), arrays, Path(target)
+        return info
 
     def __repr__(self) -> str:
         where = f" from {self.path}" if self.path else ""

@@ -1,0 +1,710 @@
+"""The device's continual-learning state on packed embeddings: the head G, the class memory,
+the byte budget, and the verbs learn / update / forget (GBM paper §3.2, Figure 2).
+
+Torch-free (NumPy + Numba, onnxruntime optional). It works on embeddings (``uint64`` words
+(N, n_words(D)), :mod:`edgecl.kernels.bits`), so it is testable without a bundle; the
+:class:`~edgecl.device.runtime.Runtime` embeds raw samples with the frozen F and delegates here.
+
+``learn(name, z)`` follows Figure 2:
+
+1. check the budget before anything changes (:func:`edgecl.memory.plan_class_addition`):
+   the stored bytes after the call (class memory + the head's rows: D weights + a bias per
+   class, float32) must fit; ``strict`` raises :class:`~edgecl.errors.BudgetError` naming
+   the bytes needed and free; ``adapt`` shrinks stored classes (and/or the new one) and the
+   report says what was given up;
+2. on copies: shrink the memory as planned, add a zero column to the head, retrain the
+   head on class-balanced batches (eq. 4) of the new class's real embeddings and
+   pseudo-exemplars of every old class (fresh every batch), one SGD step per batch with
+   :func:`edgecl.kernels.head.softmax_head_step` (``backend="numba"``) or the bundle's ONNX
+   head-update graph (``backend="onnxruntime"``), then fit the new class's memory (BMM by EM,
+   eqs. 1-3, or buffered exemplars);
+3. commit: swap the copies in. A failure anywhere before leaves everything unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import tracemalloc
+from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from edgecl.device.reports import LearnReport, MemoryReport, format_bytes
+from edgecl.errors import BudgetError, BundleError
+from edgecl.kernels import binary_float_dense, unpack_bits
+from edgecl.kernels.head import softmax_head_step
+from edgecl.memory import Budget, apply_plan, balanced_batches, memory_from_state
+from edgecl.memory import plan_class_addition as _plan
+from edgecl.memory._common import check_words
+
+__all__ = ["BACKENDS", "HeadSettings", "Learner", "check_class_name"]
+
+BACKENDS = ("numba", "onnxruntime")
+#: Bytes of one head value as stored (float32).
+HEAD_VALUE_BYTES = 4
+MAX_NAME = 128
+
+
+def check_class_name(name: object) -> str:
+    """A class name: a non-empty str of at most 128 printable characters."""
+    if not isinstance(name, str):
+        raise TypeError(f"expected a class name as str, got {type(name).__name__}")
+    if not name or len(name) > MAX_NAME or not name.isprintable():
+        raise ValueError(
+            f"expected a non-empty printable class name of at most {MAX_NAME} characters, "
+            f"got {name!r}"
+        )
+    return name
+
+
+def _pos_int(v: Any, what: str) -> int:
+    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+        raise ValueError(f"expected {what} as an int >= 1, got {v!r}")
+    return int(v)
+
+
+@dataclass(frozen=True)
+class HeadSettings:
+    """How the head G is retrained on the device: SGD ``lr``, ``epochs`` (passes over the
+    new class's samples), ``batch_size`` (B of eq. 4) and L2 ``weight_decay``."""
+
+    lr: float = 0.05
+    epochs: int = 5
+    batch_size: int = 64
+    weight_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("lr", "weight_decay"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"expected a finite head {name}, got {v!r}")
+        if self.lr <= 0 or self.weight_decay < 0:
+            raise ValueError(
+                f"expected lr > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}"
+            )
+        _pos_int(self.epochs, "head epochs")
+        _pos_int(self.batch_size, "head batch_size")
+
+    @classmethod
+    def from_manifest(cls, head: Mapping[str, Any]) -> HeadSettings:
+        d = cls()
+        return cls(
+            lr=float(head.get("lr", d.lr)),
+            epochs=int(head.get("epochs", d.epochs)),
+            batch_size=int(head.get("batch_size", d.batch_size)),
+            weight_decay=float(head.get("weight_decay", d.weight_decay)),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "lr": self.lr,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "weight_decay": self.weight_decay,
+        }
+
+
+@contextmanager
+def _peak_tracer():
+    """Yield a one-item list that receives the traced peak bytes of the block (numpy's
+    allocations are traced; a tracer already running is reused, its peak reset)."""
+    out: list[int | None] = [None]
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    try:
+        yield out
+    finally:
+        out[0] = max(0, tracemalloc.get_traced_memory()[1] - base)
+        if started:
+            tracemalloc.stop()
+
+
+class _OrtHeadStep:
+    """The bundle's ONNX head-update graph in onnxruntime: one SGD step per call."""
+
+    def __init__(self, graph: bytes, n_bits: int, weight_decay: float) -> None:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:  # an optional dependency
+            raise ImportError(
+                "backend='onnxruntime' needs the onnxruntime package (pip install onnxruntime)"
+            ) from exc
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(
+                graph, sess_options=opts, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise BundleError(f"expected a valid ONNX head-update graph, got: {exc}") from exc
+        shapes = {i.name: i.shape for i in self.session.get_inputs()}
+        w = shapes.get("weight")
+        if w is None or len(w) != 2 or w[0] != n_bits:
+            raise BundleError(f"expected a head-update graph for D={n_bits}, got weight {w}")
+        self.n_classes = w[1] if isinstance(w[1], int) else None  # None: any number
+        self.n_bits = n_bits
+        self.weight_decay = weight_decay
+
+    def check_classes(self, c: int) -> None:
+        if self.n_classes is not None and self.n_classes != c:
+            raise BundleError(
+                f"the bundle's ONNX head-update graph is fixed at {self.n_classes} classes, "
+                f"the head needs {c}; export it with a dynamic class axis or use "
+                "backend='numba'"
+            )
+
+    def __call__(self, x_words, weight, bias, targets, lr):
+        c = weight.shape[1]
+        self.check_classes(c)
+        x = unpack_bits(x_words, self.n_bits).astype(np.float32)
+        onehot = np.zeros((x.shape[0], c), np.float32)
+        onehot[np.arange(x.shape[0]), targets] = 1.0
+        new_w, new_b, loss = self.session.run(
+            None,
+            {
+                "weight": weight,
+                "bias": bias,
+                "embeddings": x,
+                "targets": onehot,
+                "lr": np.array(lr, np.float32),
+            },
+        )
+        return np.ascontiguousarray(new_w), np.ascontiguousarray(new_b), float(loss)
+
+
+class Learner:
+    """Head G + class memory + budget on packed D-bit embeddings.
+
+    ``classes`` name the head's columns (``weight`` float32 (D, C), ``bias`` (C,));
+    ``memory`` is a :class:`~edgecl.memory.GBMMemory`, a :class:`~edgecl.memory.LatentBuffer`
+    or None (then the learner can predict and forget but not learn); ``budget`` a
+    :class:`~edgecl.memory.Budget` over the stored bytes, or None (unbounded, ``policy``
+    still recorded). The arrays given are copied.
+    """
+
+    def __init__(
+        self,
+        n_bits: int,
+        classes: Sequence[str],
+        weight: np.ndarray,
+        bias: np.ndarray,
+        *,
+        memory: Any = None,
+        budget: Budget | None = None,
+        policy: str = "strict",
+        settings: HeadSettings | None = None,
+        backend: str = "numba",
+        onnx_graph: bytes | None = None,
+        threads: int = 1,
+    ) -> None:
+        self.n_bits = _pos_int(n_bits, "n_bits")
+        names = [check_class_name(c) for c in classes]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"expected at least one distinct class name, got {names}")
+        w = np.array(weight, dtype=np.float32, copy=True, order="C")
+        b = np.array(bias, dtype=np.float32, copy=True, order="C")
+        if w.shape != (self.n_bits, len(names)) or b.shape != (len(names),):
+            raise ValueError(
+                f"expected head weight ({self.n_bits}, {len(names)}) and bias ({len(names)},), "
+                f"got {w.shape} and {b.shape}"
+            )
+        if not (np.isfinite(w).all() and np.isfinite(b).all()):
+            raise ValueError("expected a finite head, got NaN or inf")
+        if memory is not None:
+            if memory.n_bits != self.n_bits:
+                raise ValueError(f"expected a memory of D={self.n_bits}, got D={memory.n_bits}")
+            extra = [c for c in memory.classes if c not in names]
+            if extra:
+                raise ValueError(f"expected memory classes among the head's, got extra {extra}")
+        if budget is not None and not isinstance(budget, Budget):
+            raise TypeError(f"expected a Budget or None, got {type(budget).__name__}")
+        if backend not in BACKENDS:
+            raise ValueError(f"expected backend in {BACKENDS}, got {backend!r}")
+        self.settings = HeadSettings() if settings is None else settings
+        if not isinstance(self.settings, HeadSettings):
+            raise TypeError(f"expected HeadSettings, got {type(self.settings).__name__}")
+        self.classes: tuple[str, ...] = tuple(names)
+        self.weight = w
+        self.bias = b
+        self.memory = memory
+        self.budget = budget
+        self.policy = budget.policy if budget is not None else str(policy)
+        self.backend = backend
+        self.threads = int(threads)
+        self.onnx_graph = onnx_graph
+        self._ort: _OrtHeadStep | None = None
+        if backend == "onnxruntime":
+            if onnx_graph is None:
+                raise BundleError(
+                    "backend='onnxruntime' needs the bundle's ONNX head-update graph, got none "
+                    "(export with HeadConfig(onnx=True))"
+                )
+            self._ort = _OrtHeadStep(bytes(onnx_graph), self.n_bits, self.settings.weight_decay)
+        self.last_peak_bytes: int | None = None
+        self.stored_bytes_check()
+
+    # -- bytes ---------------------------------------------------------------------------
+    @property
+    def head_bytes_per_class(self) -> int:
+        """One head row (D weights) and its bias, float32."""
+        return (self.n_bits + 1) * HEAD_VALUE_BYTES
+
+    @property
+    def head_bytes(self) -> int:
+        return self.head_bytes_per_class * len(self.classes)
+
+    @property
+    def class_memory_bytes(self) -> int:
+        return 0 if self.memory is None else int(self.memory.nbytes)
+
+    @property
+    def stored_bytes(self) -> int:
+        """Everything the budget covers: class memory + the head's rows."""
+        return self.class_memory_bytes + self.head_bytes
+
+    @property
+    def budget_bytes(self) -> int | None:
+        return None if self.budget is None else int(self.budget.bytes)
+
+    def stored_bytes_check(self) -> None:
+        """Raise :class:`BudgetError` if the stored bytes exceed the budget now."""
+        if self.budget is not None and self.stored_bytes > self.budget.bytes:
+            raise BudgetError(
+                f"the stored bytes ({self.stored_bytes}: class memory "
+                f"{self.class_memory_bytes}, head {self.head_bytes}) exceed the budget of "
+                f"{self.budget.bytes} bytes",
+                needed=self.stored_bytes,
+                free=self.budget.bytes - self.stored_bytes,
+                part="stored bytes",
+            )
+
+    # -- forward -------------------------------------------------------------------------
+    def logits(self, z_words: np.ndarray) -> np.ndarray:
+        """Head logits ``z @ W + b`` (float32 (n, C)) for packed embeddings."""
+        z = check_words(z_words, self.n_bits)
+        return binary_float_dense(z, self.weight, self.n_bits, threads=self.threads) + self.bias
+
+    def predict(self, z_words: np.ndarray) -> np.ndarray:
+        """Class names of the largest logits."""
+        return np.asarray(self.classes, dtype=str)[np.argmax(self.logits(z_words), axis=1)]
+
+    # -- learning --------------------------------------------------------------------------
+    def _train_head(
+        self,
+        weight: np.ndarray,
+        bias: np.ndarray,
+        memory: Any,
+        new: dict[str, np.ndarray],
+        class_index: dict[str, int],
+        epochs: int,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray, int, float, float]:
+        s = self.settings
+        n_cls = weight.shape[1]
+        if self._ort is not None:
+            self._ort.check_classes(n_cls)
+        batch = max(s.batch_size, n_cls)  # eq. 4 needs a place for every class
+        steps, first, last = 0, math.nan, math.nan
+        for words, labels in balanced_batches(
+            memory, new, batch_size=batch, epochs=epochs, class_index=class_index, seed=rng
+        ):
+            if self._ort is None:
+                weight, bias, loss = softmax_head_step(
+                    words, self.n_bits, weight, bias, labels, s.lr, weight_decay=s.weight_decay
+                )
+            else:
+                weight, bias, loss = self._ort(words, weight, bias, labels, s.lr)
+            if steps == 0:
+                first = loss
+            last = loss
+            steps += 1
+        if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
+            raise FloatingPointError(
+                f"expected a finite head after training, got NaN or inf (lr {s.lr} too high?)"
+            )
+        return weight, bias, steps, first, last
+
+    def _size_dict(self, memory: Any, name: str) -> dict[str, int] | None:
+        if memory is None or name not in memory.classes:
+            return None
+        return dict(memory.class_size(name).to_dict())
+
+    def plan(self, name: str, n_samples: int) -> Any:
+        """The budget plan of adding ``name`` (raises BudgetError if it cannot fit); changes
+        nothing. None when there is no budget."""
+        if self.budget is None:
+            return None
+        return _plan(
+            self.memory,
+            self.budget,
+            name=name,
+            n_samples=n_samples,
+            other_stored_bytes=self.head_bytes,
+            extra_bytes_per_class=self.head_bytes_per_class,
+        )
+
+    def learn(
+        self,
+        name: str,
+        z_words: np.ndarray,
+        *,
+        epochs: int | None = None,
+        seed: int | np.random.Generator | None = None,
+        trace_memory: bool = True,
+        _embed_s: float = 0.0,
+    ) -> LearnReport:
+        """Learn a new class from its packed embeddings (the module docstring's steps)."""
+        t0 = time.perf_counter()
+        name = check_class_name(name)
+        if name in self.classes:
+            raise ValueError(
+                f"expected a new class name, got {name!r} which is already learned "
+                "(update_class adds samples to it)"
+            )
+        z = check_words(z_words, self.n_bits)
+        epochs = self.settings.epochs if epochs is None else _pos_int(epochs, "epochs")
+        if self.memory is None:
+            raise BundleError(
+                "expected a bundle with a class memory to learn a class without forgetting "
+                "the others, got none (export with memory=GBMConfig(...))"
+            )
+        rng = np.random.default_rng(seed) if not isinstance(seed, np.random.Generator) else seed
+        before = self.stored_bytes
+        # 1. budget, before anything changes
+        plan = self.plan(name, int(z.shape[0]))
+        new_size = plan.new_class_size if plan is not None else self.memory.default_size()
+        k = getattr(new_size, "components", 1)
+        if z.shape[0] < k:
+            raise ValueError(
+                f"expected at least K={k} samples to fit class {name!r}'s {k} prototypes, "
+                f"got {z.shape[0]}"
+            )
+        with _peak_tracer() if trace_memory else _no_trace() as peak:
+            # 2. on copies
+            t1 = time.perf_counter()
+            memory = apply_plan(self.memory, plan, seed=rng) if plan else self.memory.copy()
+            t_mem = time.perf_counter() - t1
+            classes = self.classes + (name,)
+            weight = np.concatenate([self.weight, np.zeros((self.n_bits, 1), np.float32)], axis=1)
+            bias = np.concatenate([self.bias, np.zeros(1, np.float32)])
+            t2 = time.perf_counter()
+            index = {c: i for i, c in enumerate(classes)}
+            weight, bias, steps, first, last = self._train_head(
+                weight, bias, memory, {name: z}, index, epochs, rng
+            )
+            t_head = time.perf_counter() - t2
+            t3 = time.perf_counter()
+            memory.fit_class(name, z, seed=rng, size=new_size)
+            t_mem += time.perf_counter() - t3
+            pred = np.argmax(
+                binary_float_dense(z, weight, self.n_bits, threads=self.threads) + bias, axis=1
+            )
+            train_acc = float(np.mean(pred == len(classes) - 1))
+        # 3. commit
+        self.memory, self.weight, self.bias, self.classes = memory, weight, bias, classes
+        self.last_peak_bytes = peak[0]
+        gave_up: tuple[dict[str, Any], ...] = ()
+        if plan is not None and plan.gave_up:
+            items = [{**ch.to_dict(), "description": str(ch)} for ch in plan.changes]
+            if plan.new_class_shrunk:
+                items.append(
+                    {
+                        "name": name,
+                        "before": plan.default_size.to_dict(),
+                        "after": plan.new_class_size.to_dict(),
+                        "description": f"new class {name} stored at {plan.new_class_size} "
+                        f"instead of {plan.default_size}",
+                    }
+                )
+            gave_up = tuple(items)
+        return LearnReport(
+            action="learn",
+            name=name,
+            n_samples=int(z.shape[0]),
+            n_classes=len(classes),
+            classes=classes,
+            size=self._size_dict(memory, name),
+            gave_up=gave_up,
+            epochs=epochs,
+            steps=steps,
+            batch_size=max(self.settings.batch_size, len(classes)),
+            lr=self.settings.lr,
+            loss_first=float(first),
+            loss_last=float(last),
+            train_accuracy=train_acc,
+            backend=self.backend,
+            stored_bytes_before=before,
+            stored_bytes=self.stored_bytes,
+            class_memory_bytes=self.class_memory_bytes,
+            head_bytes=self.head_bytes,
+            budget_bytes=self.budget_bytes,
+            policy=self.policy,
+            embed_s=float(_embed_s),
+            memory_s=t_mem,
+            head_s=t_head,
+            total_s=time.perf_counter() - t0 + float(_embed_s),
+            peak_bytes=self.last_peak_bytes,
+        )
+
+    def update(
+        self,
+        name: str,
+        z_words: np.ndarray,
+        *,
+        epochs: int | None = None,
+        seed: int | np.random.Generator | None = None,
+        _embed_s: float = 0.0,
+    ) -> LearnReport:
+        """Add samples to a learned class: refit its memory on them (GBM: with draws from
+        its current mixture; buffer: reservoir / re-herding) and retrain the head on them
+        with pseudo-exemplars of the other classes. A class that would outgrow the budget is
+        refused with BudgetError (both policies)."""
+        t0 = time.perf_counter()
+        name = check_class_name(name)
+        if name not in self.classes:
+            raise KeyError(
+                f"expected a learned class, got {name!r} (classes: {list(self.classes)})"
+            )
+        z = check_words(z_words, self.n_bits)
+        epochs = self.settings.epochs if epochs is None else _pos_int(epochs, "epochs")
+        if self.memory is None:
+            raise BundleError("expected a bundle with a class memory to update a class, got none")
+        rng = np.random.default_rng(seed) if not isinstance(seed, np.random.Generator) else seed
+        before = self.stored_bytes
+        if name in self.memory.classes:
+            after_mem = int(self.memory.nbytes_after_add(name, int(z.shape[0])))
+        else:
+            after_mem = int(self.memory.nbytes) + int(self.memory.nbytes_for(int(z.shape[0])))
+        after = after_mem + self.head_bytes
+        if self.budget is not None and after > self.budget.bytes:
+            raise BudgetError(
+                f"updating class {name!r} needs {after} stored bytes, but the budget is "
+                f"{self.budget.bytes} bytes with {self.budget.bytes - before} free",
+                needed=after,
+                free=self.budget.bytes - before,
+                part=f"class memory ({self.memory.kind})",
+            )
+        with _peak_tracer() as peak:
+            t1 = time.perf_counter()
+            memory = self.memory.copy()
+            t_mem = time.perf_counter() - t1
+            index = {c: i for i, c in enumerate(self.classes)}
+            t2 = time.perf_counter()
+            weight, bias, steps, first, last = self._train_head(
+                self.weight, self.bias, memory, {name: z}, index, epochs, rng
+            )
+            t_head = time.perf_counter() - t2
+            t3 = time.perf_counter()
+            if name in memory.classes:
+                memory.add_samples(name, z, seed=rng)
+            else:
+                memory.fit_class(name, z, seed=rng)
+            t_mem += time.perf_counter() - t3
+            pred = np.argmax(
+                binary_float_dense(z, weight, self.n_bits, threads=self.threads) + bias, axis=1
+            )
+            train_acc = float(np.mean(pred == index[name]))
+        self.memory, self.weight, self.bias = memory, weight, bias
+        self.last_peak_bytes = peak[0]
+        return LearnReport(
+            action="update",
+            name=name,
+            n_samples=int(z.shape[0]),
+            n_classes=len(self.classes),
+            classes=self.classes,
+            size=self._size_dict(memory, name),
+            gave_up=(),
+            epochs=epochs,
+            steps=steps,
+            batch_size=max(self.settings.batch_size, len(self.classes)),
+            lr=self.settings.lr,
+            loss_first=float(first),
+            loss_last=float(last),
+            train_accuracy=train_acc,
+            backend=self.backend,
+            stored_bytes_before=before,
+            stored_bytes=self.stored_bytes,
+            class_memory_bytes=self.class_memory_bytes,
+            head_bytes=self.head_bytes,
+            budget_bytes=self.budget_bytes,
+            policy=self.policy,
+            embed_s=float(_embed_s),
+            memory_s=t_mem,
+            head_s=t_head,
+            total_s=time.perf_counter() - t0 + float(_embed_s),
+            peak_bytes=self.last_peak_bytes,
+        )
+
+    def forget(self, name: str) -> MemoryReport:
+        """Drop a class: its head column and its class memory. The last class stays."""
+        name = check_class_name(name)
+        if name not in self.classes:
+            raise KeyError(
+                f"expected a learned class, got {name!r} (classes: {list(self.classes)})"
+            )
+        if len(self.classes) == 1:
+            raise ValueError(f"expected to keep at least one class, got {name!r}, the last one")
+        i = self.classes.index(name)
+        memory = self.memory
+        if memory is not None and name in memory.classes:
+            memory = memory.copy()
+            memory.remove_class(name)
+        keep = [j for j in range(len(self.classes)) if j != i]
+        self.weight = np.ascontiguousarray(self.weight[:, keep])
+        self.bias = np.ascontiguousarray(self.bias[keep])
+        self.classes = tuple(c for c in self.classes if c != name)
+        self.memory = memory
+        return self.memory_report()
+
+    def set_budget(self, budget_bytes: int) -> None:
+        """Lower the budget (never raise it); BudgetError if the stored bytes exceed it."""
+        b = budget_bytes
+        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b <= 0:
+            raise ValueError(f"expected budget bytes as an int > 0, got {b!r}")
+        if self.budget is not None and b > self.budget.bytes:
+            raise ValueError(
+                f"expected a budget of at most the bundle's {self.budget.bytes} bytes (a budget "
+                f"may be lowered, never raised), got {b}"
+            )
+        new = Budget(int(b), self.policy)
+        if self.stored_bytes > new.bytes:
+            raise BudgetError(
+                f"the bundle already stores {self.stored_bytes} bytes, more than a budget of "
+                f"{new.bytes}",
+                needed=self.stored_bytes,
+                free=new.bytes - self.stored_bytes,
+                part="stored bytes",
+            )
+        self.budget = new
+
+    # -- reports and state --------------------------------------------------------------------
+    def memory_report(self) -> MemoryReport:
+        parts: dict[str, int] = {}
+        per_class: list[dict[str, Any]] = []
+        closed_bits: int | None = None
+        formula: str | None = None
+        if self.memory is not None:
+            _, arrays = self.memory.to_state()
+            for key in sorted(arrays):
+                parts[f"memory.{key}"] = int(arrays[key].nbytes)
+            for c in self.memory.classes:
+                per_class.append(
+                    {
+                        "name": c,
+                        "size": self.memory.class_size(c).to_dict(),
+                        "bytes": int(self.memory.class_nbytes(c)),
+                    }
+                )
+            closed_bits = int(self.memory.closed_form_bits())
+            formula = "K·D·n_c·q" if self.memory.kind == "gbm" else "E·D·n_c"
+        parts["head.weight"] = int(self.weight.nbytes)
+        parts["head.bias"] = int(self.bias.nbytes)
+        budget = self.budget_bytes
+        return MemoryReport(
+            n_bits=self.n_bits,
+            n_classes=len(self.classes),
+            classes=self.classes,
+            memory_kind=None if self.memory is None else self.memory.kind,
+            stored_bytes=self.stored_bytes,
+            class_memory_bytes=self.class_memory_bytes,
+            head_bytes=self.head_bytes,
+            head_bytes_per_class=self.head_bytes_per_class,
+            budget_bytes=budget,
+            policy=self.policy,
+            headroom_bytes=None if budget is None else budget - self.stored_bytes,
+            parts=parts,
+            per_class=tuple(per_class),
+            closed_form_bits=closed_bits,
+            closed_form=formula,
+            peak_bytes=self.last_peak_bytes,
+        )
+
+    @classmethod
+    def from_manifest(
+        cls,
+        manifest: Mapping[str, Any],
+        arrays: Mapping[str, np.ndarray],
+        *,
+        backend: str = "numba",
+        budget_bytes: int | None = None,
+        threads: int = 1,
+    ) -> Learner:
+        """The learner of a (validated) bundle: head, classes, memory, budget, settings."""
+        head = manifest["head"]
+        mem = manifest.get("memory")
+        memory = None
+        if mem is not None:
+            refs = mem.get("arrays", {})
+            memory = memory_from_state(mem.get("spec", {}), {k: arrays[r] for k, r in refs.items()})
+        b = manifest["budget"]
+        budget = Budget(int(b["bytes"]), b["policy"]) if b.get("bytes") is not None else None
+        onnx = head.get("onnx")
+        learner = cls(
+            int(manifest["embedding"]["bits"]),
+            list(manifest["classes"]),
+            arrays[head["weight"]],
+            arrays[head["bias"]],
+            memory=memory,
+            budget=budget,
+            policy=str(b.get("policy", "strict")),
+            settings=HeadSettings.from_manifest(head),
+            backend=backend,
+            onnx_graph=None if onnx is None else arrays[onnx].tobytes(),
+            threads=threads,
+        )
+        if budget_bytes is not None:
+            learner.set_budget(budget_bytes)
+        return learner
+
+    def manifest_update(
+        self, manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+    ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """A copy of ``(manifest, arrays)`` holding this learner's classes, head, memory and
+        budget (old memory arrays dropped)."""
+        import copy as _copy
+
+        man = _copy.deepcopy(dict(manifest))
+        for key in ("format", "schema_version", "creator", "arrays"):
+            man.pop(key, None)
+        old_mem = man.get("memory") or {}
+        drop = set((old_mem.get("arrays") or {}).values())
+        out = {k: v for k, v in arrays.items() if k not in drop}
+        head = dict(man["head"])
+        out[head["weight"]] = self.weight.copy()
+        out[head["bias"]] = self.bias.copy()
+        man["head"] = head
+        man["classes"] = list(self.classes)
+        if self.memory is not None:
+            spec, mem_arrays = self.memory.to_state()
+            refs = {key: f"memory.{key}" for key in sorted(mem_arrays)}
+            new_mem = {k: v for k, v in old_mem.items() if k not in ("spec", "arrays", "nbytes")}
+            new_mem.update({"kind": self.memory.kind, "spec": spec, "arrays": refs})
+            new_mem["nbytes"] = int(self.memory.nbytes)
+            new_mem["head_bytes_per_class"] = self.head_bytes_per_class
+            man["memory"] = new_mem
+            for key, ref in refs.items():
+                out[ref] = np.asarray(mem_arrays[key])
+        else:
+            man["memory"] = None
+        man["budget"] = {"bytes": self.budget_bytes, "policy": self.policy}
+        return man, out
+
+    def __repr__(self) -> str:
+        return (
+            f"Learner({len(self.classes)} classes, D={self.n_bits}, stored "
+            f"{format_bytes(self.stored_bytes)} of {format_bytes(self.budget_bytes)})"
+        )
+
+
+@contextmanager
+def _no_trace():
+    yield [None]
