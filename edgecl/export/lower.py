@@ -376,7 +376,10 @@ class _Lowerer:
                 thr, flip = _float_thresholds(fn, c, r, self.layout())
                 op = "threshold_float"
             out = v.shape[:-1] + (c * r,)
-            self.emit(op, source, out, {"thresholds": thr, "flip": flip}, repeat=r)
+            # name the modules folded into the threshold (BatchNorms, biases) and the step
+            folded = [path for path, _, _ in v.fx]
+            where = "+".join(dict.fromkeys([*folded, source]))
+            self.emit(op, where, out, {"thresholds": thr, "flip": flip}, repeat=r)
             v.kind, v.fx = "bits", []
         self.emit_struct_bits()
 
