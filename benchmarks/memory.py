@@ -36,6 +36,7 @@ from edgecl.memory import (  # noqa: E402
     LatentBufferConfig,
     NearestPrototype,
     StreamingLDA,
+    balanced_batches,
 )
 from edgecl.memory.em import fit_bmm  # noqa: E402
 from edgecl.memory.quantize import quantize, thresholds  # noqa: E402
@@ -118,11 +119,157 @@ def _unpacked_pass(z_f32, logit, base):
     return gamma.astype(np.float32).T @ z_f32
 
 
+def _head_scores(z_bits_f32, weight, bias):
+    return z_bits_f32 @ weight + bias
+
+
+def _train_head(weight, bias, batches, lr):
+    from edgecl.kernels.head import softmax_head_step
+
+    for words, labels in batches:
+        weight, bias, _ = softmax_head_step(words, weight.shape[0], weight, bias, labels, lr)
+    return weight, bias
+
+
+def _real_batches(z, y, batch, epochs, rng):
+    for _ in range(epochs):
+        perm = rng.permutation(z.shape[0])
+        for i in range(0, len(perm), batch):
+            idx = perm[i : i + batch]
+            yield z[idx], y[idx]
+
+
+def quality(args) -> dict:
+    """Class-incremental MNIST on binarized pixels (784 bits, pixel > 127) as a stand-in F:
+    base classes 0-4, then 5, 6, 7, 8, 9 one at a time; a float32 softmax head retrained on
+    class-balanced batches (eq. 4) of the new class + replay, or a head-free classifier."""
+    from edgecl.data.idx import load_idx_dataset
+    from edgecl.metrics import accuracy_matrix, average_incremental_accuracy, final_accuracy
+
+    xtr, ytr, xte, yte = load_idx_dataset(args.mnist)
+    d = 784
+    ztr = pack_bits(xtr.reshape(len(xtr), -1) > 127)
+    zte = pack_bits(xte.reshape(len(xte), -1) > 127)
+    xte_f = unpack_bits(zte, d).astype(np.float32)
+    steps = [[0, 1, 2, 3, 4], [5], [6], [7], [8], [9]]
+    per_class = {c: ztr[ytr == c] for c in range(10)}
+    weights = [int(np.isin(yte, s).sum()) for s in steps]
+    batch, lr = 64, 0.05
+
+    def head_run(make_memory, seed):
+        rng = np.random.default_rng(seed)
+        mem = make_memory()
+        base = steps[0]
+        zb = np.concatenate([per_class[c] for c in base])
+        yb = np.concatenate([np.full(len(per_class[c]), c) for c in base])
+        w = np.zeros((d, len(base)), np.float32)
+        b = np.zeros(len(base), np.float32)
+        w, b = _train_head(w, b, _real_batches(zb, yb, batch, 2, rng), lr)
+        preds = []
+        for c in base:
+            if mem is not None:
+                mem.fit_class(str(c), per_class[c], seed=rng)
+        preds.append(np.argmax(_head_scores(xte_f, w, b), axis=1))
+        for step in steps[1:]:
+            c = step[0]
+            w = np.concatenate([w, np.zeros((d, 1), np.float32)], axis=1)
+            b = np.concatenate([b, np.zeros(1, np.float32)])
+            if mem is None:  # no replay: fine-tune on the new class alone
+                yc = np.full(len(per_class[c]), c)
+                w, b = _train_head(w, b, _real_batches(per_class[c], yc, batch, 1, rng), lr)
+            else:
+                idx = {str(k): k for k in range(c + 1)}
+                bb = balanced_batches(
+                    mem, {str(c): per_class[c]}, batch_size=batch, class_index=idx, seed=rng
+                )
+                w, b = _train_head(w, b, bb, lr)
+                mem.fit_class(str(c), per_class[c], seed=rng)
+            preds.append(np.argmax(_head_scores(xte_f, w, b), axis=1))
+        nbytes = 0 if mem is None else mem.nbytes
+        return preds, nbytes
+
+    def free_run(make_model, predict_fn):
+        model = make_model()
+        preds = []
+        for step in steps:
+            for c in step:
+                model.fit_class(str(c), per_class[c])
+            cls = [int(k) for k in model.classes]
+            preds.append(np.array(cls)[predict_fn(model, zte)])
+        return preds, model.nbytes
+
+    fast = dict(n_init=5, n_iter=3, n_max=10)
+    runs = {
+        "head, GBM K=8 q=8": lambda: GBMMemory(d, GBMConfig(components=8, bits=8, **fast)),
+        "head, GBM K=1 q=8": lambda: GBMMemory(d, GBMConfig(components=1, bits=8, **fast)),
+        "head, GBM K=1 q=1": lambda: GBMMemory(d, GBMConfig(components=1, bits=1, **fast)),
+        "head, latent buffer E=20": lambda: LatentBuffer(d, LatentBufferConfig(per_class=20)),
+        "head, all real embeddings (buffer of everything)": lambda: LatentBuffer(
+            d, LatentBufferConfig(per_class=7000)
+        ),
+        "head, no replay": lambda: None,
+    }
+    out: dict = {}
+    for name, make in runs.items():
+        finals, aias = [], []
+        t = time.perf_counter()
+        for seed in range(args.seeds):
+            preds, nbytes = head_run(make, seed)
+            acc = accuracy_matrix(yte, preds, steps)
+            finals.append(final_accuracy(acc, weights))
+            aias.append(average_incremental_accuracy(acc, weights))
+        out[name] = {
+            "final_accuracy": round(float(np.mean(finals)), 4),
+            "final_accuracy_per_seed": [round(f, 4) for f in finals],
+            "average_incremental_accuracy": round(float(np.mean(aias)), 4),
+            "class_memory_bytes": nbytes,
+            "seconds_per_seed": round((time.perf_counter() - t) / args.seeds, 1),
+        }
+        print(name, out[name], flush=True)
+    free = {
+        "no head, GBM K=8 q=8 likelihood": (
+            lambda: GBMMemory(d, GBMConfig(components=8, bits=8, **fast)),
+            lambda m, z: np.argmax(m.log_likelihood(z), axis=1),
+        ),
+        "no head, nearest prototype (Hamming)": (
+            lambda: NearestPrototype(d),
+            lambda m, z: m.predict(z),
+        ),
+        "no head, streaming LDA": (lambda: StreamingLDA(d), lambda m, z: m.predict(z)),
+    }
+    for name, (make, pred) in free.items():
+        t = time.perf_counter()
+        preds, nbytes = free_run(make, pred)
+        acc = accuracy_matrix(yte, preds, steps)
+        out[name] = {
+            "final_accuracy": round(final_accuracy(acc, weights), 4),
+            "average_incremental_accuracy": round(average_incremental_accuracy(acc, weights), 4),
+            "class_memory_bytes": nbytes,
+            "seconds": round(time.perf_counter() - t, 1),
+        }
+        print(name, out[name], flush=True)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--json", default=None)
+    ap.add_argument(
+        "--quality",
+        action="store_true",
+        help="also run class-incremental MNIST on binarized pixels (accuracy, not speed)",
+    )
+    ap.add_argument("--mnist", default="/work/shared/data/mnist")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--skip-speed", action="store_true")
     args = ap.parse_args()
+    if args.skip_speed:
+        res = {"machine": machine_info(), "quality": quality(args)}
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump(res, f, indent=2)
+        return
     rng = np.random.default_rng(0)
     n, d, k = 6000, 512, 8
     z = embeddings(rng, n, d)
@@ -193,6 +340,8 @@ def main() -> None:
 
     for key, val in res.items():
         print(f"{key}: {val}")
+    if args.quality:
+        res["quality"] = quality(args)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(res, f, indent=2)

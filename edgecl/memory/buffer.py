@@ -14,7 +14,7 @@ which reservoir sampling needs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -47,9 +47,10 @@ class LatentBufferConfig:
             raise ValueError(f"expected per_class as an int >= 1, got {e!r}")
         if self.selection not in SELECTIONS:
             raise ValueError(f"expected selection in {SELECTIONS}, got {self.selection!r}")
+        object.__setattr__(self, "per_class", int(e))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {"per_class": int(self.per_class), "selection": str(self.selection)}
 
 
 @dataclass(frozen=True)
@@ -62,9 +63,10 @@ class BufferSize:
         e = self.exemplars
         if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 1:
             raise ValueError(f"expected exemplars as an int >= 1, got {e!r}")
+        object.__setattr__(self, "exemplars", int(e))
 
     def to_dict(self) -> dict[str, int]:
-        return {"exemplars": self.exemplars}
+        return {"exemplars": int(self.exemplars)}
 
     def __str__(self) -> str:
         return f"E={self.exemplars}"

@@ -78,9 +78,23 @@ class GBMConfig:
         eps = self.epsilon
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
             raise ValueError(f"expected epsilon as a float >= 0, got {eps!r}")
+        for name in ("components", "bits", "n_init", "n_iter", "n_max"):
+            object.__setattr__(self, name, int(getattr(self, name)))  # plain ints for JSON
+        object.__setattr__(self, "epsilon", float(eps))
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain JSON-able values (numpy scalars given to the constructor become Python ones)."""
+        d = asdict(self)
+        return {
+            k: (
+                bool(v)
+                if isinstance(v, (bool, np.bool_))
+                else float(v)
+                if k == "epsilon"
+                else int(v)
+            )
+            for k, v in d.items()
+        }
 
 
 @dataclass(frozen=True)
@@ -91,11 +105,11 @@ class GBMSize:
     bits: int
 
     def __post_init__(self) -> None:
-        _pos_int(self.components, "components")
-        check_bits(self.bits)
+        object.__setattr__(self, "components", _pos_int(self.components, "components"))
+        object.__setattr__(self, "bits", check_bits(self.bits))
 
     def to_dict(self) -> dict[str, int]:
-        return {"components": self.components, "bits": self.bits}
+        return {"components": int(self.components), "bits": int(self.bits)}
 
     def __str__(self) -> str:
         return f"K={self.components}, q={self.bits}"

@@ -172,3 +172,13 @@ def test_log_likelihood_classifies_and_matches_the_mixture():
     mu, pi = m.prototypes("a"), m.mixing_weights("a")
     direct = np.log(np.exp(x @ np.log(mu).T + (1 - x) @ np.log1p(-mu).T) @ pi)
     np.testing.assert_allclose(ll[:50, 0], direct, rtol=1e-9)
+
+
+def test_config_with_numpy_scalars_stays_json_able():
+    import json
+
+    cfg = GBMConfig(components=np.int64(3), bits=np.int32(4), epsilon=np.float64(1e-3))
+    m = GBMMemory(np.int64(20), cfg)
+    m.fit_class("a", pack_bits(np.random.default_rng(0).random((6, 20)) < 0.5), seed=0)
+    spec, _ = m.to_state()
+    assert json.loads(json.dumps(spec)) == spec
