@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 import time
 import tracemalloc
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -307,6 +307,7 @@ class Learner:
         class_index: dict[str, int],
         epochs: int,
         rng: np.random.Generator,
+        progress: Callable[[int, int], None] | None = None,
     ) -> tuple[np.ndarray, np.ndarray, int, float, float]:
         s = self.settings
         n_cls = weight.shape[1]
@@ -314,6 +315,8 @@ class Learner:
             self._ort.check_classes(n_cls)
         batch = max(s.batch_size, n_cls)  # eq. 4 needs a place for every class
         steps, first, last = 0, math.nan, math.nan
+        share = batch // (len(class_index) if class_index else 1)
+        total = epochs * max(-(-z.shape[0] // max(share, 1)) for z in new.values())
         for words, labels in balanced_batches(
             memory, new, batch_size=batch, epochs=epochs, class_index=class_index, seed=rng
         ):
@@ -327,6 +330,8 @@ class Learner:
                 first = loss
             last = loss
             steps += 1
+            if progress is not None:
+                progress(steps, total)
         if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
             raise FloatingPointError(
                 f"expected a finite head after training, got NaN or inf (lr {s.lr} too high?)"
@@ -360,6 +365,7 @@ class Learner:
         epochs: int | None = None,
         seed: int | np.random.Generator | None = None,
         trace_memory: bool = True,
+        progress: Callable[[int, int], None] | None = None,
         _embed_s: float = 0.0,
     ) -> LearnReport:
         """Learn a new class from its packed embeddings (the module docstring's steps)."""
@@ -399,7 +405,7 @@ class Learner:
             t2 = time.perf_counter()
             index = {c: i for i, c in enumerate(classes)}
             weight, bias, steps, first, last = self._train_head(
-                weight, bias, memory, {name: z}, index, epochs, rng
+                weight, bias, memory, {name: z}, index, epochs, rng, progress
             )
             t_head = time.perf_counter() - t2
             t3 = time.perf_counter()
@@ -462,6 +468,7 @@ class Learner:
         *,
         epochs: int | None = None,
         seed: int | np.random.Generator | None = None,
+        progress: Callable[[int, int], None] | None = None,
         _embed_s: float = 0.0,
     ) -> LearnReport:
         """Add samples to a learned class: refit its memory on them (GBM: with draws from
@@ -500,7 +507,7 @@ class Learner:
             index = {c: i for i, c in enumerate(self.classes)}
             t2 = time.perf_counter()
             weight, bias, steps, first, last = self._train_head(
-                self.weight, self.bias, memory, {name: z}, index, epochs, rng
+                self.weight, self.bias, memory, {name: z}, index, epochs, rng, progress
             )
             t_head = time.perf_counter() - t2
             t3 = time.perf_counter()
@@ -585,6 +592,15 @@ class Learner:
                 part="stored bytes",
             )
         self.budget = new
+
+    def copy(self) -> Learner:
+        """An independent copy (head arrays and memory copied; an ONNX session is shared,
+        it holds no state)."""
+        new = object.__new__(Learner)
+        new.__dict__.update(self.__dict__)
+        new.weight, new.bias = self.weight.copy(), self.bias.copy()
+        new.memory = None if self.memory is None else self.memory.copy()
+        return new
 
     # -- reports and state --------------------------------------------------------------------
     def memory_report(self) -> MemoryReport:

@@ -20,7 +20,7 @@ import dataclasses
 import os
 import time
 import tracemalloc
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -322,6 +322,7 @@ class Runtime:
         epochs: int | None = None,
         seed: int | None = None,
         trace_memory: bool = True,
+        progress: Callable[[int, int], None] | None = None,
     ) -> LearnReport:
         """Learn a new class from raw samples (GBM paper §3.2, Figure 2): embed them with
         the frozen F, check the budget before anything changes (strict: ``BudgetError``;
@@ -338,7 +339,13 @@ class Runtime:
         with _peak(trace_memory) as peak:
             z, t_embed = self._embed_timed(x)
             report = self.learner.learn(
-                name, z, epochs=epochs, seed=seed, trace_memory=False, _embed_s=t_embed
+                name,
+                z,
+                epochs=epochs,
+                seed=seed,
+                trace_memory=False,
+                progress=progress,
+                _embed_s=t_embed,
             )
         self._sync()
         if peak[0] is not None:
@@ -347,7 +354,13 @@ class Runtime:
         return report
 
     def update_class(
-        self, name: str, x: object, *, epochs: int | None = None, seed: int | None = None
+        self,
+        name: str,
+        x: object,
+        *,
+        epochs: int | None = None,
+        seed: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> LearnReport:
         """Add samples to a learned class (its memory refit, the head retrained)."""
         name = check_class_name(name)
@@ -356,7 +369,9 @@ class Runtime:
                 f"expected a learned class, got {name!r} (classes: {self.classes_.tolist()})"
             )
         z, t_embed = self._embed_timed(x)
-        report = self.learner.update(name, z, epochs=epochs, seed=seed, _embed_s=t_embed)
+        report = self.learner.update(
+            name, z, epochs=epochs, seed=seed, progress=progress, _embed_s=t_embed
+        )
         self._sync()
         return report
 
