@@ -72,3 +72,13 @@ def random_model(request):
     torch.manual_seed(0)
     build, shape = BACKBONES[request.param]
     return request.param, randomize_batchnorm(build()), shape
+
+
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One torch thread: the machine's cores are shared, and oversubscribed torch threads
+    make small models tens of times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
