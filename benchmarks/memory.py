@@ -190,10 +190,14 @@ def quality(args) -> dict:
 
     def free_run(make_model, predict_fn):
         model = make_model()
+        seeded = isinstance(model, GBMMemory)
         preds = []
         for step in steps:
             for c in step:
-                model.fit_class(str(c), per_class[c])
+                if seeded:
+                    model.fit_class(str(c), per_class[c], seed=c)
+                else:
+                    model.fit_class(str(c), per_class[c])
             cls = [int(k) for k in model.classes]
             preds.append(np.array(cls)[predict_fn(model, zte)])
         return preds, model.nbytes
