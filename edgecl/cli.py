@@ -298,7 +298,16 @@ def commands() -> list[Command]:
     return [
         Command("export", "checkpoint -> device bundle (and ONNX graph)", _add_export, cmd_export),
         Command("info", "what a bundle holds: classes, layers, bytes, budget", _add_info, cmd_info),
+        *_device_commands(),
     ]
+
+
+def _device_commands() -> list[Command]:
+    """learn, predict, bench, demo, train (edgecl.cli_device; imported here, not at the top,
+    since it imports this module)."""
+    from edgecl.cli_device import device_commands
+
+    return device_commands()
 
 
 def build_parser() -> argparse.ArgumentParser:
