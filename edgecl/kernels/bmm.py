@@ -89,6 +89,7 @@ def _em_pass(planes, n_bits, logit, base, want_stats):
                 a[i, k] += tab[v, k]
     # eq. 1 in log space; a[i, :] becomes gamma[i, :]
     nk = np.zeros(k_count)
+    ell_k = np.empty(k_count)
     ell = 0.0
     loglik = 0.0
     for i in range(n):
@@ -99,16 +100,19 @@ def _em_pass(planes, n_bits, logit, base, want_stats):
                 top = a[i, k]
         s = 0.0
         for k in range(k_count):
-            if a[i, k] - top > -700.0:  # exp would underflow to 0
-                s += np.exp(a[i, k] - top)
+            diff = a[i, k] - top
+            e = np.exp(diff) if diff > -700.0 else 0.0  # exp would underflow to 0
+            ell_k[k] = a[i, k]
+            a[i, k] = e
+            s += e
         lse = top + np.log(s)
         loglik += lse
         per_sample[i] = lse
+        inv = 1.0 / s
         for k in range(k_count):
-            diff = a[i, k] - lse
-            g = np.exp(diff) if diff > -700.0 else 0.0
+            g = a[i, k] * inv
             if g > 0.0:
-                ell += g * a[i, k]
+                ell += g * ell_k[k]
             a[i, k] = g
             nk[k] += g
     stats = np.zeros((k_count, n_bits))
