@@ -235,10 +235,10 @@ def export_bundle(
     if config.head.onnx:
         from edgecl.export.onnx_head import head_update_bytes
 
-        graph = head_update_bytes(d, len(names), weight_decay=config.head.weight_decay)
+        # the class count stays dynamic: the same graph serves classes learned later
+        graph = head_update_bytes(d, None, weight_decay=config.head.weight_decay)
         arrays["head.onnx"] = np.frombuffer(graph, np.uint8).copy()
         head["onnx"] = "head.onnx"
-        head["onnx_classes"] = len(names)
     budget = config.budget
     manifest: dict[str, Any] = {
         "input": low.input,

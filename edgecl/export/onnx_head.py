@@ -27,16 +27,23 @@ HEAD_INPUTS = ("weight", "bias", "embeddings", "targets", "lr")
 HEAD_OUTPUTS = ("new_weight", "new_bias", "loss")
 
 
-def head_update_model(n_bits: int, n_classes: int, *, weight_decay: float = 0.0) -> onnx.ModelProto:
-    """One SGD step of a softmax head with ``n_bits`` inputs and ``n_classes`` outputs
-    (the batch size is dynamic). ``weight_decay`` is fixed in the graph (L2 on W only)."""
-    for name, v in (("n_bits", n_bits), ("n_classes", n_classes)):
+def head_update_model(
+    n_bits: int, n_classes: int | None = None, *, weight_decay: float = 0.0
+) -> onnx.ModelProto:
+    """One SGD step of a softmax head with ``n_bits`` inputs and ``n_classes`` outputs.
+
+    The batch size is dynamic; so is the number of classes when ``n_classes`` is None
+    (the default: a device that learns new classes keeps using the same graph).
+    ``weight_decay`` is fixed in the graph (L2 on W only)."""
+    checks = [("n_bits", n_bits)] + ([] if n_classes is None else [("n_classes", n_classes)])
+    for name, v in checks:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
             raise ValueError(f"expected {name} to be a positive int, got {v!r}")
     weight_decay = float(weight_decay)
     if not (np.isfinite(weight_decay) and weight_decay >= 0):
         raise ValueError(f"expected a finite weight_decay >= 0, got {weight_decay}")
-    d, c = int(n_bits), int(n_classes)
+    d = int(n_bits)
+    c: int | str = "classes" if n_classes is None else int(n_classes)
     f32 = TensorProto.FLOAT
     inputs = [
         helper.make_tensor_value_info("weight", f32, [d, c]),
@@ -90,6 +97,8 @@ def head_update_model(n_bits: int, n_classes: int, *, weight_decay: float = 0.0)
     return make_model(graph, doc="edgecl: one SGD step of the softmax head (issue 5 §3c)")
 
 
-def head_update_bytes(n_bits: int, n_classes: int, *, weight_decay: float = 0.0) -> bytes:
+def head_update_bytes(
+    n_bits: int, n_classes: int | None = None, *, weight_decay: float = 0.0
+) -> bytes:
     """The serialized head-update graph (store it in a bundle as a uint8 array)."""
     return head_update_model(n_bits, n_classes, weight_decay=weight_decay).SerializeToString()

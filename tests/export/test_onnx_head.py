@@ -116,3 +116,16 @@ def test_onnx_step_equals_the_numba_step(d, c, batch, wd):
         np.testing.assert_allclose(w_o, w_n, atol=1e-5)
         np.testing.assert_allclose(b_o, b_n, atol=1e-5)
         np.testing.assert_allclose(loss_o, loss_n, rtol=1e-5, atol=1e-6)
+
+
+def test_dynamic_class_count_serves_a_growing_head():
+    """The exported graph leaves the class count open: one graph for 3, 4, 5 classes."""
+    model = head_update_bytes(20)
+    rng = np.random.default_rng(5)
+    for c in (3, 4, 5):
+        w, b, x, y = _case(rng, 20, c, 6)
+        nw, nb, loss = _run(model, w, b, x, y, 0.2)
+        rw, rb, rloss = _numpy_step(w, b, x, y, 0.2)
+        assert nw.shape == (20, c)
+        np.testing.assert_allclose(nw, rw, atol=1e-5)
+        np.testing.assert_allclose(nb, rb, atol=1e-5)
