@@ -16,7 +16,19 @@ importlib.import_module({module!r})
 assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules)
 """
 
-DEVICE_MODULES = ["edgecl", "edgecl.errors", "edgecl.kernels"]
+DEVICE_MODULES = [
+    "edgecl",
+    "edgecl.errors",
+    "edgecl.kernels",
+    "edgecl.kernels.bmm",
+    "edgecl.kernels.sampling",
+    "edgecl.memory",
+    "edgecl.metrics",
+    "edgecl.bundle",
+    "edgecl.device",
+    "edgecl.data",
+    "edgecl.cli",
+]
 
 
 @pytest.mark.parametrize("module", DEVICE_MODULES)
