@@ -547,7 +547,7 @@ def validate_manifest(
             f"{what}: expected {LAYER_OPS[op]['in']} input, got {kind}",
         )
         _need(
-            list(layer.get("in_shape", [])) == list(cur),
+            layer.get("in_shape") == list(cur),
             f"{what}: expected in_shape {list(cur)}, got {layer.get('in_shape')}",
         )
         out = shape_list(layer.get("out_shape"), f"{what}.out_shape")

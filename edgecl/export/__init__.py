@@ -9,6 +9,7 @@ Import it explicitly (``import edgecl.export``); ``import edgecl`` never imports
 
 from edgecl.export.exporter import ExportConfig, HeadConfig, export_bundle, torch_reference
 from edgecl.export.lower import SUPPORTED_MODULES, check_model, lower_model
+from edgecl.export.onnx_forward import export_onnx, forward_model
 
 __all__ = [
     "SUPPORTED_MODULES",
@@ -16,6 +17,8 @@ __all__ = [
     "HeadConfig",
     "check_model",
     "export_bundle",
+    "export_onnx",
+    "forward_model",
     "lower_model",
     "torch_reference",
 ]
