@@ -24,6 +24,7 @@ Inputs are raw pixel values 0..255 as floats, ``(N, C, H, W)``.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -84,7 +85,7 @@ class BinaryNet(nn.Module):
 
 
 def _pos(name: str, v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
         raise ValueError(f"expected {name} to be a positive int, got {v!r}")
     return int(v)
 
@@ -133,10 +134,18 @@ def _bconv(cin: int, cout: int, pad_value: float) -> QuantConv2d:
 
 
 def _json(v: Any) -> Any:
-    if isinstance(v, tuple):
-        return [_json(a) for a in v]
-    if isinstance(v, list):
-        return [_json(a) for a in v]
+    """Plain JSON-friendly Python values (lists, ints, floats, str, bool, dicts)."""
+    if isinstance(v, dict):
+        return {str(k): _json(a) for k, a in v.items()}
+    if isinstance(v, (tuple, list)) or (hasattr(v, "tolist") and not isinstance(v, (str, bytes))):
+        seq = v.tolist() if hasattr(v, "tolist") else list(v)
+        return [_json(a) for a in seq] if isinstance(seq, list) else _json(seq)
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, numbers.Integral):
+        return int(v)
+    if isinstance(v, numbers.Real):
+        return float(v)
     return v
 
 
@@ -191,7 +200,7 @@ def mnist_bnn(
         mean=_json(mean),
         std=_json(std),
     )
-    n_classes = _pos("n_classes", n_classes)
+    n_classes = int(_pos("n_classes", n_classes))
     ch = _channels(channels)
     size = _pos("image_size", image_size)
     in_ch = _pos("in_channels", in_channels)
@@ -210,7 +219,7 @@ def mnist_bnn(
     features = nn.Sequential(*layers)
     head = nn.Linear(features[-1].n_bits, n_classes)
     return BinaryNet(
-        features, head, {"backbone": "mnist_bnn", "n_classes": n_classes, "kwargs": kwargs}
+        features, head, {"backbone": "mnist_bnn", "n_classes": n_classes, "kwargs": _json(kwargs)}
     )
 
 
@@ -246,7 +255,7 @@ def vgg_small(
         mean=_json(mean),
         std=_json(std),
     )
-    n_classes = _pos("n_classes", n_classes)
+    n_classes = int(_pos("n_classes", n_classes))
     ch = _channels(channels)
     size = _pos("image_size", image_size)
     in_ch = _pos("in_channels", in_channels)
@@ -269,7 +278,7 @@ def vgg_small(
     features = nn.Sequential(*layers)
     head = nn.Linear(features[-1].n_bits, n_classes)
     return BinaryNet(
-        features, head, {"backbone": "vgg_small", "n_classes": n_classes, "kwargs": kwargs}
+        features, head, {"backbone": "vgg_small", "n_classes": n_classes, "kwargs": _json(kwargs)}
     )
 
 
@@ -302,7 +311,7 @@ def mlp(
         mean=_json(mean),
         std=_json(std),
     )
-    n_classes = _pos("n_classes", n_classes)
+    n_classes = int(_pos("n_classes", n_classes))
     shape = _channels(in_shape, "in_shape", 3)
     if len(shape) != 3:
         raise ValueError(f"expected in_shape (C, H, W), got {tuple(in_shape)}")
@@ -330,7 +339,9 @@ def mlp(
     layers.append(_binarizer(hid[-1], embedding, n_bits, levels, binary_embedding))
     features = nn.Sequential(*layers)
     head = nn.Linear(features[-1].n_bits, n_classes)
-    return BinaryNet(features, head, {"backbone": "mlp", "n_classes": n_classes, "kwargs": kwargs})
+    return BinaryNet(
+        features, head, {"backbone": "mlp", "n_classes": n_classes, "kwargs": _json(kwargs)}
+    )
 
 
 BACKBONES = {"mnist_bnn": mnist_bnn, "vgg_small": vgg_small, "mlp": mlp}

@@ -43,6 +43,8 @@ stays exact. It has no parameters and no gradient.
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 from torch import nn
 
@@ -75,7 +77,7 @@ def heaviside(y: torch.Tensor) -> torch.Tensor:
 
 
 def _check_pos(name: str, v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
         raise ValueError(f"expected {name} to be a positive int, got {v!r}")
     return int(v)
 

@@ -16,6 +16,7 @@ is not a valid checkpoint raises :class:`CheckpointError` saying what was expect
 from __future__ import annotations
 
 import copy
+import json
 import os
 import tempfile
 from collections.abc import Sequence
@@ -65,6 +66,12 @@ def save_checkpoint(
         raise ValueError(f"expected distinct class names, got {names}")
     if meta is not None and not isinstance(meta, dict):
         raise TypeError(f"expected meta to be a dict or None, got {type(meta).__name__}")
+    try:
+        meta_plain = json.loads(json.dumps(meta if meta is not None else {}))
+    except (TypeError, ValueError) as e:
+        raise TypeError(
+            f"expected meta of plain JSON values (dict, list, str, number), got {e}"
+        ) from e
     target = Path(path)
     payload = {
         "format": CHECKPOINT_FORMAT,
@@ -72,7 +79,7 @@ def save_checkpoint(
         "config": copy.deepcopy(model.config),
         "state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
         "class_names": names,
-        "meta": copy.deepcopy(meta) if meta is not None else {},
+        "meta": meta_plain,
     }
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

@@ -28,6 +28,7 @@ Contract (the exporter relies on it):
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 
 import torch
@@ -40,7 +41,7 @@ __all__ = ["Normalize", "QuantConv2d", "QuantLinear", "clip_weights_"]
 
 
 def _positive_int(name: str, v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
         raise ValueError(f"expected {name} to be a positive int, got {v!r}")
     return int(v)
 
@@ -171,7 +172,7 @@ class QuantConv2d(nn.Module):
 
 
 def _floats(name: str, v: float | Sequence[float]) -> tuple[float, ...]:
-    if isinstance(v, (int, float)) and not isinstance(v, bool):
+    if isinstance(v, numbers.Real) and not isinstance(v, bool):
         vals: tuple[float, ...] = (float(v),)
     else:
         try:

@@ -159,3 +159,18 @@ def test_checkpoint_errors(tmp_path):
     torch.save(payload, other)
     with pytest.raises(CheckpointError, match="do not fit"):
         load_checkpoint(other)
+
+
+def test_numpy_arguments_give_a_plain_config(tmp_path):
+    import numpy as np
+
+    model = mnist_bnn(
+        np.int64(2), channels=np.array([3, 5]), n_bits=np.int64(6), mean=np.float32(0.5)
+    )
+    assert model.config["kwargs"]["channels"] == [3, 5]
+    assert type(model.config["kwargs"]["n_bits"]) is int
+    path = save_checkpoint(model, tmp_path / "np.pt", class_names=["x", "y"], meta={"a": [1, 2.5]})
+    loaded, info = load_checkpoint(path)
+    assert loaded.config == model.config and info["meta"] == {"a": [1, 2.5]}
+    with pytest.raises(TypeError, match="JSON"):
+        save_checkpoint(model, tmp_path / "bad.pt", class_names=["x", "y"], meta={"a": np.int64(1)})
