@@ -9,6 +9,10 @@ Reports model size (serialized bytes) and median latency (after warm-up) at 1 an
 threads, checks that all three give the same integers, and prints a Markdown table.
 
     python benchmarks/onnx_variants.py [--repeat 50] [--json out.json]
+    python benchmarks/onnx_variants.py --parity CHECKPOINT   # torch == device == ORT
+
+``--parity`` exports a trained checkpoint (as ``edgecl export`` does) and compares torch's
+eval output, the device runtime and onnxruntime on all 10,000 shipped MNIST images.
 """
 
 from __future__ import annotations
@@ -75,7 +79,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--repeat", type=int, default=50)
     ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--parity", metavar="CHECKPOINT", help="only the parity check")
     args = ap.parse_args()
+    if args.parity:
+        parity(args.parity)
+        return
     rng = np.random.default_rng(0)
     rows = []
     for n, o, batch in SHAPES:
@@ -130,9 +138,114 @@ def main() -> None:
             f"| {r['b_us_t1']:.0f} / {r['b_us_t2']:.0f} | {r['b_us_t1'] / r['a_us_t1']:.1f}x "
             f"| {r['numba_us_t1']:.0f} / {r['numba_us_t2']:.0f} |"
         )
+    net = full_network(args.repeat)
+    print()
+    print(
+        "| whole MNIST BNN (64-128-256, D=512), batch | device runtime (Numba) µs "
+        "| onnxruntime forward graph (a) µs | graph size |"
+    )
+    print("|---|---|---|---|")
+    for r in net:
+        print(
+            f"| {r['batch']} | {r['runtime_us']:.0f} | {r['ort_us']:.0f} "
+            f"| {r['onnx_bytes'] / 1e6:.2f} MB |"
+        )
     if args.json:
         with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"rows": rows, "machine": info}, fh, indent=2)
+            json.dump({"rows": rows, "network": net, "machine": info}, fh, indent=2)
+
+
+def full_network(repeat: int) -> list[dict]:
+    """The default 28x28 binary CNN (random weights, BN statistics randomised) exported and
+    run end to end: the device runtime against onnxruntime on the forward graph (a)."""
+    import tempfile
+
+    import torch
+
+    from edgecl.bundle import read_bundle
+    from edgecl.device import Runtime
+    from edgecl.export import export_bundle
+    from edgecl.export.onnx_forward import forward_model
+    from edgecl.train import mnist_bnn
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model = mnist_bnn(10).eval()
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, size=(64, 28, 28), dtype=np.uint8)
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "m.ecl")
+        export_bundle(
+            model,
+            path,
+            calibration=(x, np.arange(64) % 10),
+            class_names=[str(i) for i in range(10)],
+        )
+        rt = Runtime.load(path)
+        manifest, arrays = read_bundle(path)
+    graph = forward_model(manifest, arrays).SerializeToString()
+    sess = session(graph, 1)
+    out = []
+    for batch in (1, 64):
+        xb = x[:batch]
+        xf = xb[..., None].astype(np.float32)
+        logits_ort = sess.run(["logits"], {"x": xf})[0]
+        assert np.allclose(logits_ort, rt.logits(xb), atol=1e-4)
+        t_rt = median_time(lambda b=xb: rt.logits(b), repeat)
+        t_ort = median_time(lambda f=xf: sess.run(["logits"], {"x": f}), repeat)
+        out.append(
+            {
+                "batch": batch,
+                "runtime_us": t_rt * 1e6,
+                "ort_us": t_ort * 1e6,
+                "onnx_bytes": len(graph),
+            }
+        )
+        print(json.dumps(out[-1]), flush=True)
+    return out
+
+
+def parity(checkpoint: str) -> None:
+    """torch eval vs device runtime vs onnxruntime on the whole shipped MNIST sample."""
+    import tempfile
+
+    import torch
+
+    from edgecl.bundle import read_bundle
+    from edgecl.data import load_mnist_sample
+    from edgecl.device import Runtime
+    from edgecl.export import export_bundle, forward_model, torch_reference
+    from edgecl.kernels import unpack_bits
+    from edgecl.train import load_checkpoint
+
+    torch.set_num_threads(1)
+    model, meta = load_checkpoint(checkpoint)
+    names = [str(c) for c in meta["class_names"]]
+    x_train, y_train, x_test, y_test = load_mnist_sample()
+    x = np.concatenate([x_train, x_test])
+    rows = np.array([names.index(str(v)) if str(v) in names else -1 for v in y_train])
+    cal = rows >= 0
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "m.ecl")
+        export_bundle(
+            model, path, calibration=(x_train[cal][:2000], rows[cal][:2000]), class_names=names
+        )
+        rt = Runtime.load(path)
+        manifest, arrays = read_bundle(path)
+    ref_bits, ref_logits = torch_reference(model, x)
+    z = rt.embed(x)
+    dev_bits, dev_logits = unpack_bits(z, rt.n_bits), rt.logits_from_embedding(z)
+    sess = session(forward_model(manifest, arrays).SerializeToString(), 1)
+    ort_logits, ort_bits = sess.run(["logits", "embedding"], {"x": x[..., None].astype(np.float32)})
+    print(f"{len(x)} images, {ref_bits.size} embedding bits")
+    print(
+        f"torch vs device:       {int((dev_bits != ref_bits).sum())} differing bits, "
+        f"max |logit diff| {np.abs(dev_logits - ref_logits).max():.2g}"
+    )
+    print(
+        f"torch vs onnxruntime:  {int((ort_bits.astype(np.uint8) != ref_bits).sum())} "
+        f"differing bits, max |logit diff| {np.abs(ort_logits - ref_logits).max():.2g}"
+    )
 
 
 if __name__ == "__main__":
