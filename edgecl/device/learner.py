@@ -15,8 +15,9 @@ Torch-free (NumPy + Numba, onnxruntime optional). It works on embeddings (``uint
 2. on copies: shrink the memory as planned, add a zero column to the head, retrain the
    head on class-balanced batches (eq. 4) of the new class's real embeddings and
    pseudo-exemplars of every old class (fresh every batch), one SGD step per batch with
-   :func:`edgecl.kernels.head.softmax_head_step` (``backend="numba"``) or the bundle's ONNX
-   head-update graph (``backend="onnxruntime"``), then fit the new class's memory (BMM by EM,
+   the Numba step of :mod:`edgecl.device.headstep` (``backend="numba"``; the math of
+   :func:`edgecl.kernels.head.softmax_head_step`) or the bundle's ONNX head-update graph
+   (``backend="onnxruntime"``), then fit the new class's memory (BMM by EM,
    eqs. 1-3, or buffered exemplars);
 3. commit: swap the copies in. A failure anywhere before leaves everything unchanged.
 """
@@ -33,11 +34,11 @@ from typing import Any
 
 import numpy as np
 
+from edgecl.device.headstep import HeadStepper
 from edgecl.device.reports import LearnReport, MemoryReport, format_bytes
 from edgecl.errors import BudgetError, BundleError
 from edgecl.kernels import binary_float_dense, unpack_bits
-from edgecl.kernels.head import softmax_head_step
-from edgecl.memory import Budget, apply_plan, balanced_batches, memory_from_state
+from edgecl.memory import Budget, apply_plan, memory_from_state
 from edgecl.memory import plan_class_addition as _plan
 from edgecl.memory._common import check_words
 
@@ -124,6 +125,80 @@ def _peak_tracer():
         out[0] = max(0, tracemalloc.get_traced_memory()[1] - base)
         if started:
             tracemalloc.stop()
+
+
+def _eq4_counts(batch_size: int, n_classes: int, step: int) -> np.ndarray:
+    """Eq. 4 as integer counts per class (new classes first): every class gets
+    ``B // n`` and the ``B % n`` left-over places rotate with ``step`` (as
+    :func:`edgecl.memory.class_balanced_counts`)."""
+    base, rem = divmod(int(batch_size), n_classes)
+    counts = np.full(n_classes, base, np.int64)
+    start = (step * rem) % n_classes
+    counts[(start + np.arange(rem)) % n_classes] += 1
+    return counts
+
+
+def n_batches_per_epoch(batch_size: int, n_classes: int, new: Mapping[str, np.ndarray]) -> int:
+    """Batches per epoch: every new sample shown once at its eq. 4 share."""
+    share = max(batch_size // max(n_classes, 1), 1)
+    return max(-(-z.shape[0] // share) for z in new.values())
+
+
+def eq4_batches(
+    memory: Any,
+    new: Mapping[str, np.ndarray],
+    *,
+    batch_size: int,
+    epochs: int,
+    class_index: Mapping[str, int],
+    rng: np.random.Generator,
+):
+    """Class-balanced batches (GBM eq. 4) of the new classes' embeddings and fresh
+    pseudo-exemplars of every old class, ``(words, labels)`` per batch.
+
+    The batches of :func:`edgecl.memory.balanced_batches`, with the pseudo-exemplars of a
+    whole run drawn in one ``memory.sample`` call (each batch still gets its own, never
+    reused) instead of one call per batch; samples are grouped by class within a batch
+    (the SGD step averages over the batch, so order does not matter).
+    """
+    new_names = list(new)
+    old = [c for c in memory.classes if c not in new and c in class_index]
+    names = new_names + old
+    n = len(names)
+    per_epoch = n_batches_per_epoch(batch_size, n, new)
+    steps = per_epoch * epochs
+    counts = np.stack([_eq4_counts(batch_size, n, s % per_epoch) for s in range(steps)])
+    pools: dict[str, np.ndarray] = {}
+    cursor = dict.fromkeys(names, 0)
+    if old:
+        totals = {c: int(counts[:, len(new_names) + i].sum()) for i, c in enumerate(old)}
+        words, labels = memory.sample(totals, rng=rng)
+        start = 0
+        for c in old:  # memory.sample groups by class in the order of the counts
+            pools[c] = words[start : start + totals[c]]
+            start += totals[c]
+    order = {c: rng.permutation(new[c].shape[0]) for c in new_names}
+    for s in range(steps):
+        parts, labs = [], []
+        for i, c in enumerate(names):
+            k = int(counts[s, i])
+            if k == 0:
+                continue
+            if c in new:
+                z = new[c]
+                idx = np.empty(k, np.int64)
+                for j in range(k):
+                    if cursor[c] >= z.shape[0]:
+                        order[c] = rng.permutation(z.shape[0])
+                        cursor[c] = 0
+                    idx[j] = order[c][cursor[c]]
+                    cursor[c] += 1
+                parts.append(z[idx])
+            else:
+                parts.append(pools[c][cursor[c] : cursor[c] + k])
+                cursor[c] += k
+            labs.append(np.full(k, class_index[c], np.int64))
+        yield np.concatenate(parts), np.concatenate(labs)
 
 
 class _OrtHeadStep:
@@ -315,15 +390,18 @@ class Learner:
             self._ort.check_classes(n_cls)
         batch = max(s.batch_size, n_cls)  # eq. 4 needs a place for every class
         steps, first, last = 0, math.nan, math.nan
-        share = batch // (len(class_index) if class_index else 1)
-        total = epochs * max(-(-z.shape[0] // max(share, 1)) for z in new.values())
-        for words, labels in balanced_batches(
-            memory, new, batch_size=batch, epochs=epochs, class_index=class_index, seed=rng
+        total = epochs * n_batches_per_epoch(batch, len(class_index), new)
+        if self._ort is None:  # transposed (C, D) working copies, ping-ponged
+            stepper = HeadStepper(self.n_bits, n_cls, batch)
+            wt = np.ascontiguousarray(weight.T)
+            wt2, b2 = np.empty_like(wt), np.empty_like(bias)
+            bias = bias.copy()
+        for words, labels in eq4_batches(
+            memory, new, batch_size=batch, epochs=epochs, class_index=class_index, rng=rng
         ):
             if self._ort is None:
-                weight, bias, loss = softmax_head_step(
-                    words, self.n_bits, weight, bias, labels, s.lr, weight_decay=s.weight_decay
-                )
+                loss = stepper(words, wt, bias, labels, s.lr, s.weight_decay, wt2, b2)
+                wt, wt2, bias, b2 = wt2, wt, b2, bias
             else:
                 weight, bias, loss = self._ort(words, weight, bias, labels, s.lr)
             if steps == 0:
@@ -332,6 +410,8 @@ class Learner:
             steps += 1
             if progress is not None:
                 progress(steps, total)
+        if self._ort is None:
+            weight = np.ascontiguousarray(wt.T)
         if not (np.isfinite(weight).all() and np.isfinite(bias).all()):
             raise FloatingPointError(
                 f"expected a finite head after training, got NaN or inf (lr {s.lr} too high?)"
