@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from edgecl.errors import ExportError
-from edgecl.kernels.bits import WORD_BITS, n_words, pack_signs
+from edgecl.kernels.bits import WORD_BITS, pack_signs
 from edgecl.train.binarizers import HeavisideBinarizer, ThermometerBinarizer, ThermometerEncoder
 from edgecl.train.layers import Normalize, QuantConv2d, QuantLinear
 
@@ -508,10 +508,10 @@ class _Lowerer:
                 packed = pack_signs(wq, axis=-1).reshape(o, -1)  # (O, H*W*n_words(C))
             else:
                 packed = pack_signs(wq, axis=-1)
-            words = packed.shape[1]
-            n = words * WORD_BITS if flat is not None else f
-            if n_words(n) != words:
-                n = words * WORD_BITS
+            # after a Flatten the words hold n_words(C) per pixel: the kernel counts every
+            # word (tail bits are 0 in both operands, so they agree) and `offset` removes
+            # the (n - f) agreeing tail positions from the ±1 dot product
+            n = packed.shape[1] * WORD_BITS if flat is not None else f
             self.emit(
                 "dense_binary",
                 path,
