@@ -81,3 +81,14 @@ def test_bad_input(words):
         softmax_head_step(x, 70, w, b, t, 0.1, weight_decay=-1.0)
     with pytest.raises(ValueError, match="expected 2 words"):
         softmax_head_step(x[:, :1].copy(), 70, w, b, t, 0.1)
+
+
+def test_large_batch_matches_reference(words):
+    # more than 64 samples: the transposed bits span two words, groups of 4 end ragged
+    rng = np.random.default_rng(4)
+    x, w, b, t = _problem(rng, words, 70, 130, 5)
+    nw, nb, loss = softmax_head_step(x, 130, w, b, t, 0.3, weight_decay=0.05)
+    rw, rb, rloss = softmax_head_step_reference(x, 130, w, b, t, 0.3, weight_decay=0.05)
+    np.testing.assert_allclose(nw, rw, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(nb, rb, rtol=1e-5, atol=1e-6)
+    assert loss == pytest.approx(rloss, rel=1e-5)
