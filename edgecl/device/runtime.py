@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from edgecl.bundle import BundleInfo, read_bundle, validate_manifest, write_bundle
+from edgecl.device.fused import compile_program
 from edgecl.device.learner import Learner, check_class_name
 from edgecl.device.reports import LearnReport, MemoryReport
 from edgecl.errors import BundleError
@@ -243,6 +244,8 @@ class Runtime:
         self.classes_ = np.asarray(manifest["classes"], dtype=str)
         self.head_weight = np.ascontiguousarray(arrays[manifest["head"]["weight"]], np.float32)
         self.head_bias = np.ascontiguousarray(arrays[manifest["head"]["bias"]], np.float32)
+        # F as one callable, the first conv+threshold+pool fused (edgecl.device.fused)
+        self._program = compile_program(self.layers, self.arrays, run_layers, threads=self.threads)
         # the learning half (edgecl.device.learner): head, class memory, budget
         self.learner = Learner.from_manifest(
             manifest, arrays, backend=backend, budget_bytes=budget_bytes, threads=threads
@@ -278,7 +281,7 @@ class Runtime:
         out = np.empty((xf.shape[0], n_words(self.n_bits)), np.uint64)
         for i in range(0, xf.shape[0], CHUNK):
             part = self.input_spec.normalize(xf[i : i + CHUNK])
-            out[i : i + CHUNK] = run_layers(part, self.layers, self.arrays, threads=self.threads)
+            out[i : i + CHUNK] = self._program(part)
         return out
 
     def logits_from_embedding(self, z_words: np.ndarray) -> np.ndarray:

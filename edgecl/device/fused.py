@@ -1,0 +1,157 @@
+"""Fused layers for the batch-1 forward path: the first float conv, its BatchNorm+sign
+threshold and the bit max-pool in one Numba pass (no im2col, no float feature map kept).
+
+``conv2d_float -> threshold_float (repeat 1) [-> maxpool_bits]`` is what the exporter
+emits for a float first layer (BN folded into per-channel thresholds, the pool moved after
+the sign, where max-pooling {0,1} bits is an OR). The fused kernel computes each conv
+output as :func:`edgecl.device.runtime.run_layers` does — float64 sums of the float32
+products, plus the bias, rounded to float32 — then ``y >= t`` (``y <= t`` where flipped;
+NaN gives 0) and ORs the bits of every pool window. Its reference is the unfused program
+(tests compare them bit for bit). :func:`compile_program` returns a callable that runs a
+layer list with the fused prefix when the pattern is there, else plain ``run_layers``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+from numba import njit
+
+from edgecl.kernels.bits import n_words
+
+__all__ = ["compile_program", "conv_threshold_pool"]
+
+
+@njit(cache=True)
+def _conv_bits(x, s, i, j, w, bias, top, left, stride, pad_value, sgn, sthr, acc, hit):
+    """``hit[q] |= (sgn[q] * y[q] >= sthr[q])`` for the conv output ``y`` at (i, j)."""
+    h, wd, c = x.shape[1], x.shape[2], x.shape[3]
+    kh, kw, _, o = w.shape
+    for q in range(o):
+        acc[q] = 0.0
+    for di in range(kh):
+        yi = i * stride + di - top
+        for dj in range(kw):
+            xj = j * stride + dj - left
+            inside = 0 <= yi < h and 0 <= xj < wd
+            for cc in range(c):
+                v = np.float64(x[s, yi, xj, cc]) if inside else pad_value
+                for q in range(o):
+                    acc[q] += v * w[di, dj, cc, q]
+    for q in range(o):
+        y = np.float32(acc[q] + bias[q])
+        hit[q] |= np.uint8(sgn[q] * y >= sthr[q])
+
+
+@njit(cache=True)
+def _conv_thr_pool(x, w, bias, top, left, stride, pad_value, sgn, sthr, pool, pstride, out):
+    n = x.shape[0]
+    o = w.shape[3]
+    acc = np.empty(o, np.float64)
+    hit = np.empty(o, np.uint8)
+    win = max(pool, 1)
+    step = pstride if pool > 0 else 1
+    for s in range(n):
+        for pi in range(out.shape[1]):
+            for pj in range(out.shape[2]):
+                hit[:] = 0
+                for a in range(win):
+                    for b in range(win):
+                        _conv_bits(
+                            x,
+                            s,
+                            pi * step + a,
+                            pj * step + b,
+                            w,
+                            bias,
+                            top,
+                            left,
+                            stride,
+                            pad_value,
+                            sgn,
+                            sthr,
+                            acc,
+                            hit,
+                        )
+                for k in range(out.shape[3]):
+                    word = np.uint64(0)
+                    for q in range(k * 64, min(o, k * 64 + 64)):
+                        word |= np.uint64(hit[q]) << np.uint64(q - k * 64)
+                    out[s, pi, pj, k] = word
+
+
+def conv_threshold_pool(
+    x: np.ndarray,
+    conv: Mapping[str, Any],
+    thr: Mapping[str, Any],
+    pool: Mapping[str, Any] | None,
+    arrays: Mapping[str, np.ndarray],
+    cache: dict[str, Any] | None = None,
+) -> np.ndarray:
+    """The fused ``conv2d_float -> threshold_float [-> maxpool_bits]`` on NHWC float32."""
+    cache = {} if cache is None else cache
+    if "w" not in cache:
+        w = arrays[conv["weight"]]  # (O, kh, kw, C)
+        cache["w"] = np.ascontiguousarray(w.transpose(1, 2, 3, 0).astype(np.float64))
+        b = conv.get("bias")
+        cache["b"] = (
+            arrays[b].astype(np.float64) if b is not None else np.zeros(w.shape[0], np.float64)
+        )
+        # y <= t  <=>  -y >= -t exactly (IEEE negation); NaN compares false either way
+        flip = np.asarray(arrays[thr["flip"]], np.bool_)
+        t = np.asarray(arrays[thr["thresholds"]], np.float32)
+        cache["sgn"] = np.where(flip, np.float32(-1), np.float32(1)).astype(np.float32)
+        cache["sthr"] = np.where(flip, -t, t).astype(np.float32)
+    w = cache["w"]
+    top, _, left, _ = (int(p) for p in conv["pads"])
+    ho, wo, o = (int(s) for s in conv["out_shape"])  # noqa: F841 (ho, wo: no pool)
+    size = int(pool["size"]) if pool is not None else 0
+    stride = int(pool["stride"]) if pool is not None else 1
+    oh, ow = (int(pool["out_shape"][0]), int(pool["out_shape"][1])) if pool else (ho, wo)
+    out = np.empty((x.shape[0], oh, ow, n_words(o)), np.uint64)
+    _conv_thr_pool(
+        np.ascontiguousarray(x, np.float32),
+        w,
+        cache["b"],
+        top,
+        left,
+        int(conv["stride"]),
+        float(conv["pad_value"]),
+        cache["sgn"],
+        cache["sthr"],
+        size,
+        stride,
+        out,
+    )
+    return out
+
+
+def compile_program(
+    layers: list[Mapping[str, Any]],
+    arrays: Mapping[str, np.ndarray],
+    run_layers: Callable[..., np.ndarray],
+    *,
+    threads: int = 1,
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A callable running ``layers`` on normalised input: the fused first layer when the
+    program starts with ``conv2d_float -> threshold_float (repeat 1) [-> maxpool_bits]``,
+    then ``run_layers`` on the rest."""
+    fusable = (
+        len(layers) >= 2
+        and layers[0]["op"] == "conv2d_float"
+        and layers[1]["op"] == "threshold_float"
+        and int(layers[1]["repeat"]) == 1
+    )
+    if not fusable:
+        return lambda x: run_layers(x, layers, arrays, threads=threads)
+    pool = layers[2] if len(layers) > 2 and layers[2]["op"] == "maxpool_bits" else None
+    rest = layers[3:] if pool is not None else layers[2:]
+    cache: dict[str, Any] = {}
+
+    def run(x: np.ndarray) -> np.ndarray:
+        v = conv_threshold_pool(x, layers[0], layers[1], pool, arrays, cache)
+        return run_layers(v, rest, arrays, threads=threads) if rest else v
+
+    return run
