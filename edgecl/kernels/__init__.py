@@ -15,11 +15,26 @@ from edgecl.kernels.bits import (
     tail_mask,
     unpack_bits,
 )
+from edgecl.kernels.bmm import (
+    bmm_em_stats,
+    bmm_em_stats_reference,
+    bmm_log_likelihood,
+    bmm_log_likelihood_reference,
+    bmm_responsibilities,
+    bmm_responsibilities_reference,
+    hamming_distances,
+    hamming_distances_reference,
+)
 from edgecl.kernels.conv import binary_conv2d, binary_conv2d_reference
 from edgecl.kernels.dense import binary_dense, binary_dense_reference
 from edgecl.kernels.float_dense import binary_float_dense, binary_float_dense_reference
 from edgecl.kernels.head import softmax_head_step, softmax_head_step_reference
 from edgecl.kernels.pool import maxpool2d, maxpool2d_reference, maxpool_bits, maxpool_bits_reference
+from edgecl.kernels.sampling import (
+    PROB_ONE,
+    sample_bernoulli_words,
+    sample_bernoulli_words_reference,
+)
 from edgecl.kernels.threshold import (
     threshold,
     threshold_float,
@@ -28,6 +43,17 @@ from edgecl.kernels.threshold import (
 )
 
 __all__ = [
+    "bmm_em_stats",
+    "bmm_em_stats_reference",
+    "bmm_log_likelihood",
+    "bmm_log_likelihood_reference",
+    "bmm_responsibilities",
+    "bmm_responsibilities_reference",
+    "hamming_distances",
+    "hamming_distances_reference",
+    "PROB_ONE",
+    "sample_bernoulli_words",
+    "sample_bernoulli_words_reference",
     "WORD_BITS",
     "WORD_DTYPE",
     "binary_conv2d",

@@ -15,6 +15,11 @@ KERNELS = [
     "maxpool2d",
     "binary_float_dense",
     "softmax_head_step",
+    "bmm_em_stats",
+    "bmm_responsibilities",
+    "bmm_log_likelihood",
+    "hamming_distances",
+    "sample_bernoulli_words",
 ]
 
 
@@ -33,7 +38,7 @@ import importlib
 import edgecl.kernels
 from numba.core.dispatcher import Dispatcher
 mods = [importlib.import_module("edgecl.kernels." + n) for n in (
-    "dense", "conv", "threshold", "pool", "float_dense", "head")]
+    "dense", "conv", "threshold", "pool", "float_dense", "head", "bmm", "sampling")]
 found = 0
 for mod in mods:
     for obj in vars(mod).values():
