@@ -71,14 +71,24 @@ def _pos_int(v: Any, what: str) -> int:
 @dataclass(frozen=True)
 class HeadSettings:
     """How the head G is retrained on the device: SGD ``lr``, ``epochs`` (passes over the
-    new class's samples), ``batch_size`` (B of eq. 4) and L2 ``weight_decay``."""
+    new class's samples), ``batch_size`` (B of eq. 4) and L2 ``weight_decay``; and how
+    predictions use the class memory: ``gbm_weight`` lambda > 0 scores a sample by
+    ``log_softmax(head logits) + lambda * log_softmax(log p(z | class))``, the GBM mixtures'
+    own likelihood (edgecl's addition beyond the paper; no extra stored bytes)."""
 
     lr: float = 0.05
     epochs: int = 5
     batch_size: int = 64
     weight_decay: float = 0.0
+    gbm_weight: float = 0.0
 
     def __post_init__(self) -> None:
+        if (
+            isinstance(self.gbm_weight, bool)
+            or not isinstance(self.gbm_weight, (int, float))
+            or not (math.isfinite(self.gbm_weight) and self.gbm_weight >= 0)
+        ):
+            raise ValueError(f"expected a finite gbm_weight >= 0, got {self.gbm_weight!r}")
         for name in ("lr", "weight_decay"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
@@ -98,6 +108,7 @@ class HeadSettings:
             epochs=int(head.get("epochs", d.epochs)),
             batch_size=int(head.get("batch_size", d.batch_size)),
             weight_decay=float(head.get("weight_decay", d.weight_decay)),
+            gbm_weight=float(head.get("gbm_weight", d.gbm_weight)),
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,6 +117,7 @@ class HeadSettings:
             "epochs": self.epochs,
             "batch_size": self.batch_size,
             "weight_decay": self.weight_decay,
+            "gbm_weight": self.gbm_weight,
         }
 
 
@@ -368,9 +380,66 @@ class Learner:
         z = check_words(z_words, self.n_bits)
         return binary_float_dense(z, self.weight, self.n_bits, threads=self.threads) + self.bias
 
+    def _gbm_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(A (D, K_total) float32, const (K_total,), owner (K_total,))`` with
+        ``log pi_k p(z | mu_k) = z . A[:, k] + const[k]`` for every stored component, in
+        head class order; None when some head class has no GBM mixture."""
+        mem = self.memory
+        if mem is None or getattr(mem, "kind", None) != "gbm":
+            return None
+        if any(c not in mem.classes for c in self.classes):
+            return None
+        key = (id(mem), self.classes)
+        if getattr(self, "_gbm_key", None) == key:
+            return self._gbm_cache
+        cols, consts, owner = [], [], []
+        for i, c in enumerate(self.classes):
+            mu = np.clip(mem.prototypes(c), 1e-3, 1.0 - 1e-3)
+            pi = mem.mixing_weights(c)
+            pi = pi / pi.sum()
+            with np.errstate(divide="ignore"):
+                cols.append((np.log(mu) - np.log1p(-mu)).T)
+                consts.append(np.log1p(-mu).sum(axis=1) + np.log(pi))
+            owner.append(np.full(mu.shape[0], i, np.int64))
+        tables = (
+            np.ascontiguousarray(np.concatenate(cols, axis=1), np.float32),
+            np.concatenate(consts),
+            np.concatenate(owner),
+        )
+        self._gbm_key, self._gbm_cache = key, tables
+        return tables
+
+    def gbm_log_likelihood(self, z_words: np.ndarray) -> np.ndarray | None:
+        """``log p(z | class)`` (n, C) float64 under each class's stored mixture (eq. 3's
+        model with the dequantized prototypes), head class order; None without GBM."""
+        tables = self._gbm_tables()
+        if tables is None:
+            return None
+        a, const, owner = tables
+        z = check_words(z_words, self.n_bits)
+        comp = binary_float_dense(z, a, self.n_bits, threads=self.threads) + const
+        out = np.full((z.shape[0], len(self.classes)), -np.inf)
+        for i in range(len(self.classes)):
+            part = comp[:, owner == i]
+            top = part.max(axis=1)
+            out[:, i] = top + np.log(np.exp(part - top[:, None]).sum(axis=1))
+        return out
+
+    def scores(self, z_words: np.ndarray) -> np.ndarray:
+        """What predictions rank (float64 (n, C)): the head logits, or with ``gbm_weight``
+        lambda > 0 ``log_softmax(logits) + lambda * log_softmax(log p(z | class))``."""
+        logits = self.logits(z_words).astype(np.float64)
+        lam = self.settings.gbm_weight
+        if lam <= 0:
+            return logits
+        ll = self.gbm_log_likelihood(z_words)
+        if ll is None:
+            return logits
+        return _log_softmax(logits) + lam * _log_softmax(ll)
+
     def predict(self, z_words: np.ndarray) -> np.ndarray:
-        """Class names of the largest logits."""
-        return np.asarray(self.classes, dtype=str)[np.argmax(self.logits(z_words), axis=1)]
+        """Class names of the largest scores (:meth:`scores`)."""
+        return np.asarray(self.classes, dtype=str)[np.argmax(self.scores(z_words), axis=1)]
 
     # -- learning --------------------------------------------------------------------------
     def _train_head(
@@ -799,6 +868,11 @@ class Learner:
             f"Learner({len(self.classes)} classes, D={self.n_bits}, stored "
             f"{format_bytes(self.stored_bytes)} of {format_bytes(self.budget_bytes)})"
         )
+
+
+def _log_softmax(a: np.ndarray) -> np.ndarray:
+    top = a.max(axis=1, keepdims=True)
+    return a - (top + np.log(np.exp(a - top).sum(axis=1, keepdims=True)))
 
 
 @contextmanager

@@ -294,16 +294,19 @@ class Runtime:
         return self.logits_from_embedding(self.embed(x))
 
     def predict_proba(self, x: object) -> np.ndarray:
-        """Softmax probabilities (float64 (n, n_classes)), columns in ``classes_`` order."""
-        z = self.logits(x).astype(np.float64)
+        """Softmax probabilities (float64 (n, n_classes)), columns in ``classes_`` order
+        (of the head logits, or of the combined scores when the bundle's head sets
+        ``gbm_weight``, :meth:`edgecl.device.learner.Learner.scores`)."""
+        z = self.learner.scores(self.embed(x))
         z -= z.max(axis=1, keepdims=True)
         np.exp(z, out=z)
         z /= z.sum(axis=1, keepdims=True)
         return z
 
     def predict(self, x: object) -> np.ndarray:
-        """The class name of the largest logit for every sample (an array of str)."""
-        return self.classes_[np.argmax(self.logits(x), axis=1)]
+        """The class name of the largest logit (or combined score, see ``predict_proba``)
+        for every sample (an array of str)."""
+        return self.classes_[np.argmax(self.learner.scores(self.embed(x)), axis=1)]
 
     # -- learning (delegated to edgecl.device.learner.Learner) --------------------------
 
