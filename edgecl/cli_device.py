@@ -511,9 +511,20 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--epochs", type=int, help="base training epochs (default 3 on the sample, 1 on a full set)"
     )
-    p.add_argument("--components", type=int, default=3, help="GBM prototypes per class K (3)")
-    p.add_argument("--bits", type=int, default=4, help="bits per prototype value q (4)")
+    p.add_argument("--components", type=int, default=6, help="GBM prototypes per class K (6)")
+    p.add_argument("--bits", type=int, default=2, help="bits per prototype value q (2)")
+    p.add_argument(
+        "--gbm-weight",
+        type=float,
+        default=0.1,
+        help="weight of the GBM likelihood in predictions (0.1; 0: the head alone)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch and kernel threads (1)")
+    p.add_argument(
+        "--checkpoint",
+        type=Path,
+        help="skip the host training: export this base checkpoint (classes 0-4, edgecl train)",
+    )
     p.add_argument(
         "--quick",
         action="store_true",
@@ -537,7 +548,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         components=args.components,
         bits=args.bits,
+        gbm_weight=args.gbm_weight,
         threads=args.threads,
+        checkpoint=None if args.checkpoint is None else str(args.checkpoint),
     )
     if args.plot is not None:
         try:

@@ -418,8 +418,15 @@ class Learner:
         a, const, owner = tables
         z = check_words(z_words, self.n_bits)
         comp = binary_float_dense(z, a, self.n_bits, threads=self.threads) + const
-        out = np.full((z.shape[0], len(self.classes)), -np.inf)
-        for i in range(len(self.classes)):
+        n_cls = len(self.classes)
+        if owner.size % n_cls == 0 and np.array_equal(
+            owner, np.repeat(np.arange(n_cls), owner.size // n_cls)
+        ):  # every class has the same K: one vectorised logsumexp
+            part = comp.reshape(z.shape[0], n_cls, -1)
+            top = part.max(axis=2)
+            return top + np.log(np.exp(part - top[:, :, None]).sum(axis=2))
+        out = np.full((z.shape[0], n_cls), -np.inf)
+        for i in range(n_cls):
             part = comp[:, owner == i]
             top = part.max(axis=1)
             out[:, i] = top + np.log(np.exp(part - top[:, None]).sum(axis=1))

@@ -43,6 +43,7 @@ def make_bundle(
     policy: str = "strict",
     head_epochs: int = 3,
     onnx_graph: bytes | None = None,
+    gbm_weight: float | None = None,
     seed: int = 0,
 ) -> Path:
     """A bundle whose base classes ``classes`` (labels 0..len-1 in ``y``) are learned."""
@@ -102,6 +103,8 @@ def make_bundle(
         for i in range(0, len(z), 32):
             wt, b, _ = softmax_head_step(z[i : i + 32], n_bits, wt, b, y[i : i + 32], 0.05)
     arrays["head.weight"], arrays["head.bias"] = wt, b
+    if gbm_weight is not None:
+        manifest["head"]["gbm_weight"] = gbm_weight
     if onnx_graph is not None:
         arrays["head.onnx"] = np.frombuffer(onnx_graph, np.uint8).copy()
         manifest["head"]["onnx"] = "head.onnx"

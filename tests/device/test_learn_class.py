@@ -236,3 +236,30 @@ def test_no_memory_refuses_to_learn(tmp_path, stream, bundle_maker):
     with pytest.raises(ValueError, match="class memory"):
         rt.learn_class("c3", x[y == 3])
     assert rt.memory().class_memory_bytes == 0
+
+
+def test_gbm_weight_combines_the_head_with_the_mixtures(tmp_path, stream, bundle_maker):
+    x, y, xt, yt = stream
+    m = y < 3
+    plain = Runtime.load(bundle_maker(tmp_path / "p.ecl", x[m], y[m], NAMES[:3]))
+    mixed = Runtime.load(bundle_maker(tmp_path / "m.ecl", x[m], y[m], NAMES[:3], gbm_weight=0.5))
+    assert mixed.learner.settings.gbm_weight == 0.5
+    for rt in (plain, mixed):
+        for k in (3, 4):
+            rt.learn_class(NAMES[k], x[y == k], seed=k)
+    z = mixed.embed(xt)
+    ll = mixed.learner.gbm_log_likelihood(z)
+    # the learner's log-likelihood equals the memory's own (eq. 3 model, same prototypes)
+    np.testing.assert_allclose(ll, mixed.learner.memory.log_likelihood(z), rtol=1e-5, atol=1e-3)
+    logits = mixed.learner.logits(z).astype(np.float64)
+    lsm = logits - np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1, keepdims=True))
+    lsm -= logits.max(1, keepdims=True)
+    lll = ll - ll.max(1, keepdims=True)
+    lll -= np.log(np.exp(lll).sum(1, keepdims=True))
+    np.testing.assert_allclose(mixed.learner.scores(z), lsm + 0.5 * lll, rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(mixed.predict_proba(xt).sum(axis=1), 1.0)
+    seen = yt < 5
+    assert _acc(mixed, xt[seen], yt[seen], NAMES) > 0.85
+    # the option survives save/load
+    mixed.save(tmp_path / "again.ecl")
+    assert Runtime.load(tmp_path / "again.ecl").learner.settings.gbm_weight == 0.5
