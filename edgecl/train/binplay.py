@@ -421,11 +421,17 @@ class BinPlayMemory:
             dec.train(was)
         return torch.cat(out) if out else torch.zeros(0, *self.autoencoder.sample_shape)
 
-    def sample(self, n: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``n`` past samples regenerated from indices drawn uniformly from ``1..N``."""
-        if self.n_samples == 0:
-            raise ValueError("expected a memory holding at least one batch, got an empty one")
-        idx = torch.randint(1, self.n_samples + 1, (int(n),), generator=generator)
+    def sample(
+        self, n: int, *, generator: torch.Generator | None = None, upto: int | None = None
+    ) -> torch.Tensor:
+        """``n`` samples regenerated from indices drawn uniformly from ``1..upto``
+        (default ``N``, every sample learned so far)."""
+        top = self.n_samples if upto is None else int(upto)
+        if not 1 <= top <= self.n_samples:
+            raise ValueError(
+                f"expected a memory holding samples 1..{top}, got {self.n_samples} samples"
+            )
+        idx = torch.randint(1, top + 1, (int(n),), generator=generator)
         return self.regenerate(idx)
 
     def learn(self, x: torch.Tensor, *, seed: int = 0) -> np.ndarray:
@@ -587,6 +593,7 @@ class BinPlay:
         self.input_scale = float(input_scale)
         self.binarize_replay = bool(binarize_replay)
         self.reports: list[_Report] = []
+        self._n_past = 0
 
     @property
     def classes_(self) -> tuple[int, ...]:
@@ -604,7 +611,8 @@ class BinPlay:
         return x01 * self.input_scale if self.input_scale != 1.0 else x01
 
     def _replay(self, n: int, gen: torch.Generator) -> torch.Tensor:
-        x = self.memory.sample(n, generator=gen)
+        # past batches only: the frozen copy knows nothing of the new classes
+        x = self.memory.sample(n, generator=gen, upto=self._n_past)
         return (x > 0.5).float() if self.binarize_replay else x
 
     def learn_task(self, x: Any, y: Any, *, seed: int = 0) -> _Report:
@@ -615,6 +623,7 @@ class BinPlay:
         n_old = self.order.n_seen
         teacher = copy.deepcopy(self.model).eval() if n_old else None
         had_past = self.memory.n_samples > 0
+        self._n_past = self.memory.n_samples
         idx = self.memory.learn(x01, seed=seed)
         self.order.add(y_np)
         cfg = self.classifier

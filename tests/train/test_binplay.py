@@ -170,6 +170,12 @@ def test_memory_learn_indices_counts_and_bytes():
     assert r.shape == (2, 16) and 0 <= r.min() and r.max() <= 1
     s = mem.sample(7, generator=torch.Generator().manual_seed(0))
     assert s.shape == (7, 16)
+    torch.testing.assert_close(
+        mem.sample(3, generator=torch.Generator().manual_seed(0), upto=1),
+        mem.regenerate(np.ones(3, int)),
+    )
+    with pytest.raises(ValueError, match="holding samples"):
+        mem.sample(1, upto=66)
     assert mem.history[1]["replay_ratio"] == pytest.approx(40 / 25)
 
 
@@ -179,7 +185,7 @@ def test_memory_refuses_without_change():
         mem.learn(torch.rand(5, 15))
     with pytest.raises(ValueError, match="at most 256 samples"):
         mem.learn(torch.rand(300, 16))
-    with pytest.raises(ValueError, match="empty"):
+    with pytest.raises(ValueError, match="holding samples"):
         mem.sample(1)
     assert mem.counts == ()
     with pytest.raises(ValueError, match="latent"):
