@@ -87,12 +87,13 @@ def bench_learn(n_bits=512, k=8, q=8, n_known=10, n_samples=100, repeat=20, seed
     z_new = z_new[:n_samples]
     s = learner.settings
     # the whole learn_class on embeddings (fresh copy every call)
-    full, head_only_steps = [], 0
+    full, full_cpu, head_only_steps = [], [], 0
     learner.copy().learn("new", z_new, seed=seed, trace_memory=False)  # warm-up (compile)
     for i in range(repeat):
         lc = learner.copy()
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         rep = lc.learn("new", z_new, seed=seed + i, trace_memory=False)
+        full_cpu.append(time.process_time() - c)
         full.append(time.perf_counter() - t)
         head_only_steps = rep.steps
     # the same batches for both head updates
@@ -113,9 +114,10 @@ def bench_learn(n_bits=512, k=8, q=8, n_known=10, n_samples=100, repeat=20, seed
     b0 = np.concatenate([learner.bias, np.zeros(1, np.float32)])
     from edgecl.device.headstep import HeadStepper
 
-    numba_t, kernel_t = [], []
+    numba_t, kernel_t, numba_cpu, torch_cpu = [], [], [], []
     for _ in range(repeat):
         # the learner's step (transposed, dense; edgecl.device.headstep), layout changes included
+        c = time.process_time()
         t = time.perf_counter()
         stepper = HeadStepper(n_bits, len(classes), batch)
         wt, bb = np.ascontiguousarray(w0.T), b0.copy()
@@ -125,6 +127,7 @@ def bench_learn(n_bits=512, k=8, q=8, n_known=10, n_samples=100, repeat=20, seed
             wt, wt2, bb, b2 = wt2, wt, b2, bb
         w_learner = np.ascontiguousarray(wt.T)
         numba_t.append(time.perf_counter() - t)
+        numba_cpu.append(time.process_time() - c)
         # the set-bit-walk kernel edgecl.kernels.head.softmax_head_step
         w, b = w0, b0
         t = time.perf_counter()
@@ -140,6 +143,7 @@ def bench_learn(n_bits=512, k=8, q=8, n_known=10, n_samples=100, repeat=20, seed
             head.weight.copy_(torch.from_numpy(w0.T.copy()))
             head.bias.copy_(torch.from_numpy(b0))
         opt = torch.optim.SGD(head.parameters(), lr=s.lr)
+        c = time.process_time()
         t = time.perf_counter()
         for xb, yb in zip(xs, ys, strict=True):
             loss = torch.nn.functional.cross_entropy(head(xb), yb)
@@ -147,6 +151,7 @@ def bench_learn(n_bits=512, k=8, q=8, n_known=10, n_samples=100, repeat=20, seed
             loss.backward()
             opt.step()
         torch_t.append(time.perf_counter() - t)
+        torch_cpu.append(time.process_time() - c)
     # both give the same head (float32 sums in another order)
     w, b = w0, b0
     for words, labels in batches:
@@ -157,7 +162,10 @@ def bench_learn(n_bits=512, k=8, q=8, n_known=10, n_samples=100, repeat=20, seed
         "setting": f"D={n_bits}, GBM K={k} q={q}, {n_known} classes known, {n_samples} samples, "
         f"{len(batches)} SGD steps of {batch} (epochs {s.epochs}, lr {s.lr})",
         "learn_class_ms": _stats(full),
+        "learn_class_cpu_ms": _stats(full_cpu),
         "head_numba_ms": _stats(numba_t),
+        "head_numba_cpu_ms": _stats(numba_cpu),
+        "head_torch_cpu_ms": _stats(torch_cpu),
         "head_kernel_setbit_ms": _stats(kernel_t),
         "head_torch_ms": _stats(torch_t),
         "steps": len(batches),
@@ -166,6 +174,9 @@ def bench_learn(n_bits=512, k=8, q=8, n_known=10, n_samples=100, repeat=20, seed
         "max_weight_diff_learner_step_vs_kernel": diff_learner,
     }
     out["speedup_head_torch_over_numba"] = out["head_torch_ms"]["p50"] / out["head_numba_ms"]["p50"]
+    out["speedup_head_torch_over_numba_cpu"] = (
+        out["head_torch_cpu_ms"]["p50"] / out["head_numba_cpu_ms"]["p50"]
+    )
     out["speedup_torch_head_over_full_learn"] = (
         out["head_torch_ms"]["p50"] / out["learn_class_ms"]["p50"]
     )
@@ -180,12 +191,14 @@ def bench_forward(bundle, repeat=500):
     rt = Runtime.load(bundle, threads=1)
     x = load_mnist_sample()[2][:repeat]
     rt.predict(x[:1])
-    ts = []
+    ts, cpu = [], []
     for i in range(repeat):
         xi = x[i : i + 1]
+        c = time.process_time()
         t = time.perf_counter()
         rt.predict(xi)
         ts.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
     xf = rt.input_spec.normalize(rt.input_spec.check(x[:1]))
     per: dict[str, list[float]] = {}
     for _ in range(200):
@@ -203,6 +216,7 @@ def bench_forward(bundle, repeat=500):
     return {
         "bundle": str(bundle),
         "predict_us": _stats(ts, 1e6),
+        "predict_cpu_us": _stats(cpu, 1e6),
         "layers_us_p50": {k: float(np.median(v) * 1e6) for k, v in per.items()},
     }
 
@@ -230,14 +244,20 @@ def bench_cold(bundle, runs=3):
         code = COLD.format(bundle=str(bundle), x=xp)
 
         def run(env):
+            import resource
+
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             t = time.perf_counter()
             r = subprocess.run(
                 [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
             )
             wall = time.perf_counter() - t
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
             total, predict, load = map(float, r.stdout.split())
             return {
                 "process_wall_s": wall,
+                "process_cpu_s": cpu,
                 "import_to_prediction_s": total,
                 "first_predict_s": predict,
                 "import_and_load_s": load,
@@ -250,6 +270,7 @@ def bench_cold(bundle, runs=3):
         "first_ever_empty_numba_cache": first,
         "warm_cache_runs": warm,
         "warm_process_wall_s_p50": float(np.median([w["process_wall_s"] for w in warm])),
+        "warm_process_cpu_s_p50": float(np.median([w["process_cpu_s"] for w in warm])),
     }
 
 
@@ -260,20 +281,24 @@ def bench_learn_images(bundle, n=100, repeat=10, seed=0):
     rt = Runtime.load(bundle, threads=1)
     x = load_mnist_sample()[2][:n]
     saved = rt.learner.copy()
-    ts = []
+    ts, cpu = [], []
     for i in range(repeat + 1):
+        c = time.process_time()
         t = time.perf_counter()
         rep = rt.learn_class("bench", x, seed=seed + i, trace_memory=False)
         dt = time.perf_counter() - t
+        dc = time.process_time() - c
         rt.learner = saved.copy()
         rt._sync()
         if i:
             ts.append(dt)
+            cpu.append(dc)
     return {
         "bundle": str(bundle),
         "classes_known": len(saved.classes),
         "memory": saved.memory.default_size().to_dict(),
         "learn_class_ms": _stats(ts),
+        "learn_class_cpu_ms": _stats(cpu),
         "embed_ms_last": rep.embed_s * 1e3,
     }
 
@@ -290,7 +315,11 @@ def main(argv=None):
     if "learn" in todo:
         out["learn"] = bench_learn(repeat=args.repeat)
         r = out["learn"]
-        print(f"learn_class (embeddings, {r['setting']}): p50 {r['learn_class_ms']['p50']:.1f} ms")
+        print(
+            f"learn_class (embeddings, {r['setting']}): p50 {r['learn_class_ms']['p50']:.1f} ms "
+            f"(CPU {r['learn_class_cpu_ms']['p50']:.1f} ms); head CPU numba "
+            f"{r['head_numba_cpu_ms']['p50']:.2f} ms, torch {r['head_torch_cpu_ms']['p50']:.2f} ms"
+        )
         print(
             f"  head update alone: numba p50 {r['head_numba_ms']['p50']:.2f} ms (set-bit kernel "
             f"{r['head_kernel_setbit_ms']['p50']:.2f} ms), torch p50 "
