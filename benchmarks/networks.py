@@ -276,7 +276,7 @@ def main(argv=None) -> int:
     info = machine_info()
     lce = all(importlib.util.find_spec(m) for m in ("larq", "larq_compute_engine"))
     report = {
-        "command": "python " + " ".join([sys.argv[0], *(argv if argv is not None else sys.argv[1:])]),
+        "command": " ".join(["python", sys.argv[0], *(sys.argv[1:] if argv is None else argv)]),
         "machine": info,
         "uptime_load_start": _loadavg(),
         "repeat": repeat,
