@@ -103,7 +103,7 @@ def main() -> None:
             "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "threads": args.threads,
-            "torch": torch.__version__,
+            "torch": str(torch.__version__),
             "numpy": np.__version__,
             "python": platform.python_version(),
         },

@@ -24,8 +24,19 @@ def command(args: dict) -> str:
         parts.append("--classes " + " ".join(str(c) for c in args["classes"]))
     if args.get("embedding") != "heaviside":
         parts.append(f"--embedding {args['embedding']} --levels {args['levels']}")
+    if args.get("phase1_epochs") is not None:
+        parts.append(f"--phase1-epochs {args['phase1_epochs']}")
     parts.append(f"--seed {args['seed']} --threads {args['threads']}")
     return " ".join(parts)
+
+
+def cpu_flags() -> str:
+    try:
+        flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return "flags unknown"
+    keep = [f for f in ("avx2", "fma", "avx512f", "avx512_vnni") if f in flags]
+    return "flags: " + (", ".join(keep) if keep else "no AVX2")
 
 
 def section(reports: list[dict], notes: str) -> str:
@@ -38,7 +49,8 @@ def section(reports: list[dict], notes: str) -> str:
         "(/work/shared/data/mnist, 60,000 train / 10,000 test), batch 100, cosine learning rate, "
         "seed 0, accuracy on the test set (restricted to the trained classes where given).",
         "",
-        f"Machine: {m['cpu']}, {m['cores']} cores shared with other jobs, {m['threads']} torch "
+        f"Machine: {m['cpu']} ({cpu_flags()}), {m['cores']} cores shared with other jobs, "
+        f"{m['threads']} torch "
         f"thread per run; torch {m['torch']}, numpy {m['numpy']}, Python {m['python']}.",
         "",
         "| run | optimizer | classes | embedding | epochs | test accuracy | per-epoch test acc. "

@@ -172,5 +172,10 @@ def test_numpy_arguments_give_a_plain_config(tmp_path):
     path = save_checkpoint(model, tmp_path / "np.pt", class_names=["x", "y"], meta={"a": [1, 2.5]})
     loaded, info = load_checkpoint(path)
     assert loaded.config == model.config and info["meta"] == {"a": [1, 2.5]}
+    # str subclasses such as torch.__version__ are stored as plain str (weights_only loads)
+    path = save_checkpoint(
+        model, tmp_path / "v.pt", class_names=["x", "y"], meta={"t": torch.__version__}
+    )
+    assert load_checkpoint(path)[1]["meta"]["t"] == str(torch.__version__)
     with pytest.raises(TypeError, match="JSON"):
         save_checkpoint(model, tmp_path / "bad.pt", class_names=["x", "y"], meta={"a": np.int64(1)})
