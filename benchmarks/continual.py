@@ -290,7 +290,24 @@ def bytes_to_match(rows: dict) -> dict:
     else:
         k = max(gbm, key=lambda k: gbm[k]["final_accuracy"])
         res |= {"gbm": None, "gbm_best": k, "gbm_best_accuracy": gbm[k]["final_accuracy"]}
-    # the same against latent replay's cheapest row that GBM's best reaches
+    # and for every latent replay row: the smallest GBM reaching its accuracy
+    res["per_latent_row"] = []
+    for lk, lr in sorted(lat.items(), key=lambda kv: kv[1]["class_memory_bytes"]):
+        hit = [k for k, r in gbm.items() if r["final_accuracy"] >= lr["final_accuracy"]]
+        g = min(hit, key=lambda k: gbm[k]["class_memory_bytes"]) if hit else None
+        res["per_latent_row"].append(
+            {
+                "latent": lk,
+                "latent_accuracy": lr["final_accuracy"],
+                "latent_bytes": lr["class_memory_bytes"],
+                "gbm": g,
+                "gbm_accuracy": None if g is None else gbm[g]["final_accuracy"],
+                "gbm_bytes": None if g is None else gbm[g]["class_memory_bytes"],
+                "ratio": None
+                if g is None
+                else lr["class_memory_bytes"] / gbm[g]["class_memory_bytes"],
+            }
+        )
     return res
 
 
@@ -368,8 +385,11 @@ def main(argv=None) -> int:
     t_all = time.perf_counter()
     per: dict[str, list[dict]] = {}
     hosts = []
+    e = None
     for seed in seeds:
-        e = embeddings(args, seed)
+        # one F per seed; with --checkpoint one F for all (the embeddings do not change)
+        if e is None or args.checkpoint is None:
+            e = embeddings(args, seed)
         hosts.append(e["host"] | {"embed_us_per_image": float(e["embed_us_per_image"])})
         for name, spec in methods(args.quick):
             t0 = time.perf_counter()
