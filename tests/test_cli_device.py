@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -13,8 +14,19 @@ import pytest
 
 from edgecl.cli import EXIT_BUDGET, EXIT_BUNDLE, EXIT_OK, EXIT_USAGE
 
-sys.path.insert(0, str(Path(__file__).parent / "device"))
-from conftest import make_bundle, synthetic_stream  # noqa: E402
+
+def _device_helpers():
+    """tests/device/conftest.py by path: a bare ``import conftest`` would find whichever
+    conftest pytest put on sys.path first (tests/memory has one too)."""
+    path = Path(__file__).parent / "device" / "conftest.py"
+    spec = importlib.util.spec_from_file_location("_edgecl_device_test_helpers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_helpers = _device_helpers()
+make_bundle, synthetic_stream = _helpers.make_bundle, _helpers.synthetic_stream
 
 RUNNER = textwrap.dedent(
     """
