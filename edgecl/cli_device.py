@@ -504,12 +504,15 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
     p.add_argument("--plot", type=Path, help="draw accuracy and bytes per step (needs matplotlib)")
     p.add_argument(
         "--base-task",
-        choices=("rotation", "plain"),
-        default="rotation",
-        help="rotation: digit x 4 rotations as 20 classes (default); plain: 5 classes",
+        choices=("rotflipae", "rotation", "plain"),
+        default="rotflipae",
+        help="F's base task: rotflipae (default: rotation x flip as 40 classes, shifts, an "
+        "autoencoder loss), rotation (20 classes) or plain (5 classes)",
     )
     p.add_argument(
-        "--epochs", type=int, help="base training epochs (default 3 on the sample, 1 on a full set)"
+        "--epochs",
+        type=int,
+        help="base training epochs (rotflipae: 4; rotation: 3 on the sample, 1 on a full set)",
     )
     p.add_argument("--components", type=int, default=6, help="GBM prototypes per class K (6)")
     p.add_argument("--bits", type=int, default=2, help="bits per prototype value q (2)")
@@ -579,8 +582,8 @@ def _add_train(p: argparse.ArgumentParser) -> None:
         "--data-dir", type=Path, help="IDX data set folder; default: the shipped MNIST sample"
     )
     p.add_argument("--classes", default="0-4", help="base classes, e.g. 0-4 or 0,1,2 (default 0-4)")
-    p.add_argument("--base-task", choices=("rotation", "plain"), default="rotation")
-    p.add_argument("--epochs", type=int, help="default 3 on the sample, 1 on a full set")
+    p.add_argument("--base-task", choices=("rotflipae", "rotation", "plain"), default="rotflipae")
+    p.add_argument("--epochs", type=int, help="rotflipae: 4; rotation: 3 (sample) or 1 (full)")
     p.add_argument("--n-bits", type=int, default=512, help="embedding bits D (512)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
