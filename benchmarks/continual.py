@@ -332,6 +332,12 @@ def plot(report: dict, path: str) -> None:
         ax.scatter([p[0] for p in pts], [p[1] for p in pts], c=color, marker=marker, label=prefix)
         for x, y, k in pts:
             ax.annotate(k.split(" ", 1)[1].split(" (")[0], (x, y), fontsize=6)
+    for k, r in rows.items():
+        if "+lik" in k:
+            ax.scatter(
+                [r["class_memory_bytes"]], [r["final_accuracy"]], c="tab:red", marker="*", s=80,
+                label="gbm K=6 q=2 + likelihood (demo)",
+            )  # fmt: skip
     for k, color in (("ncm (Hamming)", "tab:green"), ("slda", "tab:purple")):
         if k in rows:
             r = rows[k]

@@ -167,7 +167,17 @@ def continual_md(quick: bool) -> list[str]:
         f"one). F: {host.get('checkpoint', '?')} (base task {host.get('base_task', '?')}, "
         f"{host.get('epochs', '?')} epoch(s) on {host.get('dataset', '?')}); embedding "
         f"{host['embed_us_per_image']:.0f} µs per image on the device runtime, not in the "
-        "learn times below. Head settings: "
+        "learn times below. "
+        + (
+            "One F (the checkpoint) serves every seed: the ± covers the device side only "
+            "(EM fits, pseudo-exemplar draws, SGD order), not F's training; NCM and SLDA are "
+            "deterministic given F and run once. The checkpoint comes from "
+            "`edgecl demo --data-dir /work/shared/data/mnist --out DIR` (DIR/base.pt), the "
+            "demo's host recipe. "
+            if len(c["host"]) == 1 and len(seeds) > 1
+            else ""
+        )
+        + "Head settings: "
         + ", ".join(f"{k} {v}" for k, v in host["head_settings"].items())
         + ".",
         "",
