@@ -413,6 +413,7 @@ def device_phase(
     threads: int = 1,
     latency_repeat: int = 200,
     log: Callable[[str], None] = print,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Learn classes 5..9 one ``learn_class`` call at a time on the loaded bundle; return
     the accuracies, bytes and times; save the learned bundle to ``out_bundle``."""
@@ -465,7 +466,18 @@ def device_phase(
     reports = []
     for k, c in enumerate(NEW_CLASSES, start=1):
         x_c = xtr[ytr == c]
-        rep = rt.learn_class(str(c), x_c, seed=seed + c, trace_memory=True)
+        from tqdm import tqdm
+
+        bar = tqdm(desc=f"learn_class {c}", unit="step", leave=False, disable=not progress)
+
+        def update(step: int, total: int, bar: Any = bar) -> None:
+            bar.total = total
+            bar.update(step - bar.n)
+
+        try:
+            rep = rt.learn_class(str(c), x_c, seed=seed + c, trace_memory=True, progress=update)
+        finally:
+            bar.close()
         reports.append(rep.to_dict())
         rows.append(
             {
