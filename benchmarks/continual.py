@@ -47,6 +47,10 @@ from machine import machine_info  # noqa: E402
 
 BASE = (0, 1, 2, 3, 4)
 NEW = (5, 6, 7, 8, 9)
+#: edgecl's protocol: base 0-4 on the host, then one class per task on the device.
+EDGECL = [list(BASE)] + [[c] for c in NEW]
+#: BinPlay's protocol: 5 tasks of 2 classes (the first on the host).
+BINPLAY = [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
 LATENT_E = (1, 5, 20, 50)
 GBM_K = (1, 4, 8)
 GBM_Q = (1, 2, 4, 8)
@@ -57,7 +61,8 @@ def embeddings(args, seed: int, log=print) -> dict:
     from edgecl.demo import DemoConfig, host_phase, load_demo_data
     from edgecl.device import Runtime
 
-    tag = f"seed{seed}{'_quick' if args.quick else ''}.npz"
+    steps = BINPLAY if args.protocol == "binplay" else EDGECL
+    tag = f"{args.protocol}_seed{seed}{'_quick' if args.quick else ''}.npz"
     cache = Path(args.cache) / tag if args.cache else None
     if cache is not None and cache.exists():
         log(f"embeddings: cached {cache}")
@@ -65,9 +70,14 @@ def embeddings(args, seed: int, log=print) -> dict:
         return {k: d[k] for k in d.files} | {"host": json.loads(str(d["host"]))}
     xtr, ytr, xte, yte, name = load_demo_data(args.data_dir, seed=seed, quick=args.quick)
     cfg_kw = dict(data_dir=args.data_dir, seed=seed, checkpoint=args.checkpoint, gbm_weight=0.0)
+    if args.epochs is not None:
+        cfg_kw["epochs"] = args.epochs
     cfg = DemoConfig.quick_config(**cfg_kw) if args.quick else DemoConfig(**cfg_kw)
     with tempfile.TemporaryDirectory() as tmp:
-        host = host_phase(cfg, (xtr, ytr, xte, yte), Path(tmp), log=log)
+        if args.protocol == "binplay":
+            host = _host_binplay(cfg, (xtr, ytr, xte, yte), Path(tmp), steps[0], log)
+        else:
+            host = host_phase(cfg, (xtr, ytr, xte, yte), Path(tmp), log=log)
         rt = Runtime.load(host["base_bundle"], threads=1)
         t0 = time.perf_counter()
         ztr = rt.embed(xtr)
@@ -82,6 +92,7 @@ def embeddings(args, seed: int, log=print) -> dict:
             "bias": rt.learner.bias.copy(),
             "n_bits": np.int64(rt.n_bits),
             "embed_us_per_image": np.float64(embed_s / len(xtr) * 1e6),
+            "steps": json.dumps(steps),
         }
         host = {k: v for k, v in host.items() if k != "base_bundle"} | {"dataset": name}
         settings = rt.learner.settings.to_dict()
@@ -92,6 +103,39 @@ def embeddings(args, seed: int, log=print) -> dict:
             cache, **{k: v for k, v in out.items() if k != "host"}, host=json.dumps(out["host"])
         )
     return out
+
+
+def _host_binplay(cfg, data, out: Path, base: list[int], log) -> dict:
+    """The BinPlay protocol's host phase: F+G on the first task's classes (the demo's
+    recipe, :func:`edgecl.demo.train_base`), exported without a class memory."""
+    from edgecl.export import ExportConfig, HeadConfig, export_bundle
+
+    if cfg.checkpoint is not None:
+        from edgecl.train import load_checkpoint
+
+        model, meta = load_checkpoint(cfg.checkpoint)
+        if [str(c) for c in meta["class_names"]] != [str(c) for c in base]:
+            raise ValueError(f"expected a checkpoint of classes {base}, got {meta['class_names']}")
+        summary = {"checkpoint": str(cfg.checkpoint), **meta.get("meta", {})}
+    else:
+        from edgecl.demo import train_base
+
+        model, summary = train_base(cfg, data, out / "base.pt", classes=base, log=log)
+    xtr, ytr = data[0], data[1]
+    m = np.isin(ytr, base)
+    info = export_bundle(
+        model,
+        out / "base.ecl",
+        ExportConfig(
+            head=HeadConfig(lr=cfg.head_lr, epochs=cfg.head_epochs, batch_size=cfg.head_batch),
+            seed=cfg.seed,
+            verify_samples=min(512, int(m.sum())),
+        ),
+        calibration=(xtr[m], np.searchsorted(base, ytr[m])),
+        class_names=[str(c) for c in base],
+        overwrite=True,
+    )
+    return {**summary, "base_bundle": str(info.path)}
 
 
 def _evaluate(pred_fn, zte, yte, steps, preds) -> None:
@@ -110,25 +154,31 @@ def _finish(preds, yte, steps) -> dict:
     }
 
 
+def _steps(e: dict) -> list[list[int]]:
+    """The protocol's steps: the host's base classes, then the device's tasks."""
+    return [list(map(int, s)) for s in json.loads(str(e.get("steps", json.dumps(EDGECL))))]
+
+
 def run_learner(e: dict, memory, settings, seed: int) -> dict:
     """GBM or latent replay through :class:`Learner` (the device's learn_class on embeddings)."""
     from edgecl.device.learner import Learner
 
     d = int(e["n_bits"])
     ztr, ytr, zte, yte = e["ztr"], e["ytr"], e["zte"], e["yte"]
-    for c in BASE:
+    steps = _steps(e)
+    for c in steps[0]:
         memory.fit_class(str(c), ztr[ytr == c], seed=seed + c)
     lr = Learner(
-        d, [str(c) for c in BASE], e["weight"], e["bias"], memory=memory, settings=settings
+        d, [str(c) for c in steps[0]], e["weight"], e["bias"], memory=memory, settings=settings
     )
-    steps = [list(BASE)] + [[c] for c in NEW]
     preds: list[np.ndarray] = []
     _evaluate(lr.predict, zte, yte, steps, preds)
     times = []
-    for c in NEW:
-        t0 = time.perf_counter()
-        lr.learn(str(c), ztr[ytr == c], seed=seed + c, trace_memory=False)
-        times.append(time.perf_counter() - t0)
+    for task in steps[1:]:
+        for c in task:  # one learn call per class
+            t0 = time.perf_counter()
+            lr.learn(str(c), ztr[ytr == c], seed=seed + c, trace_memory=False)
+            times.append(time.perf_counter() - t0)
         _evaluate(lr.predict, zte, yte, steps, preds)
     return _finish(preds, yte, steps) | {
         "class_memory_bytes": int(lr.class_memory_bytes),
@@ -162,20 +212,20 @@ def run_head_only(e: dict, settings, seed: int, joint: bool) -> dict:
     ztr, ytr, zte, yte = e["ztr"], e["ytr"], e["zte"], e["yte"]
     rng = np.random.default_rng(seed)
     w, b = e["weight"].astype(np.float32), e["bias"].astype(np.float32)
-    steps = [list(BASE)] + [[c] for c in NEW]
+    steps = _steps(e)
 
     def pred(z):
         return np.argmax(binary_float_dense(z, w, d) + b, axis=1)
 
     preds = [pred(zte)]
     times = []
-    seen = list(BASE)
-    for c in NEW:
-        seen.append(c)
+    seen = list(steps[0])
+    for task in steps[1:]:
+        seen += list(task)
         t0 = time.perf_counter()
-        w = np.concatenate([w, np.zeros((d, 1), np.float32)], axis=1)
-        b = np.concatenate([b, np.zeros(1, np.float32)])
-        m = np.isin(ytr, seen) if joint else ytr == c
+        w = np.concatenate([w, np.zeros((d, len(task)), np.float32)], axis=1)
+        b = np.concatenate([b, np.zeros(len(task), np.float32)])
+        m = np.isin(ytr, seen) if joint else np.isin(ytr, task)
         w, b = _sgd_head(w, b, ztr[m], ytr[m], settings, rng)
         times.append(time.perf_counter() - t0)
         preds.append(pred(zte))
@@ -191,15 +241,16 @@ def run_classifier(e: dict, cls, seed: int) -> dict:
     d = int(e["n_bits"])
     ztr, ytr, zte, yte = e["ztr"], e["ytr"], e["zte"], e["yte"]
     m = cls(d)
-    for c in BASE:
+    steps = _steps(e)
+    for c in steps[0]:
         m.fit_class(str(c), ztr[ytr == c])
-    steps = [list(BASE)] + [[c] for c in NEW]
     preds = [np.asarray(m.predict(zte)).astype(np.int64)]
     times = []
-    for c in NEW:
-        t0 = time.perf_counter()
-        m.fit_class(str(c), ztr[ytr == c])
-        times.append(time.perf_counter() - t0)
+    for task in steps[1:]:
+        for c in task:
+            t0 = time.perf_counter()
+            m.fit_class(str(c), ztr[ytr == c])
+            times.append(time.perf_counter() - t0)
         preds.append(np.asarray(m.predict(zte)).astype(np.int64))
     return _finish(preds, yte, steps) | {
         "class_memory_bytes": int(m.nbytes),
@@ -383,7 +434,14 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=None, help="MNIST IDX folder (default: shipped sample)")
     p.add_argument("--checkpoint", default=None, help="base checkpoint of classes 0-4")
     p.add_argument("--seeds", default="0")
+    p.add_argument(
+        "--protocol",
+        choices=("edgecl", "binplay"),
+        default="edgecl",
+        help="edgecl: base 0-4 then one class per step; binplay: 5 tasks of 2 classes",
+    )
     p.add_argument("--quick", action="store_true", help="40 images per class, a tiny F")
+    p.add_argument("--epochs", type=int, default=None, help="F's epochs (demo default if not set)")
     p.add_argument("--cache", default=None, help="folder to cache the embeddings in")
     p.add_argument("--json", default=None)
     p.add_argument("--plot", default=None)
@@ -418,7 +476,8 @@ def main(argv=None) -> int:
         "command": " ".join(["python", sys.argv[0], *(sys.argv[1:] if argv is None else argv)]),
         "machine": machine_info(),
         "seeds": seeds,
-        "protocol": "base classes 0-4 on the host, then 5, 6, 7, 8, 9 one learn call each",
+        "protocol": args.protocol,
+        "steps": BINPLAY if args.protocol == "binplay" else EDGECL,
         "host": hosts,
         "rows": rows,
         "per_seed": per,
