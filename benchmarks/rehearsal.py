@@ -115,6 +115,7 @@ def run_binplay(args, data, steps) -> dict:
         decoder_epochs=args.ae_decoder,
         batch_size=64,
         lr=2e-3,
+        replay_ratio=args.ae_replay_ratio,
     )
     mem = BinPlayMemory(ae, spec, cfg)
     model = mnist_bnn(10, **BNN)
@@ -548,6 +549,12 @@ def main() -> None:
     r.add_argument("--ae-assign", type=int, default=1)
     r.add_argument("--ae-decoder", type=int, default=2)
     r.add_argument("--cls-epochs", type=int, default=1)
+    r.add_argument(
+        "--ae-replay-ratio",
+        type=float,
+        default=None,
+        help="past pairs per new pair for the decoder (default: N_prev/N_new, §3.1)",
+    )
     r.add_argument("--gan-epochs", type=int, default=5)
     r.add_argument("--gan-lr", type=float, default=2e-4)
     r.add_argument("--mask-lr", type=float, default=1e-3)
