@@ -352,6 +352,11 @@ def main(argv=None) -> int:
     log = None
     if not args.report_only:
         log = run_parts(args, parts)
+        f = RESULTS / ("suite_quick.json" if args.quick else "suite.json")
+        if f.exists() and args.only is not None:  # keep the other parts' last runs
+            ran = {r["part"] for r in log}
+            old = [r for r in json.loads(f.read_text()).get("parts", []) if r["part"] not in ran]
+            log = sorted(old + log, key=lambda r: PARTS.index(r["part"]))
         summary = {
             "command": " ".join(
                 ["python", "benchmarks/suite.py", *(sys.argv[1:] if argv is None else argv)]
