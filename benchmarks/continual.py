@@ -67,7 +67,10 @@ def embeddings(args, seed: int, log=print) -> dict:
     if cache is not None and cache.exists():
         log(f"embeddings: cached {cache}")
         d = np.load(cache)
-        return {k: d[k] for k in d.files} | {"host": json.loads(str(d["host"]))}
+        host = json.loads(str(d["host"]))
+        if args.checkpoint is None:
+            host["checkpoint"] = f"trained in this run (seed {seed}; embeddings cached)"
+        return {k: d[k] for k in d.files if k != "host"} | {"host": host}
     xtr, ytr, xte, yte, name = load_demo_data(args.data_dir, seed=seed, quick=args.quick)
     cfg_kw = dict(data_dir=args.data_dir, seed=seed, checkpoint=args.checkpoint, gbm_weight=0.0)
     if args.epochs is not None:
@@ -95,6 +98,8 @@ def embeddings(args, seed: int, log=print) -> dict:
             "steps": json.dumps(steps),
         }
         host = {k: v for k, v in host.items() if k != "base_bundle"} | {"dataset": name}
+        if args.checkpoint is None:  # its file was temporary
+            host["checkpoint"] = f"trained in this run (seed {seed})"
         settings = rt.learner.settings.to_dict()
     out["host"] = host | {"head_settings": settings}
     if cache is not None:
