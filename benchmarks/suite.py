@@ -9,13 +9,17 @@ interpreter and its own thread settings):
 - ``memory``: benchmarks/memory.py, the class memories' speed;
 - ``device``: benchmarks/device.py, learn_class and (with a bundle) forward / cold start;
 - ``onnx``: benchmarks/onnx_variants.py, the ONNX forward variants of a binary dense layer;
-- ``continual``: benchmarks/continual.py, split-MNIST class memories (``nice -n 10``).
+- ``continual``: benchmarks/continual.py, split-MNIST class memories (``nice -n 10``);
+- ``binplay``: the same in BinPlay's protocol (5 tasks of 2 classes; F trained on 0, 1).
 
 Each part writes ``benchmarks/results/<part>.json`` (machine, versions, command inside);
 the suite writes ``benchmarks/results/suite.json`` (commands, exit codes, wall times,
 targets) and the ``## Suite`` section of ``benchmarks/RESULTS.md``.
 
-    python benchmarks/suite.py                 # everything (about an hour on 2 loaded cores)
+    python benchmarks/suite.py                 # everything; trains the two Fs (an hour or more
+                                               # on 2 loaded cores)
+    python benchmarks/suite.py --checkpoint DIR/base.pt --seeds 0,1,2 --cache /tmp/ecl-cache
+                                               # F of `edgecl demo --out DIR`: ~15 min + binplay
     python benchmarks/suite.py --quick         # a smoke run of every part (minutes)
     python benchmarks/suite.py --only networks,continual --checkpoint base.pt
     python benchmarks/suite.py --report-only   # rewrite RESULTS.md from the JSON files
@@ -286,6 +290,10 @@ def section(args, log: list[dict] | None) -> str:
             "forward graph (float32 ±1 convolutions), graph optimisation on. torch: the "
             "training model in eval mode under `torch.inference_mode` (its binary layers "
             "binarise in float; it is a reference, not a deployment path).",
+            "- 2 threads: the VM has 2 cores and a load average of 6-8 from other jobs, so a "
+            "2-thread parallel region waits for whichever thread lost its core: the 2-thread "
+            "medians mostly measure that load (their 10th percentiles are close to the "
+            "1-thread figures). The targets are judged on the single-thread medians.",
             "- LCE: " + net["lce_note"] + ". The last column is therefore a cross-machine "
             "ratio, not a measurement of LCE here.",
             "- Both networks are randomly initialised with BatchNorm statistics calibrated on "
