@@ -313,13 +313,25 @@ def section(args, log: list[dict] | None) -> str:
             "",
             *[f"- {k}: {v:.1f} µs" for k, v in f.get("layers_us_p50", {}).items()],
             "",
-            "The split runs the layers one by one (the unfused program, with its own "
-            "overhead); `Runtime.predict` runs the first three fused "
-            "(`edgecl.device.fused`). The float first layer (3x3 conv 1->64 at 28x28 and its "
-            "BatchNorm/sign threshold) is the largest share: that is where the missing "
-            "time for the 200 µs target is.",
+            "That split runs the layers one by one (the unfused program, each call with its "
+            "own overhead); `Runtime.predict` runs the first three fused "
+            "(`edgecl.device.fused`). The split of the real path is below.",
             "",
         ]
+    for n in net["networks"] if net else []:
+        b = n.get("breakdown_1_thread_us")
+        if b:
+            lines += [
+                f"{n['network']}, `Runtime.logits` at batch 1 split as it runs (one thread, "
+                f"medians, µs; from `{net['_file']}`): "
+                + ", ".join(
+                    f"{k.replace('_', ' ')} {v:.0f}" for k, v in b.items() if isinstance(v, float)
+                )
+                + ". The other layers are: "
+                + "; ".join(b["layers_after_first"])
+                + ".",
+                "",
+            ]
     lines += ["### Split-MNIST class memories (edgecl protocol)", "", *continual_md(q), ""]
     lines += [
         "### Split-MNIST, BinPlay's protocol (5 tasks of 2 classes)",
