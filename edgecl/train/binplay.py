@@ -29,7 +29,7 @@ import copy
 import math
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,7 @@ __all__ = [
     "BinPlay",
     "BinPlayConfig",
     "BinPlayMemory",
+    "BinPlayReport",
     "ClassifierConfig",
     "CodeSpec",
     "ConvAutoencoder",
@@ -161,7 +162,9 @@ class CodeSpec:
         """How many indices get distinct codes: ``2**index_bits``."""
         return 2**self.index_bits
 
-    def bits(self, indices: np.ndarray | Sequence[int], batches: np.ndarray | Sequence[int]):
+    def bits(
+        self, indices: np.ndarray | Sequence[int], batches: np.ndarray | Sequence[int]
+    ) -> np.ndarray:
         """``(N, n_bits)`` uint8 {0, 1}: batch prefix, then the sub-vectors."""
         idx = np.asarray(indices)
         bat = np.asarray(batches)
@@ -177,7 +180,9 @@ class CodeSpec:
         parts += [lemma1_bits(idx, self.index_bits, p) for p in self.primes[1:]]
         return np.concatenate(parts, axis=1)
 
-    def codes(self, indices, batches) -> torch.Tensor:
+    def codes(
+        self, indices: np.ndarray | Sequence[int], batches: np.ndarray | Sequence[int]
+    ) -> torch.Tensor:
         """``(N, n_bits)`` float32 codes in {-1, 1} (bit 1 -> +1)."""
         return torch.from_numpy(self.bits(indices, batches).astype(np.float32) * 2 - 1)
 
@@ -406,7 +411,9 @@ class BinPlayMemory:
         return self.spec.codes(idx, self.batches_of(idx, counts))
 
     @torch.no_grad()
-    def regenerate(self, indices: np.ndarray | torch.Tensor, *, batch_size: int = 500):
+    def regenerate(
+        self, indices: np.ndarray | torch.Tensor, *, batch_size: int = 500
+    ) -> torch.Tensor:
         """``d(c(i))`` for 1-based global indices (decoder in eval mode)."""
         idx = np.asarray(indices.numpy() if isinstance(indices, torch.Tensor) else indices)
         dec = self.autoencoder.decoder
@@ -552,12 +559,18 @@ class ClassifierConfig:
 
 
 @dataclass
-class _Report:
+class BinPlayReport:
+    """What :meth:`BinPlay.learn_task` did: the autoencoder's losses per phase and epoch,
+    the classifier's per epoch, and the memory's stored bytes after the batch."""
+
     classes: list[int]
     n_new: int
     autoencoder: dict[str, Any] = field(default_factory=dict)
     classifier_loss: list[float] = field(default_factory=list)
     stored_nbytes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class BinPlay:
@@ -592,7 +605,7 @@ class BinPlay:
         self.inputs = inputs
         self.input_scale = float(input_scale)
         self.binarize_replay = bool(binarize_replay)
-        self.reports: list[_Report] = []
+        self.reports: list[BinPlayReport] = []
         self._n_past = 0
 
     @property
@@ -615,7 +628,7 @@ class BinPlay:
         x = self.memory.sample(n, generator=gen, upto=self._n_past)
         return (x > 0.5).float() if self.binarize_replay else x
 
-    def learn_task(self, x: Any, y: Any, *, seed: int = 0) -> _Report:
+    def learn_task(self, x: Any, y: Any, *, seed: int = 0) -> BinPlayReport:
         """One batch of data: learn it into the memory, then train the base network."""
         y_np = check_same_length(x, y)
         x01 = self._x01(x)
@@ -653,7 +666,7 @@ class BinPlay:
             temperature=cfg.temperature,
             prepare=self._prepare,
         )
-        rep = _Report(
+        rep = BinPlayReport(
             classes=sorted(set(int(c) for c in y_np)),
             n_new=len(y_np),
             autoencoder=self.memory.history[-1],

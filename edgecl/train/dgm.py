@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -53,9 +53,11 @@ __all__ = [
     "DGM",
     "ACDiscriminator",
     "DGMConfig",
+    "DGMTaskReport",
     "MaskedGenerator",
     "MaskedLinear",
     "annealed_scale",
+    "gradient_penalty",
     "sparsity_regularizer",
 ]
 
@@ -191,17 +193,20 @@ class MaskedLinear(nn.Module):
                 self.embedding.clamp_(-_EMBED_CLIP, _EMBED_CLIP)
 
     # -- expansion (§3.2) -------------------------------------------------------------
-    def expand_(self, extra_out: int = 0, extra_in: int = 0) -> None:
+    def expand_(
+        self, extra_out: int = 0, extra_in: int = 0, *, generator: torch.Generator | None = None
+    ) -> None:
         """Grow by ``extra_out`` output units and ``extra_in`` inputs (new, free weights,
-        masked off for every past task). Only between tasks."""
+        masked off for every past task; drawn like ``nn.Linear``'s, uniform in
+        ``±1/sqrt(fan_in)``, from ``generator``). Only between tasks."""
         if self.embedding is not None:
             raise RuntimeError("expected expand_() between tasks, not while one is learned")
         if extra_out == 0 and extra_in == 0:
             return
         o, i = self.out_features + extra_out, self.in_features + extra_in
-        fresh = nn.Linear(i, o)
-        w = fresh.weight.detach().clone()
-        b = fresh.bias.detach().clone()
+        bound = 1.0 / math.sqrt(i)
+        w = (torch.rand(o, i, generator=generator) * 2 - 1) * bound
+        b = (torch.rand(o, generator=generator) * 2 - 1) * bound
         w[: self.out_features, : self.in_features] = self.weight.detach()
         b[: self.out_features] = self.bias.detach()
         self.weight = nn.Parameter(w)
@@ -325,7 +330,9 @@ class MaskedGenerator(nn.Module):
         for layer in self.masked_layers:
             layer.clamp_embedding_()
 
-    def end_task(self, *, expand: bool = True) -> list[int]:
+    def end_task(
+        self, *, expand: bool = True, generator: torch.Generator | None = None
+    ) -> list[int]:
         """Store the task's binary masks, then grow each hidden layer by its newly
         reserved units (DGMa) or ``ceil(new weights / fan-in)`` units (DGMw), §3.2.
         Returns the units added per hidden layer."""
@@ -341,8 +348,8 @@ class MaskedGenerator(nn.Module):
                     add[k] = math.ceil(new[k] / (layer.in_features + 1))
             for k, extra in enumerate(add):
                 if extra:
-                    self.layers[k].expand_(extra_out=extra)
-                    self.layers[k + 1].expand_(extra_in=extra)
+                    self.layers[k].expand_(extra_out=extra, generator=generator)
+                    self.layers[k + 1].expand_(extra_in=extra, generator=generator)
         self.growth.append(add)
         return add
 
@@ -395,7 +402,12 @@ class ACDiscriminator(nn.Module):
         return self.both(x)[1]
 
 
-def gradient_penalty(d: ACDiscriminator, real: torch.Tensor, fake: torch.Tensor, gen=None):
+def gradient_penalty(
+    d: ACDiscriminator,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    gen: torch.Generator | None = None,
+) -> torch.Tensor:
     """WGAN-GP [6]: ``E[(||grad_x D(x_hat)||_2 - 1)^2]`` on random interpolates."""
     eps = torch.rand(real.shape[0], *([1] * (real.dim() - 1)), generator=gen)
     xh = (eps * real + (1 - eps) * fake).requires_grad_(True)
@@ -435,7 +447,9 @@ class DGMConfig:
 
 
 @dataclass
-class _TaskReport:
+class DGMTaskReport:
+    """What :meth:`DGM.learn_task` did: losses per epoch, units reserved and added, bytes."""
+
     classes: list[int]
     n_new: int
     d_loss: list[float] = field(default_factory=list)
@@ -446,6 +460,9 @@ class _TaskReport:
     free_after: int = 0
     reserved_new: int = 0
     stored_nbytes: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class DGM:
@@ -474,7 +491,7 @@ class DGM:
         self.config = DGMConfig() if config is None else config
         self.order = ClassOrder(generator.n_classes)
         self.task_of: list[int] = []  # output index -> task
-        self.reports: list[_TaskReport] = []
+        self.reports: list[DGMTaskReport] = []
 
     @property
     def classes_(self) -> tuple[int, ...]:
@@ -499,7 +516,7 @@ class DGM:
         idx = self.order.index(np.asarray(labels))
         return self.generate(idx, generator=torch.Generator().manual_seed(int(seed)))
 
-    def learn_task(self, x: Any, y: Any, *, seed: int = 0) -> _TaskReport:
+    def learn_task(self, x: Any, y: Any, *, seed: int = 0) -> DGMTaskReport:
         y_np = check_same_length(x, y)
         x01 = as_float_images(x)
         new = self.order.check_new(y_np)
@@ -518,7 +535,6 @@ class DGM:
         yt = self.order.index(y_np)
         n = len(y_np)
         gen = torch.Generator().manual_seed(int(seed))
-        torch.manual_seed(int(seed))
         size_before = g.n_units()
         free_before = g.n_free()
         alpha = size_before / max(free_before, 1)  # S_t / S_free (§3.3)
@@ -526,7 +542,7 @@ class DGM:
         opt_g = torch.optim.Adam(g.weight_parameters(), lr=cfg.lr, betas=(0.5, 0.9))
         opt_m = torch.optim.Adam(g.mask_parameters(), lr=cfg.mask_lr, betas=(0.5, 0.9))
         opt_d = torch.optim.Adam(d.parameters(), lr=cfg.lr, betas=(0.5, 0.9))
-        rep = _TaskReport(classes=sorted(new), n_new=n, free_before=free_before)
+        rep = DGMTaskReport(classes=sorted(new), n_new=n, free_before=free_before)
         n_batches = math.ceil(n / cfg.batch_size)
         local = cfg.local_anneal and g.mode == "weights"
         cur = torch.tensor(sorted(set(yt.tolist())), dtype=torch.long)
@@ -586,7 +602,7 @@ class DGM:
             for layer in g.masked_layers
         )
         rep.reserved_new = free_before - free_mid
-        rep.growth = g.end_task(expand=cfg.expand)
+        rep.growth = g.end_task(expand=cfg.expand, generator=gen)
         rep.free_after = g.n_free()
         rep.stored_nbytes = g.stored_nbytes()
         d.eval()

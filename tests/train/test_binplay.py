@@ -239,6 +239,7 @@ def test_binplay_tiny_run_learns_above_chance(sample):
     assert float((pred[old] == ye[old]).mean()) > 0.5  # the first task is remembered
     rep = bp.reports[-1]
     assert rep.stored_nbytes == mem.nbytes and rep.autoencoder["replay_ratio"] == 1.0
+    assert rep.to_dict()["classes"] == [2, 3] and len(rep.classifier_loss) == 3
     with pytest.raises(ValueError, match="at most 4 classes"):
         bp.learn_task(*_sub(x, y, [4], 5))
     assert bp.classes_ == (0, 1, 2, 3) and mem.counts == (200, 200)

@@ -174,6 +174,21 @@ def test_expansion_keeps_free_capacity():
     assert len(g.growth) == 1
 
 
+def test_expansion_is_seeded():
+    def grown(seed):
+        torch.manual_seed(0)
+        g = MaskedGenerator(2, noise_dim=4, hidden=(6,), out_shape=(1, 2, 2), mode="activations")
+        g.begin_task()
+        with torch.no_grad():
+            g.layers[0].embedding.fill_(1.0)
+        g.end_task(generator=torch.Generator().manual_seed(seed))
+        return g.layers[0].weight.detach().clone()
+
+    a, b, c = grown(1), grown(1), grown(2)
+    assert a.shape == (12, 6) and torch.equal(a, b) and not torch.equal(a, c)
+    assert float(a[6:].abs().max()) <= 1 / math.sqrt(6)
+
+
 def test_stored_bytes_and_masks():
     g = MaskedGenerator(2, noise_dim=4, hidden=(5,), out_shape=(1, 2, 2), mode="weights")
     for _ in range(2):
@@ -217,6 +232,8 @@ def test_dgm_tiny_run_learns_above_chance(mode):
     for cls in ([0, 1], [2, 3]):
         rep = dgm.learn_task(*_sub(x, y, cls, 150), seed=0)
         assert rep.reserved_new > 0
+        d_rep = rep.to_dict()
+        assert len(d_rep["d_loss"]) == 6 and d_rep["growth"] == rep.growth
     assert dgm.classes_ == (0, 1, 2, 3) and g.n_tasks == 2
     xe, ye = _sub(xt, yt, [0, 1, 2, 3], 100)
     pred = dgm.predict(xe)
