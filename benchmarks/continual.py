@@ -406,7 +406,13 @@ def plot(report: dict, path: str) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("class memory, bytes (10 classes)")
     ax.set_ylabel("final accuracy (10 classes)")
-    ax.set_title("split-MNIST, edgecl protocol: accuracy vs class-memory bytes")
+    proto = (
+        "BinPlay protocol (5 x 2 classes)"
+        if report.get("protocol") == "binplay"
+        else ("edgecl protocol (0-4, then 1 class per step)")
+    )
+    n = len(report.get("seeds", [0]))
+    ax.set_title(f"split-MNIST, {proto}, {n} seed{'s' if n > 1 else ''}", fontsize=10)
     ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
