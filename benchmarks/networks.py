@@ -304,7 +304,7 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="60 runs per engine (not >= 200)")
     p.add_argument("--repeat", type=int, default=300, help="timed runs per engine and threads")
     p.add_argument("--warmup", type=int, default=20)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=10)
     p.add_argument("--threads", default="1,2")
     p.add_argument("--networks", default="mnist_bnn,vgg_small")
     p.add_argument("--seed", type=int, default=0)
