@@ -351,6 +351,9 @@ def section(args, log: list[dict] | None) -> str:
         "- LCE / larq timings: not installable here without TensorFlow; ratios quote the brief.",
         "- Joint training of F on all 10 classes (upper bound): not run; the upper row is the "
         "F ceiling (a head trained on the real embeddings of every class seen).",
+        "- The edgecl protocol's 3 seeds share one F (training F on full MNIST takes about "
+        "30 min on this loaded VM): its ± is the device side only. The BinPlay protocol "
+        "trains one F per seed, for 1 epoch (the demo's default is 4).",
         "- The training-side tables of issue 7 §3 are not in this suite (see the training "
         "sections by the other parts); BinPlay/DGM themselves are in 'Generative rehearsal'.",
         "",
