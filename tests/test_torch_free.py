@@ -26,6 +26,13 @@ DEVICE_MODULES = [
     "edgecl.metrics",
     "edgecl.bundle",
     "edgecl.device",
+    "edgecl.device.learner",
+    "edgecl.device.reports",
+    "edgecl.device.headstep",
+    "edgecl.device.fused",
+    "edgecl.device.reference",
+    "edgecl.cli_device",
+    "edgecl.demo",
     "edgecl.data",
     "edgecl.cli",
 ]
