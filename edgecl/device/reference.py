@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecl.device.runtime import CHUNK, Runtime, _conv2d_float, _repeat
+from edgecl.device.runtime import CHUNK, LayerKernels, Runtime, run_layers
 from edgecl.kernels import (
     binary_conv2d_reference,
     binary_dense_reference,
@@ -19,56 +19,34 @@ from edgecl.kernels import (
     threshold_reference,
 )
 
-__all__ = ["embed_reference", "logits_reference", "run_layers_reference"]
+__all__ = ["REFERENCE_KERNELS", "embed_reference", "logits_reference", "run_layers_reference"]
+
+
+def _conv_reference(x, w, n_channels, *, threads=1, **options):
+    return binary_conv2d_reference(x, w, n_channels, **options).astype(np.int32)
+
+
+def _dense_reference(x, w, n, *, threads=1):
+    return binary_dense_reference(x, w, n).astype(np.int32)
+
+
+REFERENCE_KERNELS = LayerKernels(
+    binary_conv2d=_conv_reference,
+    binary_dense=_dense_reference,
+    threshold=threshold_reference,
+    threshold_float=threshold_float_reference,
+    maxpool_bits=maxpool_bits_reference,
+    maxpool2d=maxpool2d_reference,
+)
+"""The reference twins as a kernel set for :func:`edgecl.device.runtime.run_layers`
+(``threads`` is accepted and ignored: the twins are single-threaded)."""
 
 
 def run_layers_reference(
     x: np.ndarray, layers: list[Mapping[str, Any]], arrays: Mapping[str, np.ndarray]
 ) -> np.ndarray:
     """:func:`edgecl.device.runtime.run_layers` with the reference kernels."""
-    v = x
-    for layer in layers:
-        op = layer["op"]
-        if op == "conv2d_float":
-            v = _conv2d_float(v, layer, arrays)
-        elif op == "dense_float":
-            y = v.astype(np.float64) @ arrays[layer["weight"]].astype(np.float64)
-            if layer.get("bias") is not None:
-                y += arrays[layer["bias"]]
-            v = y.astype(np.float32)
-        elif op == "affine":
-            v = v.astype(np.float32) * arrays[layer["scale"]] + arrays[layer["shift"]]
-        elif op == "maxpool_float":
-            v = maxpool2d_reference(v, size=int(layer["size"]), stride=int(layer["stride"]))
-        elif op == "maxpool_bits":
-            v = maxpool_bits_reference(v, size=int(layer["size"]), stride=int(layer["stride"]))
-        elif op == "flatten":
-            v = np.ascontiguousarray(v).reshape(v.shape[0], -1)
-        elif op == "threshold":
-            r = int(layer["repeat"])
-            v = threshold_reference(
-                _repeat(v, r), arrays[layer["thresholds"]], arrays[layer["flip"]]
-            )
-        elif op == "threshold_float":
-            r = int(layer["repeat"])
-            v = threshold_float_reference(
-                _repeat(v, r), arrays[layer["thresholds"]], arrays[layer["flip"]]
-            )
-        elif op == "conv2d_binary":
-            v = binary_conv2d_reference(
-                v,
-                arrays[layer["weight"]],
-                int(layer["in_shape"][2]),
-                stride=int(layer["stride"]),
-                padding=layer["padding"],
-                pad_value=int(layer["pad_value"]),
-            ).astype(np.int32)
-        elif op == "dense_binary":
-            acc = binary_dense_reference(v, arrays[layer["weight"]], int(layer["n"]))
-            v = (acc + int(layer["offset"])).astype(np.int32)
-        else:
-            raise ValueError(f"unknown layer op {op!r}")
-    return v
+    return run_layers(x, layers, arrays, kernels=REFERENCE_KERNELS)
 
 
 def embed_reference(rt: Runtime, x: object) -> np.ndarray:

@@ -44,7 +44,7 @@ from edgecl.kernels import (
     threshold_float,
 )
 
-__all__ = ["InputSpec", "Runtime", "run_layers"]
+__all__ = ["FAST_KERNELS", "InputSpec", "LayerKernels", "Runtime", "run_layers"]
 
 #: Samples processed per chunk by :meth:`Runtime.embed` (bounds working memory).
 CHUNK = 256
@@ -141,15 +141,41 @@ def _repeat(v: np.ndarray, r: int) -> np.ndarray:
     return v if r == 1 else np.repeat(v, r, axis=-1)
 
 
+@dataclass(frozen=True)
+class LayerKernels:
+    """The kernels a layer program runs on: the fast Numba ones (:data:`FAST_KERNELS`) or
+    their NumPy reference twins (``edgecl.device.reference.REFERENCE_KERNELS``). The binary
+    products take ``threads`` and return ``int32``."""
+
+    binary_conv2d: Callable[..., np.ndarray]
+    binary_dense: Callable[..., np.ndarray]
+    threshold: Callable[..., np.ndarray]
+    threshold_float: Callable[..., np.ndarray]
+    maxpool_bits: Callable[..., np.ndarray]
+    maxpool2d: Callable[..., np.ndarray]
+
+
+FAST_KERNELS = LayerKernels(
+    binary_conv2d=binary_conv2d,
+    binary_dense=binary_dense,
+    threshold=threshold,
+    threshold_float=threshold_float,
+    maxpool_bits=maxpool_bits,
+    maxpool2d=maxpool2d,
+)
+
+
 def run_layers(
     x: np.ndarray,
     layers: list[Mapping[str, Any]],
     arrays: Mapping[str, np.ndarray],
     *,
     threads: int = 1,
+    kernels: LayerKernels = FAST_KERNELS,
 ) -> np.ndarray:
     """Run a bundle's layer program on normalised float32 NHWC input; returns the last
     value (for a complete program, the packed embedding bits (N, n_words(D)))."""
+    k = kernels
     v = x
     for layer in layers:
         op = layer["op"]
@@ -163,20 +189,20 @@ def run_layers(
         elif op == "affine":
             v = v.astype(np.float32) * arrays[layer["scale"]] + arrays[layer["shift"]]
         elif op == "maxpool_float":
-            v = maxpool2d(v, size=int(layer["size"]), stride=int(layer["stride"]))
+            v = k.maxpool2d(v, size=int(layer["size"]), stride=int(layer["stride"]))
         elif op == "maxpool_bits":
-            v = maxpool_bits(v, size=int(layer["size"]), stride=int(layer["stride"]))
+            v = k.maxpool_bits(v, size=int(layer["size"]), stride=int(layer["stride"]))
         elif op == "flatten":
             v = np.ascontiguousarray(v).reshape(v.shape[0], -1)
         elif op == "threshold":
             r = int(layer["repeat"])
-            v = threshold(_repeat(v, r), arrays[layer["thresholds"]], arrays[layer["flip"]])
+            v = k.threshold(_repeat(v, r), arrays[layer["thresholds"]], arrays[layer["flip"]])
         elif op == "threshold_float":
             r = int(layer["repeat"])
             y = _repeat(v, r)
-            v = threshold_float(y, arrays[layer["thresholds"]], arrays[layer["flip"]])
+            v = k.threshold_float(y, arrays[layer["thresholds"]], arrays[layer["flip"]])
         elif op == "conv2d_binary":
-            v = binary_conv2d(
+            v = k.binary_conv2d(
                 v,
                 arrays[layer["weight"]],
                 int(layer["in_shape"][2]),
@@ -186,7 +212,7 @@ def run_layers(
                 threads=threads,
             )
         elif op == "dense_binary":
-            acc = binary_dense(v, arrays[layer["weight"]], int(layer["n"]), threads=threads)
+            acc = k.binary_dense(v, arrays[layer["weight"]], int(layer["n"]), threads=threads)
             off = int(layer["offset"])
             v = acc if off == 0 else acc + np.int32(off)
         else:  # validate_manifest refuses unknown ops before this runs

@@ -1,0 +1,29 @@
+"""The device program on the reference kernels equals the fast path, on every backbone."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgecl.device import Runtime
+from edgecl.device.reference import embed_reference, logits_reference
+from edgecl.device.runtime import FAST_KERNELS, run_layers
+from edgecl.export import export_bundle
+
+from .conftest import random_samples
+
+
+def test_reference_program_equals_fast_program(random_model, tmp_path):
+    name, model, shape = random_model
+    x = random_samples(shape, 24)
+    k = model.head.out_features
+    path = tmp_path / "m.ecl"
+    export_bundle(
+        model, path, calibration=(x, np.arange(24) % k), class_names=[f"c{i}" for i in range(k)]
+    )
+    rt = Runtime.load(path)
+    np.testing.assert_array_equal(embed_reference(rt, x[:5]), rt.embed(x[:5]))
+    np.testing.assert_allclose(logits_reference(rt, x[:5]), rt.logits(x[:5]), atol=1e-4, rtol=0)
+    # the unfused fast program too (Runtime.embed fuses the first layers where it can)
+    xn = rt.input_spec.normalize(rt.input_spec.check(x[:5]))
+    fast = run_layers(xn, rt.layers, rt.arrays, kernels=FAST_KERNELS)
+    np.testing.assert_array_equal(fast, rt.embed(x[:5]))
