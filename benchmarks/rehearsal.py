@@ -429,10 +429,25 @@ def _rows(runs: list[dict]) -> dict[tuple[str, str], list[dict]]:
                         {**res, "seed": r["seed"]}
                     )
         else:
-            rows.setdefault((r["protocol"], METHOD_NAMES[r["method"]]), []).append(
+            rows.setdefault((r["protocol"], METHOD_NAMES[r["method"]] + _variant(r)), []).append(
                 {**r["result"], "seed": r["seed"], "method": r["method"]}
             )
     return rows
+
+
+def _variant(run: dict) -> str:
+    """The settings of a run that differ from the script's defaults, as a row-name suffix."""
+    st = run["settings"]
+    if run["method"] == "binplay":
+        parts = [f"{st['ae_warmup']}+{st['ae_assign']}+{st['ae_decoder']} AE epochs"]
+        if st.get("ae_replay_ratio") is not None:
+            parts.append(f"decoder replay capped at {st['ae_replay_ratio']:g}:1")
+        else:
+            parts.append("decoder replay N_prev/N_new")
+        return " (" + ", ".join(parts) + ")"
+    if run["method"] in ("dgmw", "dgma"):
+        return f" ({st['gan_epochs']} epochs per task)"
+    return ""
 
 
 def section(runs: list[dict], notes: str) -> str:
@@ -491,14 +506,14 @@ def section(runs: list[dict], notes: str) -> str:
             r0 = sorted(rows[k], key=lambda r: r["seed"])[0]
             if r0.get("method") == "binplay":
                 lines.append(
-                    f"BinPlay ({proto}) bytes: decoder {r0['decoder_bytes']:,}, counts "
+                    f"{k[1]}: decoder {r0['decoder_bytes']:,}, counts "
                     f"{r0['counts_bytes']}, encoder (kept to learn later batches, not counted, "
                     f"as the paper) {r0['encoder_bytes']:,}, base network "
                     f"{r0['base_network_bytes']:,}."
                 )
             elif r0.get("method") in ("dgmw", "dgma"):
                 lines.append(
-                    f"{METHOD_NAMES[r0['method']]} ({proto}) generator: "
+                    f"{k[1]}, generator: "
                     f"{r0['generator_parameters_initial']:,} -> "
                     f"{r0['generator_parameters_final']:,} parameters, hidden layers "
                     f"{r0['sizes']['generator_hidden_initial']} -> {r0['hidden_sizes_final']}; "
