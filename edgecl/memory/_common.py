@@ -95,3 +95,37 @@ def check_array(arrays: Mapping[str, np.ndarray], key: str, dtype, shape: tuple)
     if a.shape != tuple(shape):
         raise BundleError(f"expected {key} of shape {tuple(shape)}, got {a.shape}")
     return np.array(a, copy=True)
+
+
+class ClassStore:
+    """What both class memories share: ``n_bits``, the named classes in insertion order
+    (``self._classes``, a dict), membership, ``len`` and the lookup that names what is stored."""
+
+    _n_bits: int
+    _classes: dict[str, Any]
+
+    @property
+    def n_bits(self) -> int:
+        return self._n_bits
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self._classes)
+
+    def __len__(self) -> int:
+        return len(self._classes)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._classes
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(n_bits={self._n_bits}, classes={len(self._classes)}, "
+            f"nbytes={self.nbytes})"
+        )
+
+    def _get(self, name: str) -> Any:
+        check_name(name)
+        if name not in self._classes:
+            raise KeyError(f"expected a stored class, got {name!r} (stored: {list(self._classes)})")
+        return self._classes[name]

@@ -22,6 +22,7 @@ import numpy as np
 from edgecl.errors import BundleError
 from edgecl.kernels.bits import n_words, tail_mask, unpack_bits
 from edgecl.memory._common import (
+    ClassStore,
     as_rng,
     check_array,
     check_counts,
@@ -101,7 +102,7 @@ def herding_select(z_words: np.ndarray, n_bits: int, e: int) -> np.ndarray:
     return np.array(chosen, dtype=np.int64)
 
 
-class LatentBuffer:
+class LatentBuffer(ClassStore):
     """Class memory of stored packed exemplars; see :mod:`edgecl.memory` for the protocol."""
 
     kind = "buffer"
@@ -117,34 +118,8 @@ class LatentBuffer:
         self._classes: dict[str, _Class] = {}
 
     @property
-    def n_bits(self) -> int:
-        return self._n_bits
-
-    @property
     def config(self) -> LatentBufferConfig:
         return self._config
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return tuple(self._classes)
-
-    def __len__(self) -> int:
-        return len(self._classes)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._classes
-
-    def __repr__(self) -> str:
-        return (
-            f"LatentBuffer(n_bits={self._n_bits}, classes={len(self._classes)}, "
-            f"nbytes={self.nbytes})"
-        )
-
-    def _get(self, name: str) -> _Class:
-        check_name(name)
-        if name not in self._classes:
-            raise KeyError(f"expected a stored class, got {name!r} (stored: {list(self._classes)})")
-        return self._classes[name]
 
     def exemplars(self, name: str) -> np.ndarray:
         """A copy of the stored packed exemplars (E_c, n_words(D)) of a class."""

@@ -27,6 +27,7 @@ from edgecl.kernels.bits import n_words, tail_mask
 from edgecl.kernels.bmm import bmm_log_likelihood
 from edgecl.kernels.sampling import sample_bernoulli_words
 from edgecl.memory._common import (
+    ClassStore,
     as_rng,
     check_array,
     check_counts,
@@ -144,7 +145,7 @@ def _shrink(size: GBMSize) -> GBMSize | None:
     return None
 
 
-class GBMMemory:
+class GBMMemory(ClassStore):
     """Class memory of Bernoulli-mixture prototypes; see :mod:`edgecl.memory` for the protocol."""
 
     kind = "gbm"
@@ -160,33 +161,8 @@ class GBMMemory:
 
     # -- read-only views -------------------------------------------------------------------
     @property
-    def n_bits(self) -> int:
-        return self._n_bits
-
-    @property
     def config(self) -> GBMConfig:
         return self._config
-
-    @property
-    def classes(self) -> tuple[str, ...]:
-        return tuple(self._classes)
-
-    def __len__(self) -> int:
-        return len(self._classes)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._classes
-
-    def __repr__(self) -> str:
-        return (
-            f"GBMMemory(n_bits={self._n_bits}, classes={len(self._classes)}, nbytes={self.nbytes})"
-        )
-
-    def _get(self, name: str) -> _Class:
-        check_name(name)
-        if name not in self._classes:
-            raise KeyError(f"expected a stored class, got {name!r} (stored: {list(self._classes)})")
-        return self._classes[name]
 
     def prototypes(self, name: str) -> np.ndarray:
         """Dequantized prototypes ``mu`` (K, D) float64 of a class."""
