@@ -494,6 +494,53 @@ class Learner:
             )
         return weight, bias, steps, first, last
 
+    def _report(
+        self,
+        action: str,
+        name: str,
+        z: np.ndarray,
+        gave_up: tuple,
+        epochs: int,
+        steps: int,
+        first: float,
+        last: float,
+        train_acc: float,
+        before: int,
+        embed_s: float,
+        t_mem: float,
+        t_head: float,
+        t0: float,
+    ) -> LearnReport:
+        """The report of a committed learn or update: the learner's state is the new one."""
+        return LearnReport(
+            action=action,
+            name=name,
+            n_samples=int(z.shape[0]),
+            n_classes=len(self.classes),
+            classes=self.classes,
+            size=self._size_dict(self.memory, name),
+            gave_up=gave_up,
+            epochs=epochs,
+            steps=steps,
+            batch_size=max(self.settings.batch_size, len(self.classes)),
+            lr=self.settings.lr,
+            loss_first=float(first),
+            loss_last=float(last),
+            train_accuracy=train_acc,
+            backend=self.backend,
+            stored_bytes_before=before,
+            stored_bytes=self.stored_bytes,
+            class_memory_bytes=self.class_memory_bytes,
+            head_bytes=self.head_bytes,
+            budget_bytes=self.budget_bytes,
+            policy=self.policy,
+            embed_s=float(embed_s),
+            memory_s=t_mem,
+            head_s=t_head,
+            total_s=time.perf_counter() - t0 + float(embed_s),
+            peak_bytes=self.last_peak_bytes,
+        )
+
     def _size_dict(self, memory: Any, name: str) -> dict[str, int] | None:
         if memory is None or name not in memory.classes:
             return None
@@ -588,33 +635,21 @@ class Learner:
                     }
                 )
             gave_up = tuple(items)
-        return LearnReport(
-            action="learn",
-            name=name,
-            n_samples=int(z.shape[0]),
-            n_classes=len(classes),
-            classes=classes,
-            size=self._size_dict(memory, name),
-            gave_up=gave_up,
-            epochs=epochs,
-            steps=steps,
-            batch_size=max(self.settings.batch_size, len(classes)),
-            lr=self.settings.lr,
-            loss_first=float(first),
-            loss_last=float(last),
-            train_accuracy=train_acc,
-            backend=self.backend,
-            stored_bytes_before=before,
-            stored_bytes=self.stored_bytes,
-            class_memory_bytes=self.class_memory_bytes,
-            head_bytes=self.head_bytes,
-            budget_bytes=self.budget_bytes,
-            policy=self.policy,
-            embed_s=float(_embed_s),
-            memory_s=t_mem,
-            head_s=t_head,
-            total_s=time.perf_counter() - t0 + float(_embed_s),
-            peak_bytes=self.last_peak_bytes,
+        return self._report(
+            "learn",
+            name,
+            z,
+            gave_up,
+            epochs,
+            steps,
+            first,
+            last,
+            train_acc,
+            before,
+            _embed_s,
+            t_mem,
+            t_head,
+            t0,
         )
 
     def update(
@@ -678,33 +713,21 @@ class Learner:
             train_acc = float(np.mean(pred == index[name]))
         self.memory, self.weight, self.bias = memory, weight, bias
         self.last_peak_bytes = peak[0]
-        return LearnReport(
-            action="update",
-            name=name,
-            n_samples=int(z.shape[0]),
-            n_classes=len(self.classes),
-            classes=self.classes,
-            size=self._size_dict(memory, name),
-            gave_up=(),
-            epochs=epochs,
-            steps=steps,
-            batch_size=max(self.settings.batch_size, len(self.classes)),
-            lr=self.settings.lr,
-            loss_first=float(first),
-            loss_last=float(last),
-            train_accuracy=train_acc,
-            backend=self.backend,
-            stored_bytes_before=before,
-            stored_bytes=self.stored_bytes,
-            class_memory_bytes=self.class_memory_bytes,
-            head_bytes=self.head_bytes,
-            budget_bytes=self.budget_bytes,
-            policy=self.policy,
-            embed_s=float(_embed_s),
-            memory_s=t_mem,
-            head_s=t_head,
-            total_s=time.perf_counter() - t0 + float(_embed_s),
-            peak_bytes=self.last_peak_bytes,
+        return self._report(
+            "update",
+            name,
+            z,
+            (),
+            epochs,
+            steps,
+            first,
+            last,
+            train_acc,
+            before,
+            _embed_s,
+            t_mem,
+            t_head,
+            t0,
         )
 
     def forget(self, name: str) -> MemoryReport:
