@@ -20,6 +20,7 @@ import numpy as np
 from numba import njit
 
 from edgecl.kernels.bits import n_words
+from edgecl.kernels.fused import BinaryBlock, prepare_block, run_block
 
 __all__ = ["compile_program", "conv_threshold_pool"]
 
@@ -128,6 +129,40 @@ def conv_threshold_pool(
     return out
 
 
+def _binary_block(conv, thr, pool, arrays) -> BinaryBlock:
+    """The fused kernel's constants for ``conv2d_binary -> threshold [-> maxpool_bits]``."""
+    return prepare_block(
+        arrays[conv["weight"]],
+        int(conv["in_shape"][2]),
+        arrays[thr["thresholds"]],
+        arrays[thr["flip"]],
+        stride=int(conv["stride"]),
+        padding=conv["padding"],
+        pad_value=int(conv["pad_value"]),
+        repeat=int(thr["repeat"]),
+        pool=int(pool["size"]) if pool is not None else 0,
+        pool_stride=int(pool["stride"]) if pool is not None else 1,
+    )
+
+
+def _dense_block(dense, thr, arrays) -> BinaryBlock:
+    """The fused kernel's constants for ``dense_binary -> threshold`` (a 1x1 image)."""
+    w = arrays[dense["weight"]]
+    return prepare_block(
+        w.reshape(w.shape[0], 1, 1, w.shape[1]),
+        int(dense["n"]),
+        arrays[thr["thresholds"]],
+        arrays[thr["flip"]],
+        padding="valid",
+        repeat=int(thr["repeat"]),
+        offset=int(dense["offset"]),
+    )
+
+
+def _op(layers: list[Mapping[str, Any]], i: int) -> str | None:
+    return layers[i]["op"] if i < len(layers) else None
+
+
 def compile_program(
     layers: list[Mapping[str, Any]],
     arrays: Mapping[str, np.ndarray],
@@ -135,23 +170,46 @@ def compile_program(
     *,
     threads: int = 1,
 ) -> Callable[[np.ndarray], np.ndarray]:
-    """A callable running ``layers`` on normalised input: the fused first layer when the
-    program starts with ``conv2d_float -> threshold_float (repeat 1) [-> maxpool_bits]``,
-    then ``run_layers`` on the rest."""
-    fusable = (
-        len(layers) >= 2
-        and layers[0]["op"] == "conv2d_float"
-        and layers[1]["op"] == "threshold_float"
-        and int(layers[1]["repeat"]) == 1
-    )
-    if not fusable:
-        return lambda x: run_layers(x, layers, arrays, threads=threads)
-    pool = layers[2] if len(layers) > 2 and layers[2]["op"] == "maxpool_bits" else None
-    rest = layers[3:] if pool is not None else layers[2:]
-    cache: dict[str, Any] = {}
+    """A callable running ``layers`` on normalised input, with fused steps where the
+    program has them: ``conv2d_float -> threshold_float (repeat 1) [-> maxpool_bits]``
+    (:func:`conv_threshold_pool`), ``conv2d_binary -> threshold [-> maxpool_bits]`` and
+    ``dense_binary -> threshold`` (:func:`edgecl.kernels.fused.run_block`, constants laid
+    out once here); any other layer runs alone through ``run_layers``. The result equals
+    ``run_layers(x, layers, arrays)`` bit for bit."""
+    steps: list[Callable[[np.ndarray], np.ndarray]] = []
+    i = 0
+    while i < len(layers):
+        op = layers[i]["op"]
+        nxt = _op(layers, i + 1)
+        pooled = _op(layers, i + 2) == "maxpool_bits"
+        if op == "conv2d_float" and nxt == "threshold_float" and int(layers[i + 1]["repeat"]) == 1:
+            conv, thr, pool = layers[i], layers[i + 1], layers[i + 2] if pooled else None
+            cache: dict[str, Any] = {}
+            steps.append(
+                lambda v, c=conv, t=thr, p=pool, k=cache: conv_threshold_pool(v, c, t, p, arrays, k)
+            )
+            i += 3 if pooled else 2
+        elif op == "conv2d_binary" and nxt == "threshold":
+            blk = _binary_block(layers[i], layers[i + 1], layers[i + 2] if pooled else None, arrays)
+            steps.append(lambda v, b=blk: run_block(np.ascontiguousarray(v), b, threads=threads))
+            i += 3 if pooled else 2
+        elif op == "dense_binary" and nxt == "threshold":
+            blk = _dense_block(layers[i], layers[i + 1], arrays)
+            steps.append(
+                lambda v, b=blk: run_block(
+                    np.ascontiguousarray(v).reshape(v.shape[0], 1, 1, -1), b, threads=threads
+                ).reshape(v.shape[0], -1)
+            )
+            i += 2
+        else:
+            one = [layers[i]]
+            steps.append(lambda v, one=one: run_layers(v, one, arrays, threads=threads))
+            i += 1
 
     def run(x: np.ndarray) -> np.ndarray:
-        v = conv_threshold_pool(x, layers[0], layers[1], pool, arrays, cache)
-        return run_layers(v, rest, arrays, threads=threads) if rest else v
+        v = x
+        for step in steps:
+            v = step(v)
+        return v
 
     return run

@@ -28,6 +28,12 @@ from edgecl.kernels.bmm import (
 from edgecl.kernels.conv import binary_conv2d, binary_conv2d_reference
 from edgecl.kernels.dense import binary_dense, binary_dense_reference
 from edgecl.kernels.float_dense import binary_float_dense, binary_float_dense_reference
+from edgecl.kernels.fused import (
+    binary_conv_threshold_pool,
+    binary_conv_threshold_pool_reference,
+    binary_dense_threshold,
+    binary_dense_threshold_reference,
+)
 from edgecl.kernels.head import softmax_head_step, softmax_head_step_reference
 from edgecl.kernels.pool import maxpool2d, maxpool2d_reference, maxpool_bits, maxpool_bits_reference
 from edgecl.kernels.sampling import (
@@ -58,8 +64,12 @@ __all__ = [
     "WORD_DTYPE",
     "binary_conv2d",
     "binary_conv2d_reference",
+    "binary_conv_threshold_pool",
+    "binary_conv_threshold_pool_reference",
     "binary_dense",
     "binary_dense_reference",
+    "binary_dense_threshold",
+    "binary_dense_threshold_reference",
     "binary_float_dense",
     "binary_float_dense_reference",
     "maxpool2d",

@@ -20,6 +20,8 @@ KERNELS = [
     "bmm_log_likelihood",
     "hamming_distances",
     "sample_bernoulli_words",
+    "binary_conv_threshold_pool",
+    "binary_dense_threshold",
 ]
 
 
@@ -38,7 +40,7 @@ import importlib
 import edgecl.kernels
 from numba.core.dispatcher import Dispatcher
 mods = [importlib.import_module("edgecl.kernels." + n) for n in (
-    "dense", "conv", "threshold", "pool", "float_dense", "head", "bmm", "sampling")]
+    "dense", "conv", "threshold", "pool", "float_dense", "head", "bmm", "sampling", "fused")]
 found = 0
 for mod in mods:
     for obj in vars(mod).values():

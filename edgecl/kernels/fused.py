@@ -1,0 +1,473 @@
+"""A binary layer in one pass: XNOR-popcount convolution, BatchNorm+sign threshold and bit
+max-pool, from packed bits to packed bits (no int32 feature map, no im2col buffer).
+
+``binary_conv2d -> threshold [-> maxpool_bits]`` is what the exporter emits for every
+binary conv block (BN folded into per-channel integer thresholds, the pool moved after
+the sign, where max-pooling bits is an OR). A binary dense layer followed by its
+threshold is the same product over a 1x1 image (``binary_dense_threshold``).
+
+The kernel walks output pixels; for each it adds, tap by tap and word by word,
+``popcount(x_word XOR w[tap, word, o])`` for every output channel ``o`` at once (the
+weights transposed to ``(kh, kw, Cw, O)``, so the innermost loop runs over ``O`` and LLVM
+vectorises the XOR + ``ctpop`` across channels). Pad taps: +1 padding adds the tap's
+precomputed count against an all-+1 pixel; zero padding skips the tap and counts it out
+of ``n`` (``dot = n_in - 2 * popcount``, ``n_in`` the bits of the taps inside), both
+exact. Then ``bit = acc >= thr`` (``acc <= thr`` where ``flip``), ORed over the pool
+window, packed 64 channels to a word. Its NumPy twin is the three reference kernels in a
+row (:func:`binary_conv_threshold_pool_reference`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from edgecl.kernels._check import check_array, check_count, check_words
+from edgecl.kernels._threads import check_threads, num_threads
+from edgecl.kernels.bits import WORD_DTYPE, n_words, tail_mask
+from edgecl.kernels.conv import _check_conv, binary_conv2d_reference
+from edgecl.kernels.dense import binary_dense_reference
+from edgecl.kernels.pool import _out_size, maxpool_bits_reference
+from edgecl.kernels.popcount import popcount64
+from edgecl.kernels.threshold import _check_flip, threshold_reference
+
+_I32 = np.iinfo(np.int32)
+
+
+@dataclass(frozen=True)
+class BinaryBlock:
+    """The constants of one fused binary layer, prepared once (:func:`prepare_block`).
+
+    ``wt``: weights as ``(kh, kw, Cw, O)`` words; ``pad_pc``: popcount of each tap against
+    an all-+1 pixel ``(kh * kw, O)``; ``sgn``/``sthr``: ``sgn * acc >= sthr`` is the bit,
+    over ``O * repeat`` output channels (``acc`` of channel ``q // repeat``).
+    """
+
+    wt: np.ndarray
+    pad_pc: np.ndarray
+    ones: np.ndarray
+    sgn: np.ndarray
+    sthr: np.ndarray
+    n_channels: int
+    n_out: int
+    repeat: int
+    stride: int
+    ph: int
+    pw: int
+    zero_pad: bool
+    pool: int
+    pool_stride: int
+
+
+@njit(cache=True)
+def _pixel(x, img, oy, ox, blk_wt, pad_pc, ones, stride, ph, pw, zero_pad, acc):
+    """``acc[o]`` = popcount of the XOR over the taps counted; returns how many taps count."""
+    H = x.shape[1]
+    W = x.shape[2]
+    kh, kw, cw, n_out = blk_wt.shape
+    for o in range(n_out):
+        acc[o] = 0
+    taps = 0
+    for dy in range(kh):
+        iy = oy * stride - ph + dy
+        for dx in range(kw):
+            ix = ox * stride - pw + dx
+            if 0 <= iy < H and 0 <= ix < W:
+                for c in range(cw):
+                    xv = x[img, iy, ix, c]
+                    for o in range(n_out):
+                        acc[o] += popcount64(xv ^ blk_wt[dy, dx, c, o])
+                taps += 1
+            elif not zero_pad:
+                t = dy * kw + dx
+                for o in range(n_out):
+                    acc[o] += pad_pc[t, o]
+                taps += 1
+    return taps
+
+
+@njit(cache=True)
+def _block_row(
+    x,
+    r,
+    wt,
+    pad_pc,
+    ones,
+    sgn,
+    sthr,
+    n_ch,
+    repeat,
+    stride,
+    ph,
+    pw,
+    zero_pad,
+    pool,
+    pstride,
+    out,
+    acc,
+    dots,
+    hit,
+):
+    """Output row ``r`` (image ``r // Po``, pooled row ``r % Po``) of the fused block."""
+    po = out.shape[1]
+    img = r // po
+    py = r % po
+    n_out = wt.shape[3]
+    n_bits = n_out * repeat
+    win = max(pool, 1)
+    step = pstride if pool > 0 else 1
+    for px in range(out.shape[2]):
+        for q in range(n_bits):
+            hit[q] = 0
+        for a in range(win):
+            for b in range(win):
+                taps = _pixel(
+                    x,
+                    img,
+                    py * step + a,
+                    px * step + b,
+                    wt,
+                    pad_pc,
+                    ones,
+                    stride,
+                    ph,
+                    pw,
+                    zero_pad,
+                    acc,
+                )
+                n_in = np.int64(taps * n_ch)
+                if repeat == 1:
+                    for q in range(n_bits):
+                        dot = n_in - 2 * np.int64(acc[q])
+                        hit[q] |= np.uint8(sgn[q] * dot >= sthr[q])
+                else:
+                    for o in range(n_out):
+                        dots[o] = n_in - 2 * np.int64(acc[o])
+                    for q in range(n_bits):
+                        hit[q] |= np.uint8(sgn[q] * dots[q // repeat] >= sthr[q])
+        for k in range(out.shape[3]):
+            word = np.uint64(0)
+            c0 = k * 64
+            for q in range(c0, min(n_bits, c0 + 64)):
+                word |= np.uint64(hit[q]) << np.uint64(q - c0)
+            out[img, py, px, k] = word
+
+
+@njit(cache=True)
+def _block_serial(
+    x, wt, pad_pc, ones, sgn, sthr, n_ch, repeat, stride, ph, pw, zero_pad, pool, pstride, out
+):
+    n_out = wt.shape[3]
+    acc = np.empty(n_out, np.uint64)
+    dots = np.empty(n_out, np.int64)
+    hit = np.empty(n_out * repeat, np.uint8)
+    for r in range(out.shape[0] * out.shape[1]):
+        _block_row(
+            x,
+            r,
+            wt,
+            pad_pc,
+            ones,
+            sgn,
+            sthr,
+            n_ch,
+            repeat,
+            stride,
+            ph,
+            pw,
+            zero_pad,
+            pool,
+            pstride,
+            out,
+            acc,
+            dots,
+            hit,
+        )
+
+
+@njit(cache=True, parallel=True)
+def _block_parallel(
+    x, wt, pad_pc, ones, sgn, sthr, n_ch, repeat, stride, ph, pw, zero_pad, pool, pstride, out
+):
+    n_out = wt.shape[3]
+    for r in prange(out.shape[0] * out.shape[1]):
+        acc = np.empty(n_out, np.uint64)
+        dots = np.empty(n_out, np.int64)
+        hit = np.empty(n_out * repeat, np.uint8)
+        _block_row(
+            x,
+            r,
+            wt,
+            pad_pc,
+            ones,
+            sgn,
+            sthr,
+            n_ch,
+            repeat,
+            stride,
+            ph,
+            pw,
+            zero_pad,
+            pool,
+            pstride,
+            out,
+            acc,
+            dots,
+            hit,
+        )
+
+
+@njit(cache=True)
+def _pad_counts(wt, ones):
+    """``popcount(ones XOR w[tap, :, o])`` summed over the tap's words: ``(kh * kw, O)``."""
+    kh, kw, cw, n_out = wt.shape
+    s = np.zeros((kh * kw, n_out), np.uint64)
+    for dy in range(kh):
+        for dx in range(kw):
+            for c in range(cw):
+                for o in range(n_out):
+                    s[dy * kw + dx, o] += popcount64(ones[c] ^ wt[dy, dx, c, o])
+    return s
+
+
+def _check_thresholds(thresholds, flip, n_bits, offset):
+    thresholds = check_array(thresholds, "thresholds")
+    if not np.issubdtype(thresholds.dtype, np.integer):
+        raise TypeError(f"expected integer thresholds, got dtype {thresholds.dtype}")
+    if thresholds.shape != (n_bits,):
+        raise ValueError(f"expected thresholds of shape ({n_bits},), got {thresholds.shape}")
+    if thresholds.size and (thresholds.min() < _I32.min or thresholds.max() > _I32.max):
+        raise ValueError("expected thresholds within the int32 range, got values outside it")
+    flip = _check_flip(flip, n_bits)
+    if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
+        raise TypeError(f"expected an integer offset, got {type(offset).__name__}")
+    # (acc + offset) >= t  <=>  acc >= t - offset; flipped: -acc >= -(t - offset)
+    sgn = np.where(flip, -1, 1).astype(np.int64)
+    return sgn, sgn * (thresholds.astype(np.int64) - int(offset))
+
+
+def prepare_block(
+    w: np.ndarray,
+    n_channels: int,
+    thresholds: np.ndarray,
+    flip: np.ndarray,
+    *,
+    stride: int = 1,
+    padding: str = "same",
+    pad_value: int = 1,
+    repeat: int = 1,
+    offset: int = 0,
+    pool: int = 0,
+    pool_stride: int = 1,
+) -> BinaryBlock:
+    """Check one fused layer's constants and lay them out for the kernel (once per layer).
+
+    ``w`` (O, kh, kw, Cw) words; ``thresholds``/``flip`` over ``O * repeat`` channels (the
+    accumulator of channel ``o`` is compared with thresholds ``o * repeat ...``);
+    ``offset`` is added to every accumulator first (the exporter's dense offset);
+    ``pool`` 0 means no pooling.
+    """
+    n_channels = check_count(n_channels, "n_channels")
+    w = check_words(w, "w", (4,), n_channels, "(O, kh, kw, Cw) packed along channels")
+    n_out, kh, kw, cw = w.shape
+    if kh < 1 or kw < 1 or n_out < 1:
+        raise ValueError(f"expected a kernel with O, kh, kw >= 1, got shape {w.shape}")
+    stride = check_count(stride, "stride")
+    repeat = check_count(repeat, "repeat")
+    if padding not in ("same", "valid"):
+        raise ValueError(f"expected padding 'same' or 'valid', got {padding!r}")
+    if pad_value not in (0, 1) or isinstance(pad_value, bool):
+        raise ValueError(f"expected pad_value 1 or 0, got {pad_value!r}")
+    pool = check_count(pool, "pool", minimum=0)
+    pool_stride = check_count(pool_stride, "pool_stride")
+    sgn, sthr = _check_thresholds(thresholds, flip, n_out * repeat, offset)
+    wt = np.ascontiguousarray(w.transpose(1, 2, 3, 0))
+    ones = np.full(cw, np.uint64(0xFFFFFFFFFFFFFFFF), WORD_DTYPE)
+    ones[-1] = tail_mask(n_channels)
+    ph, pw = (kh // 2, kw // 2) if padding == "same" else (0, 0)
+    return BinaryBlock(
+        wt=wt,
+        pad_pc=_pad_counts(wt, ones),
+        ones=ones,
+        sgn=sgn,
+        sthr=sthr,
+        n_channels=n_channels,
+        n_out=n_out,
+        repeat=repeat,
+        stride=stride,
+        ph=ph,
+        pw=pw,
+        zero_pad=pad_value == 0,
+        pool=pool,
+        pool_stride=pool_stride,
+    )
+
+
+def block_out_shape(blk: BinaryBlock, h: int, w: int) -> tuple[int, int, int]:
+    """(Ho, Wo, n_words(O * repeat)) of the fused block on an (h, w) input."""
+    kh, kw = blk.wt.shape[:2]
+    ho = (h + 2 * blk.ph - kh) // blk.stride + 1
+    wo = (w + 2 * blk.pw - kw) // blk.stride + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(f"expected an input large enough for a {kh}x{kw} kernel, got ({h}, {w})")
+    if blk.pool:
+        if ho < blk.pool or wo < blk.pool:
+            raise ValueError(
+                f"expected a conv output of at least ({blk.pool}, {blk.pool}) pixels for "
+                f"pool={blk.pool}, got ({ho}, {wo})"
+            )
+        ho = (ho - blk.pool) // blk.pool_stride + 1
+        wo = (wo - blk.pool) // blk.pool_stride + 1
+    return ho, wo, n_words(blk.n_out * blk.repeat)
+
+
+def run_block(x: np.ndarray, blk: BinaryBlock, *, threads: int = 1) -> np.ndarray:
+    """Run a prepared block on packed NHWC bits ``x`` (N, H, W, Cw): packed (N, Ho, Wo, Ow).
+
+    ``x`` must be C-contiguous ``uint64`` with ``Cw == n_words(n_channels)`` and zero tail
+    bits (the callers' layer program guarantees it; :func:`binary_conv_threshold_pool`
+    checks it)."""
+    n, h, w, _ = x.shape
+    ho, wo, ow = block_out_shape(blk, h, w)
+    out = np.empty((n, ho, wo, ow), WORD_DTYPE)
+    args = (
+        x,
+        blk.wt,
+        blk.pad_pc,
+        blk.ones,
+        blk.sgn,
+        blk.sthr,
+        blk.n_channels,
+        blk.repeat,
+        blk.stride,
+        blk.ph,
+        blk.pw,
+        blk.zero_pad,
+        blk.pool,
+        blk.pool_stride,
+        out,
+    )
+    if threads == 1:
+        _block_serial(*args)
+    else:
+        with num_threads(threads):
+            _block_parallel(*args)
+    return out
+
+
+def binary_conv_threshold_pool(
+    x: np.ndarray,
+    w: np.ndarray,
+    n_channels: int,
+    thresholds: np.ndarray,
+    flip: np.ndarray,
+    *,
+    stride: int = 1,
+    padding: str = "same",
+    pad_value: int = 1,
+    repeat: int = 1,
+    pool: int = 0,
+    pool_stride: int = 1,
+    threads: int = 1,
+) -> np.ndarray:
+    """``maxpool_bits(threshold(binary_conv2d(x, w), thresholds, flip))`` in one pass.
+
+    Arguments as :func:`edgecl.kernels.binary_conv2d` and :func:`edgecl.kernels.threshold`
+    (the accumulators repeated ``repeat`` times along channels first); ``pool`` 0 skips
+    the pooling. Returns packed ``uint64`` (N, Ho, Wo, n_words(O * repeat)).
+    """
+    x, *_ = _check_conv(x, w, n_channels, stride, padding, pad_value)
+    blk = prepare_block(
+        w,
+        n_channels,
+        thresholds,
+        flip,
+        stride=stride,
+        padding=padding,
+        pad_value=pad_value,
+        repeat=repeat,
+        pool=pool,
+        pool_stride=pool_stride,
+    )
+    return run_block(x, blk, threads=check_threads(threads))
+
+
+def binary_conv_threshold_pool_reference(
+    x: np.ndarray,
+    w: np.ndarray,
+    n_channels: int,
+    thresholds: np.ndarray,
+    flip: np.ndarray,
+    *,
+    stride: int = 1,
+    padding: str = "same",
+    pad_value: int = 1,
+    repeat: int = 1,
+    pool: int = 0,
+    pool_stride: int = 1,
+) -> np.ndarray:
+    """NumPy twin of :func:`binary_conv_threshold_pool`: the three reference kernels."""
+    acc = binary_conv2d_reference(
+        x, w, n_channels, stride=stride, padding=padding, pad_value=pad_value
+    )
+    acc = acc if repeat == 1 else np.repeat(acc, repeat, axis=-1)
+    bits = threshold_reference(acc, thresholds, flip)
+    if pool:
+        _out_size(bits.shape, pool, pool_stride)
+        bits = maxpool_bits_reference(bits, size=pool, stride=pool_stride)
+    return bits
+
+
+def binary_dense_threshold(
+    x_words: np.ndarray,
+    w_words: np.ndarray,
+    n: int,
+    thresholds: np.ndarray,
+    flip: np.ndarray,
+    *,
+    offset: int = 0,
+    repeat: int = 1,
+    threads: int = 1,
+) -> np.ndarray:
+    """``threshold(binary_dense(x, w, n) + offset, thresholds, flip)`` in one pass:
+    packed (B, n_words(O * repeat))."""
+    n = check_count(n, "n")
+    x = check_words(x_words, "x_words", (2,), n, "(B, W)")
+    w = check_words(w_words, "w_words", (2,), n, "(O, W)")
+    blk = prepare_block(
+        w[:, None, None, :], n, thresholds, flip, padding="valid", repeat=repeat, offset=offset
+    )
+    out = run_block(x[:, None, None, :], blk, threads=check_threads(threads))
+    return out.reshape(x.shape[0], -1)
+
+
+def binary_dense_threshold_reference(
+    x_words: np.ndarray,
+    w_words: np.ndarray,
+    n: int,
+    thresholds: np.ndarray,
+    flip: np.ndarray,
+    *,
+    offset: int = 0,
+    repeat: int = 1,
+) -> np.ndarray:
+    """NumPy twin of :func:`binary_dense_threshold`."""
+    acc = binary_dense_reference(x_words, w_words, n).astype(np.int64) + int(offset)
+    acc = acc if repeat == 1 else np.repeat(acc, repeat, axis=-1)
+    if acc.size and (acc.min() < _I32.min or acc.max() > _I32.max):
+        raise ValueError("expected accumulators within the int32 range")
+    return threshold_reference(acc.astype(np.int32), thresholds, flip)
+
+
+__all__ = [
+    "BinaryBlock",
+    "binary_conv_threshold_pool",
+    "binary_conv_threshold_pool_reference",
+    "binary_dense_threshold",
+    "binary_dense_threshold_reference",
+    "block_out_shape",
+    "prepare_block",
+    "run_block",
+]
