@@ -25,62 +25,56 @@ from edgecl.kernels.fused import BinaryBlock, prepare_block, run_block
 __all__ = ["compile_program", "conv_threshold_pool"]
 
 
-@njit(cache=True)
-def _conv_bits(x, s, i, j, w, bias, top, left, stride, pad_value, sgn, sthr, acc, hit):
-    """``hit[q] |= (sgn[q] * y[q] >= sthr[q])`` for the conv output ``y`` at (i, j)."""
-    h, wd, c = x.shape[1], x.shape[2], x.shape[3]
-    kh, kw, _, o = w.shape
-    for q in range(o):
-        acc[q] = 0.0
-    for di in range(kh):
-        yi = i * stride + di - top
-        for dj in range(kw):
-            xj = j * stride + dj - left
-            inside = 0 <= yi < h and 0 <= xj < wd
-            for cc in range(c):
-                v = np.float64(x[s, yi, xj, cc]) if inside else pad_value
-                for q in range(o):
-                    acc[q] += v * w[di, dj, cc, q]
-    for q in range(o):
-        y = np.float32(acc[q] + bias[q])
-        hit[q] |= np.uint8(sgn[q] * y >= sthr[q])
-
-
-@njit(cache=True)
-def _conv_thr_pool(x, w, bias, top, left, stride, pad_value, sgn, sthr, pool, pstride, out):
-    n = x.shape[0]
-    o = w.shape[3]
-    acc = np.empty(o, np.float64)
-    hit = np.empty(o, np.uint8)
+@njit(cache=True, fastmath={"contract"})
+def _conv_thr_pool(
+    x, wk, kh, kw, bias, top, left, stride, pad_value, sgn, sthr, pool, pstride, out
+):
+    """For each pooled output: gather the patches of the ``win x win`` conv outputs it
+    covers, ``acc[p, q] = sum_k patch[p, k] * wk[k, q]`` in float64 (k in (di, dj, c)
+    order; each float32 x float32 product is exact in float64, so contracting it into an
+    FMA rounds exactly as a multiply then an add), then ``y = float32(acc + bias)``,
+    ``hit[q] |= sgn[q] * y >= sthr[q]``, packed 64 channels to a word."""
+    n, h, wd, c = x.shape
+    n_k, o = wk.shape
     win = max(pool, 1)
     step = pstride if pool > 0 else 1
+    n_pix = win * win
+    acc = np.empty((n_pix, o), np.float64)
+    patch = np.empty((n_pix, n_k), np.float64)
+    hit = np.empty(o, np.uint8)
     for s in range(n):
         for pi in range(out.shape[1]):
             for pj in range(out.shape[2]):
-                hit[:] = 0
-                for a in range(win):
-                    for b in range(win):
-                        _conv_bits(
-                            x,
-                            s,
-                            pi * step + a,
-                            pj * step + b,
-                            w,
-                            bias,
-                            top,
-                            left,
-                            stride,
-                            pad_value,
-                            sgn,
-                            sthr,
-                            acc,
-                            hit,
-                        )
-                for k in range(out.shape[3]):
+                for p in range(n_pix):
+                    i = pi * step + p // win
+                    j = pj * step + p % win
+                    k = 0
+                    for di in range(kh):
+                        yi = i * stride + di - top
+                        for dj in range(kw):
+                            xj = j * stride + dj - left
+                            inside = 0 <= yi < h and 0 <= xj < wd
+                            for cc in range(c):
+                                patch[p, k] = np.float64(x[s, yi, xj, cc]) if inside else pad_value
+                                k += 1
+                acc[:, :] = 0.0
+                for k in range(n_k):
+                    for p in range(n_pix):
+                        pk = patch[p, k]
+                        ap = acc[p]
+                        for q in range(o):
+                            ap[q] += pk * wk[k, q]
+                for q in range(o):
+                    hit[q] = 0
+                for p in range(n_pix):
+                    ap = acc[p]
+                    for q in range(o):
+                        hit[q] |= np.uint8(sgn[q] * np.float32(ap[q] + bias[q]) >= sthr[q])
+                for kk in range(out.shape[3]):
                     word = np.uint64(0)
-                    for q in range(k * 64, min(o, k * 64 + 64)):
-                        word |= np.uint64(hit[q]) << np.uint64(q - k * 64)
-                    out[s, pi, pj, k] = word
+                    for q in range(kk * 64, min(o, kk * 64 + 64)):
+                        word |= np.uint64(hit[q]) << np.uint64(q - kk * 64)
+                    out[s, pi, pj, kk] = word
 
 
 def conv_threshold_pool(
@@ -95,7 +89,11 @@ def conv_threshold_pool(
     cache = {} if cache is None else cache
     if "w" not in cache:
         w = arrays[conv["weight"]]  # (O, kh, kw, C)
-        cache["w"] = np.ascontiguousarray(w.transpose(1, 2, 3, 0).astype(np.float64))
+        o, kh, kw, c = w.shape
+        cache["w"] = np.ascontiguousarray(
+            w.transpose(1, 2, 3, 0).reshape(kh * kw * c, o).astype(np.float64)
+        )
+        cache["k"] = (kh, kw)
         b = conv.get("bias")
         cache["b"] = (
             arrays[b].astype(np.float64) if b is not None else np.zeros(w.shape[0], np.float64)
@@ -115,6 +113,7 @@ def conv_threshold_pool(
     _conv_thr_pool(
         np.ascontiguousarray(x, np.float32),
         w,
+        *cache["k"],
         cache["b"],
         top,
         left,
