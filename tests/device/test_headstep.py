@@ -11,7 +11,7 @@ from edgecl.kernels.head import softmax_head_step_reference
 
 
 @pytest.mark.parametrize("n_bits", [1, 63, 64, 65, 127, 1000])
-@pytest.mark.parametrize("batch,n_cls", [(1, 1), (7, 2), (64, 11)])
+@pytest.mark.parametrize("batch,n_cls", [(1, 1), (7, 2), (64, 11), (5, 3), (66, 10), (3, 7)])
 def test_matches_the_reference(n_bits, batch, n_cls):
     rng = np.random.default_rng(n_bits * 100 + batch)
     x = pack_bits((rng.random((batch, n_bits)) < 0.5).astype(np.uint8))
