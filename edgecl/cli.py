@@ -65,6 +65,8 @@ class Command:
     help: str
     add_arguments: Callable[[argparse.ArgumentParser], None]
     run: Callable[[argparse.Namespace], int]
+    #: the command adds its own ``--json`` (``edgecl demo``: ``--json [FILE]``)
+    own_json: bool = False
 
 
 # -- shared helpers ----------------------------------------------------------------------
@@ -312,13 +314,14 @@ def _device_commands() -> list[Command]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``edgecl`` argument parser, one subparser per :func:`commands` entry."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable output")
+    base = argparse.ArgumentParser(add_help=False)
     # SUPPRESS: `edgecl --debug CMD` and `edgecl CMD --debug` both work
-    common.add_argument(
+    base.add_argument(
         "--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks"
     )
-    common.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    base.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    common = argparse.ArgumentParser(add_help=False, parents=[base])
+    common.add_argument("--json", action="store_true", help="machine-readable output")
     parser = argparse.ArgumentParser(
         prog="edgecl",
         description="Binarized networks that keep learning new classes on the device.",
@@ -331,7 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for command in commands():
         p = sub.add_parser(
-            command.name, help=command.help, description=command.help, parents=[common]
+            command.name,
+            help=command.help,
+            description=command.help,
+            parents=[base if command.own_json else common],
         )
         command.add_arguments(p)
         p.set_defaults(run=command.run)

@@ -498,6 +498,16 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
         default=Path("edgecl-demo"),
         help="folder for base.pt, base.ecl, model.ecl, report.json (default ./edgecl-demo)",
     )
+    # `--json` alone prints the report as JSON (as every command); `--json FILE` writes it
+    # to FILE and keeps the table (the issue's spelling); `--json-file FILE` is the same
+    p.add_argument(
+        "--json",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="FILE",
+        help="print the report as JSON, or with FILE write it there (the table stays)",
+    )
     p.add_argument(
         "--json-file", dest="json_file", type=Path, help="also write the JSON report here"
     )
@@ -539,6 +549,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """``edgecl demo``: host training + export, then the device phase in a torch-free process."""
     from edgecl.demo import DemoConfig, run_demo
 
+    if isinstance(args.json, str):  # --json FILE
+        if args.json_file is not None and Path(args.json) != args.json_file:
+            raise UsageError(
+                f"expected one report file, got --json {args.json} and --json-file {args.json_file}"
+            )
+        args.json_file, args.json = Path(args.json), False
     kw: dict[str, Any] = dict(
         data_dir=None if args.data_dir is None else str(args.data_dir),
         budget_bytes=args.budget,
@@ -666,5 +682,6 @@ def device_commands() -> list[Command]:
             "split-MNIST end to end: host training, then learning on the device",
             _add_demo,
             cmd_demo,
+            own_json=True,
         ),
     ]

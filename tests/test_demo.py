@@ -21,7 +21,7 @@ def _demo(tmp_path, *extra: str, timeout: int = 600) -> dict:
             "demo",
             "--out",
             str(out),
-            "--json-file",
+            "--json",
             str(tmp_path / "r.json"),
             *extra,
         ],
@@ -89,3 +89,13 @@ def test_full_demo_on_the_shipped_sample(tmp_path):
     _check_report(report)
     assert report["final_accuracy"] >= 0.90
     assert report["class_memory_bytes"] <= 8 * 1024
+
+
+def test_one_report_file_only(tmp_path):
+    from edgecl.cli import main
+
+    code = main(
+        ["demo", "--quick", "--out", str(tmp_path), "--json", "a.json", "--json-file", "b.json"]
+    )
+    assert code == 2
+    assert not (tmp_path / "report.json").exists()
