@@ -464,6 +464,65 @@ LAYER_OPS: dict[str, dict[str, Any]] = {
 _TOP_KEYS = ("input", "layers", "embedding", "head", "classes", "memory", "budget")
 
 
+#: Precisions a stored head may have: float32, float16, or int8 with one float32 scale
+#: per class (symmetric, ``w = q * scale``). The bias is float32 in every case.
+HEAD_BITS = (32, 16, 8)
+_HEAD_DTYPES = {32: "<f4", 16: "<f2", 8: "|i1"}
+
+
+def head_bytes_per_class(n_bits: int, bits: int = 32) -> int:
+    """Stored bytes of one class's head row: D weights at ``bits``, the float32 bias and,
+    for int8, the float32 scale."""
+    if bits not in HEAD_BITS:
+        raise ValueError(f"expected head bits in {HEAD_BITS}, got {bits!r}")
+    return int(n_bits) * bits // 8 + 4 + (4 if bits == 8 else 0)
+
+
+def encode_head(weight: np.ndarray, bits: int) -> dict[str, np.ndarray]:
+    """The stored arrays of a float head ``weight`` (D, C): ``{"weight"}`` at float32 or
+    float16, or ``{"weight": int8, "scale": float32 (C,)}`` with
+    ``scale[c] = max |w[:, c]| / 127`` (1 for an all-zero column) and
+    ``q = round(w / scale)``."""
+    if bits not in HEAD_BITS:
+        raise ValueError(f"expected head bits in {HEAD_BITS}, got {bits!r}")
+    w = np.asarray(weight, np.float32)
+    if bits == 32:
+        return {"weight": w.copy()}
+    if bits == 16:
+        return {"weight": w.astype(np.float16)}
+    peak = np.abs(w).max(axis=0) if w.size else np.zeros(w.shape[1], np.float32)
+    scale = np.where(peak > 0, peak / np.float32(127), np.float32(1)).astype(np.float32)
+    q = np.clip(np.rint(w / scale), -127, 127).astype(np.int8)
+    return {"weight": q, "scale": scale}
+
+
+def decode_head(stored: Mapping[str, np.ndarray], bits: int) -> np.ndarray:
+    """The float32 head (D, C) that :func:`encode_head`'s arrays stand for."""
+    w = np.asarray(stored["weight"])
+    if bits == 8:
+        return (w.astype(np.float32) * np.asarray(stored["scale"], np.float32)).astype(np.float32)
+    return np.ascontiguousarray(w, np.float32)
+
+
+def round_head(weight: np.ndarray, bits: int) -> np.ndarray:
+    """``decode_head(encode_head(weight, bits), bits)``: the head as it will be stored."""
+    return decode_head(encode_head(weight, bits), bits)
+
+
+def head_arrays(head: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A (validated) manifest head's stored arrays by role: ``weight``, ``bias``, and
+    ``scale`` for an int8 head."""
+    out = {"weight": arrays[head["weight"]], "bias": arrays[head["bias"]]}
+    if int(head.get("bits", 32)) == 8:
+        out["scale"] = arrays[head["scale"]]
+    return out
+
+
+def head_weight(head: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> np.ndarray:
+    """A (validated) manifest head's weight as float32 (D, C), whatever its precision."""
+    return decode_head(head_arrays(head, arrays), int(head.get("bits", 32)))
+
+
 def _need(cond: bool, message: str) -> None:
     if not cond:
         raise BundleError(message)
@@ -683,8 +742,13 @@ def validate_manifest(
 
     head = manifest["head"]
     _need(isinstance(head, Mapping), f"manifest 'head': expected an object, got {head!r}")
-    w = arr(head.get("weight"), "head.weight", "<f4", 2)
+    hbits = head.get("bits", 32)
+    _need(hbits in HEAD_BITS, f"head.bits: expected one of {HEAD_BITS}, got {hbits!r}")
+    w = arr(head.get("weight"), "head.weight", _HEAD_DTYPES[hbits], 2)
     _need(w == (d, len(classes)), f"head.weight: expected shape ({d}, {len(classes)}), got {w}")
+    if hbits == 8:
+        sc = arr(head.get("scale"), "head.scale", "<f4", 1)
+        _need(sc == (len(classes),), f"head.scale: expected shape ({len(classes)},), got {sc}")
     b = arr(head.get("bias"), "head.bias", "<f4", 1)
     _need(b == (len(classes),), f"head.bias: expected shape ({len(classes)},), got {b}")
     if head.get("onnx") is not None:
@@ -830,7 +894,7 @@ def inspect_bundle(path: str | os.PathLike[str]) -> BundleReport:
     head = manifest["head"]
     parts = {
         "features": sum(layer["bytes"] for layer in layers),
-        "head": int(arrays[head["weight"]].nbytes + arrays[head["bias"]].nbytes),
+        "head": sum(int(a.nbytes) for a in head_arrays(head, arrays).values()),
     }
     if head.get("onnx") is not None:
         parts["head_graph"] = int(arrays[head["onnx"]].nbytes)

@@ -157,6 +157,19 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", type=parse_bytes, help="memory budget, e.g. 64KiB")
     p.add_argument("--policy", choices=("strict", "adapt"), default="strict")
     p.add_argument(
+        "--head-bits",
+        type=int,
+        choices=(32, 16, 8),
+        default=32,
+        help="stored precision of the head's weights: 32 (default), 16, or 8 (int8 + a scale)",
+    )
+    p.add_argument(
+        "--gbm-weight",
+        type=float,
+        default=0.0,
+        help="predictions add this times the GBM log-likelihood's log-softmax (default 0)",
+    )
+    p.add_argument(
         "--calibration-data",
         type=Path,
         help="a folder of IDX files (the four standard names); default: the shipped MNIST sample",
@@ -238,7 +251,13 @@ def cmd_export(args: argparse.Namespace) -> int:
         from edgecl.memory import Budget
 
         budget = Budget(args.budget, args.policy)
-    config = ExportConfig(memory=memory, budget=budget, seed=args.seed)
+    from edgecl.export import HeadConfig
+
+    try:
+        head = HeadConfig(bits=args.head_bits, gbm_weight=args.gbm_weight)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+    config = ExportConfig(memory=memory, budget=budget, head=head, seed=args.seed)
     _status(args, f"exporting with {len(x)} calibration samples from {source}")
     info = export_bundle(
         model,

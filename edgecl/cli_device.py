@@ -532,6 +532,14 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
         default=0.1,
         help="weight of the GBM likelihood in predictions (0.1; 0: the head alone)",
     )
+    p.add_argument(
+        "--head-bits",
+        type=int,
+        choices=(32, 16, 8),
+        default=32,
+        help="stored precision of the head's weights: 32 (float32, default), 16 (float16) or "
+        "8 (int8 with a float32 scale per class: about a quarter of the head's bytes)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch and kernel threads (1)")
     p.add_argument(
         "--checkpoint",
@@ -568,6 +576,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         components=args.components,
         bits=args.bits,
         gbm_weight=args.gbm_weight,
+        head_bits=args.head_bits,
         threads=args.threads,
         checkpoint=None if args.checkpoint is None else str(args.checkpoint),
     )

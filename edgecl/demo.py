@@ -81,6 +81,7 @@ class DemoConfig:
     head_lr: float = 0.05
     head_epochs: int = 5
     head_batch: int = 64
+    head_bits: int = 32  # stored precision of the head's weights: 32, 16 or 8
     threads: int = 1
     quick: bool = False
     checkpoint: str | None = None  # skip the training: export this base checkpoint
@@ -98,6 +99,8 @@ class DemoConfig:
         g = self.gbm_weight
         if isinstance(g, bool) or not isinstance(g, (int, float)) or not 0 <= g < float("inf"):
             raise ValueError(f"expected gbm_weight as a finite float >= 0, got {g!r}")
+        if isinstance(self.head_bits, bool) or self.head_bits not in (32, 16, 8):
+            raise ValueError(f"expected head_bits 32, 16 or 8, got {self.head_bits!r}")
         if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
             raise ValueError(f"expected epochs as an int >= 1 or None, got {self.epochs!r}")
 
@@ -349,7 +352,13 @@ def host_phase(
     config = ExportConfig(
         memory=GBMConfig(components=cfg.components, bits=cfg.bits),
         budget=Budget(cfg.budget_bytes, cfg.policy),
-        head=HeadConfig(lr=cfg.head_lr, epochs=cfg.head_epochs, batch_size=cfg.head_batch),
+        head=HeadConfig(
+            lr=cfg.head_lr,
+            epochs=cfg.head_epochs,
+            batch_size=cfg.head_batch,
+            bits=cfg.head_bits,
+            gbm_weight=float(cfg.gbm_weight),
+        ),
         seed=cfg.seed,
         verify_samples=min(512, len(xb)),
     )
@@ -362,13 +371,6 @@ def host_phase(
         class_names=[str(c) for c in BASE_CLASSES],
         overwrite=True,
     )
-    if cfg.gbm_weight:
-        # the prediction option the learner reads from the head (HeadSettings.gbm_weight)
-        from edgecl.bundle import read_bundle, write_bundle
-
-        manifest, arrays = read_bundle(info.path)
-        manifest["head"]["gbm_weight"] = float(cfg.gbm_weight)
-        info = write_bundle(info.path, manifest, arrays, overwrite=True)
     export_s = time.perf_counter() - t2
     log(f"host: exported {info.path} ({info.file_bytes} bytes) in {export_s:.1f} s")
     return {**summary, "base_bundle": str(info.path), "export_s": export_s}

@@ -99,9 +99,23 @@ def test_budget_headroom_and_strict_refusal(checkpoint, tmp_path, capsys):
     assert b["headroom_bytes"] == 8192 - b["stored_bytes"] > 0
 
 
+def test_int8_head_shrinks_the_stored_bytes(checkpoint, tmp_path, capsys):
+    stored = {}
+    for bits in ("32", "8"):
+        out = tmp_path / f"h{bits}.ecl"
+        argv = ["export", str(checkpoint), "-o", str(out), "--calibration-samples", "150", "-q"]
+        code, _, err = _run([*argv, "--head-bits", bits, "--gbm-weight", "0.1"], capsys)
+        assert code == 0, err
+        code, stdout, _ = _run(["info", str(out), "--json"], capsys)
+        stored[bits] = json.loads(stdout)["bundle"]["parts"]["head"]
+    assert stored["8"] < stored["32"] / 3
+
+
 @pytest.mark.parametrize(
     "extra",
     [
+        ["--head-bits", "4"],
+        ["--gbm-weight", "-1"],
         ["--memory", "gbm", "--per-class", "3"],
         ["--memory", "latent", "--components", "2"],
         ["--memory", "none", "--budget", "4KiB"],

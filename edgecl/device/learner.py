@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecl.bundle import HEAD_BITS, encode_head, head_bytes_per_class, head_weight, round_head
 from edgecl.device.headstep import HeadStepper
 from edgecl.device.reports import LearnReport, MemoryReport, format_bytes
 from edgecl.errors import BudgetError, BundleError
@@ -45,8 +46,6 @@ from edgecl.memory._common import check_words
 __all__ = ["BACKENDS", "HeadSettings", "Learner", "check_class_name"]
 
 BACKENDS = ("numba", "onnxruntime")
-#: Bytes of one head value as stored (float32).
-HEAD_VALUE_BYTES = 4
 MAX_NAME = 128
 
 
@@ -292,8 +291,12 @@ class Learner:
         backend: str = "numba",
         onnx_graph: bytes | None = None,
         threads: int = 1,
+        head_bits: int = 32,
     ) -> None:
         self.n_bits = _pos_int(n_bits, "n_bits")
+        if isinstance(head_bits, bool) or head_bits not in HEAD_BITS:
+            raise ValueError(f"expected head_bits in {HEAD_BITS}, got {head_bits!r}")
+        self.head_bits = int(head_bits)
         names = [check_class_name(c) for c in classes]
         if not names or len(set(names)) != len(names):
             raise ValueError(f"expected at least one distinct class name, got {names}")
@@ -320,7 +323,8 @@ class Learner:
         if not isinstance(self.settings, HeadSettings):
             raise TypeError(f"expected HeadSettings, got {type(self.settings).__name__}")
         self.classes: tuple[str, ...] = tuple(names)
-        self.weight = w
+        # the head as stored (float32, float16 or int8 + scale): what predicts is what is saved
+        self.weight = w if self.head_bits == 32 else round_head(w, self.head_bits)
         self.bias = b
         self.memory = memory
         self.budget = budget
@@ -342,8 +346,9 @@ class Learner:
     # -- bytes ---------------------------------------------------------------------------
     @property
     def head_bytes_per_class(self) -> int:
-        """One head row (D weights) and its bias, float32."""
-        return (self.n_bits + 1) * HEAD_VALUE_BYTES
+        """One head row as stored: D weights at ``head_bits``, the float32 bias (and the
+        float32 scale of an int8 row)."""
+        return head_bytes_per_class(self.n_bits, self.head_bits)
 
     @property
     def head_bytes(self) -> int:
@@ -610,6 +615,7 @@ class Learner:
             weight, bias, steps, first, last = self._train_head(
                 weight, bias, memory, {name: z}, index, epochs, rng, progress
             )
+            weight = round_head(weight, self.head_bits)
             t_head = time.perf_counter() - t2
             t3 = time.perf_counter()
             memory.fit_class(name, z, seed=rng, size=new_size)
@@ -700,6 +706,7 @@ class Learner:
             weight, bias, steps, first, last = self._train_head(
                 self.weight, self.bias, memory, {name: z}, index, epochs, rng, progress
             )
+            weight = round_head(weight, self.head_bits)
             t_head = time.perf_counter() - t2
             t3 = time.perf_counter()
             if name in memory.classes:
@@ -801,7 +808,8 @@ class Learner:
                 )
             closed_bits = int(self.memory.closed_form_bits())
             formula = "K·D·n_c·q" if self.memory.kind == "gbm" else "E·D·n_c"
-        parts["head.weight"] = int(self.weight.nbytes)
+        for key, arr in encode_head(self.weight, self.head_bits).items():
+            parts[f"head.{key}"] = int(arr.nbytes)  # as stored (float32, float16, int8)
         parts["head.bias"] = int(self.bias.nbytes)
         budget = self.budget_bytes
         return MemoryReport(
@@ -846,7 +854,7 @@ class Learner:
         learner = cls(
             int(manifest["embedding"]["bits"]),
             list(manifest["classes"]),
-            arrays[head["weight"]],
+            head_weight(head, arrays),
             arrays[head["bias"]],
             memory=memory,
             budget=budget,
@@ -855,6 +863,7 @@ class Learner:
             backend=backend,
             onnx_graph=None if onnx is None else arrays[onnx].tobytes(),
             threads=threads,
+            head_bits=int(head.get("bits", 32)),
         )
         if budget_bytes is not None:
             learner.set_budget(budget_bytes)
@@ -874,8 +883,15 @@ class Learner:
         drop = set((old_mem.get("arrays") or {}).values())
         out = {k: v for k, v in arrays.items() if k not in drop}
         head = dict(man["head"])
-        out[head["weight"]] = self.weight.copy()
+        out.pop(head.get("scale"), None)
+        stored = encode_head(self.weight, self.head_bits)
+        out[head["weight"]] = stored["weight"]
         out[head["bias"]] = self.bias.copy()
+        head["bits"] = self.head_bits
+        head.pop("scale", None)
+        if "scale" in stored:
+            head["scale"] = f"{head['weight']}.scale"
+            out[head["scale"]] = stored["scale"]
         man["head"] = head
         man["classes"] = list(self.classes)
         if self.memory is not None:

@@ -268,8 +268,6 @@ class Runtime:
         self.layers: list[Mapping[str, Any]] = list(manifest["layers"])
         self.n_bits = int(manifest["embedding"]["bits"])
         self.classes_ = np.asarray(manifest["classes"], dtype=str)
-        self.head_weight = np.ascontiguousarray(arrays[manifest["head"]["weight"]], np.float32)
-        self.head_bias = np.ascontiguousarray(arrays[manifest["head"]["bias"]], np.float32)
         # F as one callable, the first conv+threshold+pool fused (edgecl.device.fused)
         self._program = compile_program(self.layers, self.arrays, run_layers, threads=self.threads)
         # the learning half (edgecl.device.learner): head, class memory, budget
@@ -277,6 +275,8 @@ class Runtime:
             manifest, arrays, backend=backend, budget_bytes=budget_bytes, threads=threads
         )
         self.backend = backend
+        # the head as float32 (D, C), whatever precision the bundle stores it at
+        self.head_weight, self.head_bias = self.learner.weight, self.learner.bias
 
     @classmethod
     def load(

@@ -23,11 +23,18 @@ import torch
 from torch import nn
 
 from edgecl import __version__
-from edgecl.bundle import BundleInfo, write_bundle
+from edgecl.bundle import (
+    HEAD_BITS,
+    BundleInfo,
+    encode_head,
+    head_bytes_per_class,
+    round_head,
+    write_bundle,
+)
 from edgecl.device.runtime import Runtime
 from edgecl.errors import BudgetError, ExportError
 from edgecl.export.lower import check_model, lower_model
-from edgecl.kernels import pack_bits, unpack_bits
+from edgecl.kernels import binary_float_dense, pack_bits, unpack_bits
 
 __all__ = ["ExportConfig", "HeadConfig", "export_bundle", "torch_reference"]
 
@@ -46,6 +53,9 @@ class HeadConfig:
     batch_size: int = 64
     weight_decay: float = 0.0
     onnx: bool = True  # store the ONNX head-update graph (needs the onnx package here)
+    bits: int = 32  # stored precision of the head's weights: 32, 16 or 8 (int8 + a scale)
+    #: predictions add ``gbm_weight * log_softmax(GBM log-likelihood)`` (0: the head alone)
+    gbm_weight: float = 0.0
 
     def __post_init__(self) -> None:
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
@@ -59,6 +69,11 @@ class HeadConfig:
             raise ValueError(f"expected a finite head weight_decay >= 0, got {wd!r}")
         if not isinstance(self.onnx, bool):
             raise TypeError(f"expected onnx to be a bool, got {self.onnx!r}")
+        g = self.gbm_weight
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not 0 <= g < math.inf:
+            raise ValueError(f"expected a finite head gbm_weight >= 0, got {g!r}")
+        if isinstance(self.bits, bool) or self.bits not in HEAD_BITS:
+            raise ValueError(f"expected head bits in {HEAD_BITS}, got {self.bits!r}")
 
 
 @dataclass(frozen=True)
@@ -157,7 +172,7 @@ def _memory_state(
         if isinstance(config.memory, GBMConfig)
         else LatentBuffer(n_bits, config.memory)
     )
-    head_row_bytes = (n_bits + 1) * 4  # one float32 head row and bias per class
+    head_row_bytes = head_bytes_per_class(n_bits, config.head.bits)  # one row per class
     plans = []
     for k, name in enumerate(names):
         rows = z_words[y == k]
@@ -231,7 +246,7 @@ def export_bundle(
     arrays: dict[str, np.ndarray] = dict(low.arrays)
     arrays["head.weight"], arrays["head.bias"] = head_w, head_b
     head = {"weight": "head.weight", "bias": "head.bias", "bits": 32, "onnx": None}
-    head.update({k: v for k, v in asdict(config.head).items() if k != "onnx"})
+    head.update({k: v for k, v in asdict(config.head).items() if k not in ("onnx", "bits")})
     if config.head.onnx:
         from edgecl.export.onnx_head import head_update_bytes
 
@@ -257,7 +272,7 @@ def export_bundle(
     runtime = Runtime(manifest, arrays)
     z_words = runtime.embed(x)
 
-    head_bytes = (d + 1) * 4 * len(names)
+    head_bytes = head_bytes_per_class(d, config.head.bits) * len(names)
     stored = head_bytes
     if config.memory is not None:
         manifest["memory"], mem_arrays = _memory_state(config, d, names, z_words, y)
@@ -275,6 +290,21 @@ def export_bundle(
     report: dict[str, Any] = {"verified": False}
     if verify:
         report = _verify(model, runtime, x, z_words, config.verify_samples)
+    if config.head.bits != 32:  # stored at lower precision (verified above in float32)
+        stored_head = encode_head(head_w, config.head.bits)
+        arrays["head.weight"] = stored_head["weight"]
+        head["bits"] = config.head.bits
+        if "scale" in stored_head:
+            arrays["head.weight.scale"] = stored_head["scale"]
+            head["scale"] = "head.weight.scale"
+        rounded = round_head(head_w, config.head.bits)
+        report["head_bits"] = config.head.bits
+        report["head_rounding_max_logit_change"] = float(
+            np.abs(
+                runtime.logits_from_embedding(z_words)
+                - (binary_float_dense(z_words, rounded, d) + head_b)
+            ).max()
+        )
     manifest["export"] = {"edgecl": __version__, "torch": torch.__version__, **report}
     info = write_bundle(path, manifest, arrays, overwrite=overwrite)
     if verify:

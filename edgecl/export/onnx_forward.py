@@ -27,7 +27,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgecl.bundle import read_bundle, validate_manifest
+from edgecl.bundle import head_weight, read_bundle, validate_manifest
 from edgecl.export._onnx import make_model
 from edgecl.kernels.bits import WORD_BITS, unpack_bits
 
@@ -158,7 +158,7 @@ def forward_model(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray])
         flat_from = None if op != "flatten" else flat_from
     emb = g.op("Identity", [v], "embedding_out")
     head = manifest["head"]
-    logits = g.op("MatMul", [emb, g.const(np.asarray(arrays[head["weight"]], np.float32), "hw")])
+    logits = g.op("MatMul", [emb, g.const(head_weight(head, arrays), "hw")])
     logits = g.op("Add", [logits, g.const(np.asarray(arrays[head["bias"]], np.float32), "hb")])
     g.nodes.append(helper.make_node("Identity", [emb], ["embedding"]))
     g.nodes.append(helper.make_node("Identity", [logits], ["logits"]))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecl.bundle import write_bundle
+from edgecl.bundle import encode_head, write_bundle
 from edgecl.device import Runtime
 from edgecl.kernels.head import softmax_head_step
 from edgecl.memory import GBMConfig, GBMMemory, LatentBuffer, LatentBufferConfig
@@ -45,6 +45,7 @@ def make_bundle(
     head_epochs: int = 3,
     onnx_graph: bytes | None = None,
     gbm_weight: float | None = None,
+    head_bits: int = 32,
     seed: int = 0,
 ) -> Path:
     """A bundle whose base classes ``classes`` (labels 0..len-1 in ``y``) are learned."""
@@ -103,7 +104,12 @@ def make_bundle(
     for _ in range(head_epochs):
         for i in range(0, len(z), 32):
             wt, b, _ = softmax_head_step(z[i : i + 32], n_bits, wt, b, y[i : i + 32], 0.05)
-    arrays["head.weight"], arrays["head.bias"] = wt, b
+    stored = encode_head(wt, head_bits)
+    arrays["head.weight"], arrays["head.bias"] = stored["weight"], b
+    manifest["head"]["bits"] = head_bits
+    if "scale" in stored:
+        arrays["head.scale"] = stored["scale"]
+        manifest["head"]["scale"] = "head.scale"
     if gbm_weight is not None:
         manifest["head"]["gbm_weight"] = gbm_weight
     if onnx_graph is not None:

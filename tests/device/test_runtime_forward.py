@@ -162,6 +162,15 @@ def _rewrite(bundle_path, tmp_path, change):
         (lambda m, a: m.update(memory={"kind": "gbm", "arrays": {"p": "nope"}}), "memory"),
         (lambda m, a: a.update({"head.weight": a["head.weight"].astype(np.float64)}), "dtype"),
         (lambda m, a: m["layers"].pop(), "embedding bits"),
+        (lambda m, a: m["head"].update(bits=4), "head.bits"),
+        (lambda m, a: m["head"].update(bits=8), "head.weight"),  # float32 weights, not int8
+        (
+            lambda m, a: (
+                m["head"].update(bits=8),
+                a.update({"head.weight": np.zeros(a["head.weight"].shape, np.int8)}),
+            ),
+            "head.scale",
+        ),
     ],
 )
 def test_inconsistent_manifest_refused(bundle_path, tmp_path, change, match):

@@ -307,3 +307,38 @@ def test_parity_on_the_shipped_mnist_sample(tmp_path, n_images):
     o_logits, o_emb = sess.run(["logits", "embedding"], {"x": x_all[..., None].astype(np.float32)})
     np.testing.assert_array_equal(o_emb.astype(np.uint8), ref_bits)
     np.testing.assert_allclose(o_logits, ref_logits, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("bits", [16, 8])
+def test_low_precision_head(small, tmp_path, bits):
+    """HeadConfig(bits=...) stores the head at 16 or 8 bits, counts its bytes so, and every
+    reader (runtime, ONNX forward graph) decodes the same float head."""
+    from edgecl.bundle import decode_head, encode_head, head_bytes_per_class
+
+    model, x, y = small
+    memory = pytest.importorskip("edgecl.memory")
+    config = ExportConfig(
+        memory=memory.GBMConfig(components=2, bits=4), head=HeadConfig(bits=bits, gbm_weight=0.5)
+    )
+    info = export_bundle(model, tmp_path / "m.ecl", config, calibration=(x, y), class_names=NAMES5)
+    manifest, arrays = read_bundle(info.path)
+    head = manifest["head"]
+    assert head["bits"] == bits and head["gbm_weight"] == 0.5
+    assert arrays["head.weight"].dtype == (np.float16 if bits == 16 else np.int8)
+    assert ("scale" in head) == (bits == 8)
+    float_head = model.head.weight.detach().numpy().T.astype(np.float32)
+    want = decode_head(encode_head(float_head, bits), bits)
+    rt = Runtime.load(info.path)
+    np.testing.assert_array_equal(rt.head_weight, want)
+    assert manifest["memory"]["head_bytes_per_class"] == head_bytes_per_class(37, bits)
+    assert rt.memory().head_bytes == 5 * head_bytes_per_class(37, bits)
+    assert manifest["export"]["head_bits"] == bits
+    assert manifest["export"]["head_rounding_max_logit_change"] < 0.1
+    ort = pytest.importorskip("onnxruntime")
+    from edgecl.export.onnx_forward import forward_model
+
+    sess = ort.InferenceSession(
+        forward_model(manifest, arrays).SerializeToString(), providers=["CPUExecutionProvider"]
+    )
+    (o_logits,) = sess.run(["logits"], {"x": x[..., None].astype(np.float32)})
+    np.testing.assert_allclose(o_logits, rt.logits(x), atol=1e-4, rtol=0)
