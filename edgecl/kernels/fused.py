@@ -41,13 +41,13 @@ class BinaryBlock:
     """The constants of one fused binary layer, prepared once (:func:`prepare_block`).
 
     ``wt``: weights as ``(kh, kw, Cw, O)`` words; ``pad_pc``: popcount of each tap against
-    an all-+1 pixel ``(kh * kw, O)``; ``sgn``/``sthr``: ``sgn * acc >= sthr`` is the bit,
-    over ``O * repeat`` output channels (``acc`` of channel ``q // repeat``).
+    an all-+1 pixel ``(kh * kw, O)``, what a +1 pad tap adds; ``sgn``/``sthr``:
+    ``sgn * acc >= sthr`` is the bit, over ``O * repeat`` output channels (``acc`` of
+    channel ``q // repeat``).
     """
 
     wt: np.ndarray
     pad_pc: np.ndarray
-    ones: np.ndarray
     sgn: np.ndarray
     sthr: np.ndarray
     n_channels: int
@@ -62,11 +62,12 @@ class BinaryBlock:
 
 
 @njit(cache=True)
-def _pixel(x, img, oy, ox, blk_wt, pad_pc, ones, stride, ph, pw, zero_pad, acc):
+def _pixel(x, img, oy, ox, wt, pad_pc, geom, acc):
     """``acc[o]`` = popcount of the XOR over the taps counted; returns how many taps count."""
+    _, _, stride, ph, pw, zero_pad, _, _ = geom
     H = x.shape[1]
     W = x.shape[2]
-    kh, kw, cw, n_out = blk_wt.shape
+    kh, kw, cw, n_out = wt.shape
     for o in range(n_out):
         acc[o] = 0
     taps = 0
@@ -78,7 +79,7 @@ def _pixel(x, img, oy, ox, blk_wt, pad_pc, ones, stride, ph, pw, zero_pad, acc):
                 for c in range(cw):
                     xv = x[img, iy, ix, c]
                     for o in range(n_out):
-                        acc[o] += popcount64(xv ^ blk_wt[dy, dx, c, o])
+                        acc[o] += popcount64(xv ^ wt[dy, dx, c, o])
                 taps += 1
             elif not zero_pad:
                 t = dy * kw + dx
@@ -89,28 +90,13 @@ def _pixel(x, img, oy, ox, blk_wt, pad_pc, ones, stride, ph, pw, zero_pad, acc):
 
 
 @njit(cache=True)
-def _block_row(
-    x,
-    r,
-    wt,
-    pad_pc,
-    ones,
-    sgn,
-    sthr,
-    n_ch,
-    repeat,
-    stride,
-    ph,
-    pw,
-    zero_pad,
-    pool,
-    pstride,
-    out,
-    acc,
-    dots,
-    hit,
-):
-    """Output row ``r`` (image ``r // Po``, pooled row ``r % Po``) of the fused block."""
+def _block_row(x, r, consts, geom, out, acc, dots, hit):
+    """Output row ``r`` (image ``r // Po``, pooled row ``r % Po``) of the fused block.
+
+    ``consts`` = ``(wt, pad_pc, sgn, sthr)``; ``geom`` = ``(n_channels, repeat, stride,
+    ph, pw, zero_pad, pool, pool_stride)``; ``acc``, ``dots``, ``hit``: work arrays."""
+    wt, pad_pc, sgn, sthr = consts
+    n_ch, repeat, _, _, _, _, pool, pstride = geom
     po = out.shape[1]
     img = r // po
     py = r % po
@@ -123,20 +109,7 @@ def _block_row(
             hit[q] = 0
         for a in range(win):
             for b in range(win):
-                taps = _pixel(
-                    x,
-                    img,
-                    py * step + a,
-                    px * step + b,
-                    wt,
-                    pad_pc,
-                    ones,
-                    stride,
-                    ph,
-                    pw,
-                    zero_pad,
-                    acc,
-                )
+                taps = _pixel(x, img, py * step + a, px * step + b, wt, pad_pc, geom, acc)
                 n_in = np.int64(taps * n_ch)
                 if repeat == 1:
                     for q in range(n_bits):
@@ -156,67 +129,22 @@ def _block_row(
 
 
 @njit(cache=True)
-def _block_serial(
-    x, wt, pad_pc, ones, sgn, sthr, n_ch, repeat, stride, ph, pw, zero_pad, pool, pstride, out
-):
-    n_out = wt.shape[3]
-    acc = np.empty(n_out, np.uint64)
-    dots = np.empty(n_out, np.int64)
-    hit = np.empty(n_out * repeat, np.uint8)
+def _work_arrays(n_out, repeat):
+    return np.empty(n_out, np.uint64), np.empty(n_out, np.int64), np.empty(n_out * repeat, np.uint8)
+
+
+@njit(cache=True)
+def _block_serial(x, consts, geom, out):
+    acc, dots, hit = _work_arrays(consts[0].shape[3], geom[1])
     for r in range(out.shape[0] * out.shape[1]):
-        _block_row(
-            x,
-            r,
-            wt,
-            pad_pc,
-            ones,
-            sgn,
-            sthr,
-            n_ch,
-            repeat,
-            stride,
-            ph,
-            pw,
-            zero_pad,
-            pool,
-            pstride,
-            out,
-            acc,
-            dots,
-            hit,
-        )
+        _block_row(x, r, consts, geom, out, acc, dots, hit)
 
 
 @njit(cache=True, parallel=True)
-def _block_parallel(
-    x, wt, pad_pc, ones, sgn, sthr, n_ch, repeat, stride, ph, pw, zero_pad, pool, pstride, out
-):
-    n_out = wt.shape[3]
+def _block_parallel(x, consts, geom, out):
     for r in prange(out.shape[0] * out.shape[1]):
-        acc = np.empty(n_out, np.uint64)
-        dots = np.empty(n_out, np.int64)
-        hit = np.empty(n_out * repeat, np.uint8)
-        _block_row(
-            x,
-            r,
-            wt,
-            pad_pc,
-            ones,
-            sgn,
-            sthr,
-            n_ch,
-            repeat,
-            stride,
-            ph,
-            pw,
-            zero_pad,
-            pool,
-            pstride,
-            out,
-            acc,
-            dots,
-            hit,
-        )
+        acc, dots, hit = _work_arrays(consts[0].shape[3], geom[1])
+        _block_row(x, r, consts, geom, out, acc, dots, hit)
 
 
 @njit(cache=True)
@@ -290,7 +218,6 @@ def prepare_block(
     return BinaryBlock(
         wt=wt,
         pad_pc=_pad_counts(wt, ones),
-        ones=ones,
         sgn=sgn,
         sthr=sthr,
         n_channels=n_channels,
@@ -332,28 +259,16 @@ def run_block(x: np.ndarray, blk: BinaryBlock, *, threads: int = 1) -> np.ndarra
     n, h, w, _ = x.shape
     ho, wo, ow = block_out_shape(blk, h, w)
     out = np.empty((n, ho, wo, ow), WORD_DTYPE)
-    args = (
-        x,
-        blk.wt,
-        blk.pad_pc,
-        blk.ones,
-        blk.sgn,
-        blk.sthr,
-        blk.n_channels,
-        blk.repeat,
-        blk.stride,
-        blk.ph,
-        blk.pw,
-        blk.zero_pad,
-        blk.pool,
+    consts = (blk.wt, blk.pad_pc, blk.sgn, blk.sthr)
+    geom = (
+        blk.n_channels, blk.repeat, blk.stride, blk.ph, blk.pw, blk.zero_pad, blk.pool,
         blk.pool_stride,
-        out,
-    )
+    )  # fmt: skip
     if threads == 1:
-        _block_serial(*args)
+        _block_serial(x, consts, geom, out)
     else:
         with num_threads(threads):
-            _block_parallel(*args)
+            _block_parallel(x, consts, geom, out)
     return out
 
 
