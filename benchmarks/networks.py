@@ -127,29 +127,19 @@ def _stats(samples: list[float]) -> dict[str, float]:
 
 
 def breakdown(rt, x1, repeat: int) -> dict | None:
-    """Where ``Runtime.logits`` spends its time at batch 1 (one thread): input checks and
-    normalisation, the fused first layer (float conv + BN/sign threshold + bit max-pool,
-    :mod:`edgecl.device.fused`), the remaining layers (binary convs, thresholds, pools,
-    the binary dense embedding) and the head; medians in µs."""
-    from edgecl.device.fused import conv_threshold_pool
-    from edgecl.device.runtime import run_layers
-
-    layers, arrays = rt.layers, rt.arrays
-    if len(layers) < 3 or layers[0]["op"] != "conv2d_float" or layers[2]["op"] != "maxpool_bits":
-        return None
+    """Where ``Runtime.logits`` spends its time at batch 1 (one thread), step by step as it
+    runs: input checks and normalisation, each step of the runtime's program (fused steps
+    named by their ops, e.g. ``conv2d_binary+threshold+maxpool_bits``,
+    :func:`edgecl.device.fused.compile_program`) and the head; medians in µs."""
     xf = rt.input_spec.normalize(rt.input_spec.check(x1))
-    cache: dict = {}
-    v = conv_threshold_pool(xf, layers[0], layers[1], layers[2], arrays, cache)
-    z = run_layers(v, layers[3:], arrays, threads=1)
-    fns = {
-        "check_and_normalize": lambda: rt.input_spec.normalize(rt.input_spec.check(x1)),
-        "fused_first_layer": lambda: conv_threshold_pool(
-            xf, layers[0], layers[1], layers[2], arrays, cache
-        ),
-        "other_layers": lambda: run_layers(v, layers[3:], arrays, threads=1),
-        "head": lambda: rt.logits_from_embedding(z),
-        "whole_logits": lambda: rt.logits(x1),
-    }
+    fns = {"check_and_normalize": lambda: rt.input_spec.normalize(rt.input_spec.check(x1))}
+    v = xf
+    for i, (name, step) in enumerate(rt._program.steps):
+        fns[f"{i}: {name}"] = lambda step=step, v=v: step(v)
+        v = step(v)
+    z = v
+    fns["head"] = lambda: rt.logits_from_embedding(z)
+    fns["whole_logits"] = lambda: rt.logits(x1)
     out = {}
     for k, fn in fns.items():
         for _ in range(20):
@@ -160,7 +150,6 @@ def breakdown(rt, x1, repeat: int) -> dict | None:
             fn()
             ts.append(time.perf_counter() - t0)
         out[k] = float(np.median(ts) * 1e6)
-    out["layers_after_first"] = [f"{la['op']} {la.get('in_shape')}" for la in layers[3:]]
     return out
 
 

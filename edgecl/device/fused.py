@@ -14,6 +14,7 @@ layer list with the fused prefix when the pattern is there, else plain ``run_lay
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from numba import njit
 from edgecl.kernels.bits import n_words
 from edgecl.kernels.fused import BinaryBlock, prepare_block, run_block
 
-__all__ = ["compile_program", "conv_threshold_pool"]
+__all__ = ["Program", "compile_program", "conv_threshold_pool"]
 
 
 @njit(cache=True, fastmath={"contract"})
@@ -162,53 +163,69 @@ def _op(layers: list[Mapping[str, Any]], i: int) -> str | None:
     return layers[i]["op"] if i < len(layers) else None
 
 
+@dataclass(frozen=True)
+class Program:
+    """A layer program as the runtime runs it: ``steps``, each ``(name, fn)``, where
+    ``name`` lists the ops the step runs (``"conv2d_binary+threshold+maxpool_bits"`` for a
+    fused block) and ``fn`` maps the previous step's value to the next. Calling it runs
+    every step in order."""
+
+    steps: tuple[tuple[str, Callable[[np.ndarray], np.ndarray]], ...]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        v = x
+        for _, step in self.steps:
+            v = step(v)
+        return v
+
+
 def compile_program(
     layers: list[Mapping[str, Any]],
     arrays: Mapping[str, np.ndarray],
     run_layers: Callable[..., np.ndarray],
     *,
     threads: int = 1,
-) -> Callable[[np.ndarray], np.ndarray]:
-    """A callable running ``layers`` on normalised input, with fused steps where the
-    program has them: ``conv2d_float -> threshold_float (repeat 1) [-> maxpool_bits]``
+) -> Program:
+    """The :class:`Program` running ``layers`` on normalised input, with fused steps where
+    the program has them: ``conv2d_float -> threshold_float (repeat 1) [-> maxpool_bits]``
     (:func:`conv_threshold_pool`), ``conv2d_binary -> threshold [-> maxpool_bits]`` and
     ``dense_binary -> threshold`` (:func:`edgecl.kernels.fused.run_block`, constants laid
     out once here); any other layer runs alone through ``run_layers``. The result equals
     ``run_layers(x, layers, arrays)`` bit for bit."""
-    steps: list[Callable[[np.ndarray], np.ndarray]] = []
+    Step = Callable[[np.ndarray], np.ndarray]
+
+    def float_step(conv, thr, pool) -> Step:
+        cache: dict[str, Any] = {}
+        return lambda v: conv_threshold_pool(v, conv, thr, pool, arrays, cache)
+
+    def conv_step(blk: BinaryBlock) -> Step:
+        return lambda v: run_block(np.ascontiguousarray(v), blk, threads=threads)
+
+    def dense_step(blk: BinaryBlock) -> Step:
+        def run(v: np.ndarray) -> np.ndarray:
+            x4 = np.ascontiguousarray(v).reshape(v.shape[0], 1, 1, -1)
+            return run_block(x4, blk, threads=threads).reshape(v.shape[0], -1)
+
+        return run
+
+    def plain_step(layer) -> Step:
+        return lambda v: run_layers(v, [layer], arrays, threads=threads)
+
+    steps: list[tuple[str, Step]] = []
     i = 0
     while i < len(layers):
         op = layers[i]["op"]
         nxt = _op(layers, i + 1)
-        pooled = _op(layers, i + 2) == "maxpool_bits"
+        pool = layers[i + 2] if _op(layers, i + 2) == "maxpool_bits" else None
         if op == "conv2d_float" and nxt == "threshold_float" and int(layers[i + 1]["repeat"]) == 1:
-            conv, thr, pool = layers[i], layers[i + 1], layers[i + 2] if pooled else None
-            cache: dict[str, Any] = {}
-            steps.append(
-                lambda v, c=conv, t=thr, p=pool, k=cache: conv_threshold_pool(v, c, t, p, arrays, k)
-            )
-            i += 3 if pooled else 2
+            fn, n = float_step(layers[i], layers[i + 1], pool), 3 if pool else 2
         elif op == "conv2d_binary" and nxt == "threshold":
-            blk = _binary_block(layers[i], layers[i + 1], layers[i + 2] if pooled else None, arrays)
-            steps.append(lambda v, b=blk: run_block(np.ascontiguousarray(v), b, threads=threads))
-            i += 3 if pooled else 2
+            blk = _binary_block(layers[i], layers[i + 1], pool, arrays)
+            fn, n = conv_step(blk), 3 if pool else 2
         elif op == "dense_binary" and nxt == "threshold":
-            blk = _dense_block(layers[i], layers[i + 1], arrays)
-            steps.append(
-                lambda v, b=blk: run_block(
-                    np.ascontiguousarray(v).reshape(v.shape[0], 1, 1, -1), b, threads=threads
-                ).reshape(v.shape[0], -1)
-            )
-            i += 2
+            fn, n = dense_step(_dense_block(layers[i], layers[i + 1], arrays)), 2
         else:
-            one = [layers[i]]
-            steps.append(lambda v, one=one: run_layers(v, one, arrays, threads=threads))
-            i += 1
-
-    def run(x: np.ndarray) -> np.ndarray:
-        v = x
-        for step in steps:
-            v = step(v)
-        return v
-
-    return run
+            fn, n = plain_step(layers[i]), 1
+        steps.append(("+".join(la["op"] for la in layers[i : i + n]), fn))
+        i += n
+    return Program(tuple(steps))

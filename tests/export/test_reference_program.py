@@ -27,3 +27,21 @@ def test_reference_program_equals_fast_program(random_model, tmp_path):
     xn = rt.input_spec.normalize(rt.input_spec.check(x[:5]))
     fast = run_layers(xn, rt.layers, rt.arrays, kernels=FAST_KERNELS)
     np.testing.assert_array_equal(fast, rt.embed(x[:5]))
+
+
+def test_program_steps_cover_every_layer_once(random_model, tmp_path):
+    """The runtime's program runs each layer exactly once, in order, binary blocks fused."""
+    name, model, shape = random_model
+    x = random_samples(shape, 8)
+    k = model.head.out_features
+    path = tmp_path / "m.ecl"
+    export_bundle(
+        model, path, calibration=(x, np.arange(8) % k), class_names=[f"c{i}" for i in range(k)]
+    )
+    rt = Runtime.load(path)
+    names = [n for n, _ in rt._program.steps]
+    assert "+".join(names).split("+") == [layer["op"] for layer in rt.layers]
+    ops = [layer["op"] for layer in rt.layers]
+    for i, op in enumerate(ops[:-1]):
+        if op in ("conv2d_binary", "dense_binary") and ops[i + 1] == "threshold":
+            assert any(n.startswith(f"{op}+threshold") for n in names), (name, names)
