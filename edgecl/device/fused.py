@@ -26,55 +26,124 @@ from edgecl.kernels.fused import BinaryBlock, prepare_block, run_block
 __all__ = ["Program", "compile_program", "conv_threshold_pool"]
 
 
+#: Taps summed (with the threshold and the bit packing) in one vectorised pass; the taps
+#: before them are added into a float64 accumulator row first. A first layer with fewer
+#: taps gets zero taps appended (0 * 0 adds nothing).
+TAIL_TAPS = 9
+
+
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def _tail_word(acc, wk, k0, patch, p, bias, sgn, sthr, q0):
+    """Bits ``q0..q0 + 63`` (one word) of ``sgn * float32(acc + the last 9 taps + bias) >=
+    sthr`` for the conv output of ``patch[p]``: a reduction with no store and a fixed trip
+    count, so LLVM vectorises it across channels (channels are padded to whole words)."""
+    p0, p1, p2 = patch[p, k0], patch[p, k0 + 1], patch[p, k0 + 2]
+    p3, p4, p5 = patch[p, k0 + 3], patch[p, k0 + 4], patch[p, k0 + 5]
+    p6, p7, p8 = patch[p, k0 + 6], patch[p, k0 + 7], patch[p, k0 + 8]
+    word = np.uint64(0)
+    for t in range(64):
+        q = q0 + t
+        a = acc[p, q] + p0 * wk[k0, q] + p1 * wk[k0 + 1, q] + p2 * wk[k0 + 2, q]
+        a = a + p3 * wk[k0 + 3, q] + p4 * wk[k0 + 4, q] + p5 * wk[k0 + 5, q]
+        a = a + p6 * wk[k0 + 6, q] + p7 * wk[k0 + 7, q] + p8 * wk[k0 + 8, q]
+        word |= np.uint64(sgn[q] * np.float32(a + bias[q]) >= sthr[q]) << np.uint64(t)
+    return word
+
+
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def _tail_word4(acc, wk, k0, patch, p, bias, sgn, sthr, q0):
+    """:func:`_tail_word` for the outputs of ``patch[p .. p + 3]`` at once, ORed: four
+    independent sums per channel (each in the same order as alone) share the weight
+    loads and hide the FMA latency."""
+    a0, a1, a2 = patch[p, k0], patch[p, k0 + 1], patch[p, k0 + 2]
+    a3, a4, a5 = patch[p, k0 + 3], patch[p, k0 + 4], patch[p, k0 + 5]
+    a6, a7, a8 = patch[p, k0 + 6], patch[p, k0 + 7], patch[p, k0 + 8]
+    b0, b1, b2 = patch[p + 1, k0], patch[p + 1, k0 + 1], patch[p + 1, k0 + 2]
+    b3, b4, b5 = patch[p + 1, k0 + 3], patch[p + 1, k0 + 4], patch[p + 1, k0 + 5]
+    b6, b7, b8 = patch[p + 1, k0 + 6], patch[p + 1, k0 + 7], patch[p + 1, k0 + 8]
+    c0, c1, c2 = patch[p + 2, k0], patch[p + 2, k0 + 1], patch[p + 2, k0 + 2]
+    c3, c4, c5 = patch[p + 2, k0 + 3], patch[p + 2, k0 + 4], patch[p + 2, k0 + 5]
+    c6, c7, c8 = patch[p + 2, k0 + 6], patch[p + 2, k0 + 7], patch[p + 2, k0 + 8]
+    d0, d1, d2 = patch[p + 3, k0], patch[p + 3, k0 + 1], patch[p + 3, k0 + 2]
+    d3, d4, d5 = patch[p + 3, k0 + 3], patch[p + 3, k0 + 4], patch[p + 3, k0 + 5]
+    d6, d7, d8 = patch[p + 3, k0 + 6], patch[p + 3, k0 + 7], patch[p + 3, k0 + 8]
+    word = np.uint64(0)
+    for t in range(64):
+        q = q0 + t
+        w0, w1, w2 = wk[k0, q], wk[k0 + 1, q], wk[k0 + 2, q]
+        w3, w4, w5 = wk[k0 + 3, q], wk[k0 + 4, q], wk[k0 + 5, q]
+        w6, w7, w8 = wk[k0 + 6, q], wk[k0 + 7, q], wk[k0 + 8, q]
+        sa = acc[p, q] + a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3 + a4 * w4
+        sa = sa + a5 * w5 + a6 * w6 + a7 * w7 + a8 * w8
+        sb = acc[p + 1, q] + b0 * w0 + b1 * w1 + b2 * w2 + b3 * w3 + b4 * w4
+        sb = sb + b5 * w5 + b6 * w6 + b7 * w7 + b8 * w8
+        sc = acc[p + 2, q] + c0 * w0 + c1 * w1 + c2 * w2 + c3 * w3 + c4 * w4
+        sc = sc + c5 * w5 + c6 * w6 + c7 * w7 + c8 * w8
+        sd = acc[p + 3, q] + d0 * w0 + d1 * w1 + d2 * w2 + d3 * w3 + d4 * w4
+        sd = sd + d5 * w5 + d6 * w6 + d7 * w7 + d8 * w8
+        g, t0, bq = sgn[q], sthr[q], bias[q]
+        hit = (g * np.float32(sa + bq) >= t0) | (g * np.float32(sb + bq) >= t0)
+        hit |= (g * np.float32(sc + bq) >= t0) | (g * np.float32(sd + bq) >= t0)
+        word |= np.uint64(hit) << np.uint64(t)
+    return word
+
+
 @njit(cache=True, fastmath={"contract"})
-def _conv_thr_pool(
-    x, wk, kh, kw, bias, top, left, stride, pad_value, sgn, sthr, pool, pstride, out
-):
-    """For each pooled output: gather the patches of the ``win x win`` conv outputs it
-    covers, ``acc[p, q] = sum_k patch[p, k] * wk[k, q]`` in float64 (k in (di, dj, c)
-    order; each float32 x float32 product is exact in float64, so contracting it into an
-    FMA rounds exactly as a multiply then an add), then ``y = float32(acc + bias)``,
-    ``hit[q] |= sgn[q] * y >= sthr[q]``, packed 64 channels to a word."""
+def _conv_thr_pool(x, wk, kh, kw, bias, pads, stride, pad_value, sgn, sthr, pool, pstride, out):
+    """For each pooled output and each conv output of its ``win x win`` window: the patch
+    (k in (di, dj, c) order, from the image padded once with ``pad_value``), then
+    ``sum_k patch[k] * wk[k, q]`` in float64, k in order (each float32 x float32 product
+    is exact in float64, so contracting it into an FMA rounds exactly as a multiply then
+    an add), ``y = float32(sum + bias)``, and the bits ``sgn * y >= sthr`` ORed over the
+    window into packed words."""
     n, h, wd, c = x.shape
     n_k, o = wk.shape
+    head = n_k - TAIL_TAPS
+    top, bottom, left, right = pads
     win = max(pool, 1)
     step = pstride if pool > 0 else 1
     n_pix = win * win
-    acc = np.empty((n_pix, o), np.float64)
-    patch = np.empty((n_pix, n_k), np.float64)
-    hit = np.empty(o, np.uint8)
+    hp, wp = h + top + bottom, wd + left + right
+    xp = np.full(hp * wp * c, pad_value, np.float64)  # one padded image, flat
+    # flat offset of each tap from its patch's corner, in (di, dj, c) order
+    offs = np.zeros(n_k, np.int64)
+    k = 0
+    for di in range(kh):
+        for dj in range(kw):
+            for cc in range(c):
+                offs[k] = (di * wp + dj) * c + cc
+                k += 1
+    patch = np.zeros((n_pix, n_k), np.float64)  # taps past kh * kw * c stay 0
+    acc = np.zeros((n_pix, o), np.float64)
     for s in range(n):
+        for i in range(h):
+            for j in range(wd):
+                for cc in range(c):
+                    xp[((i + top) * wp + j + left) * c + cc] = x[s, i, j, cc]
         for pi in range(out.shape[1]):
             for pj in range(out.shape[2]):
                 for p in range(n_pix):
-                    i = pi * step + p // win
-                    j = pj * step + p % win
-                    k = 0
-                    for di in range(kh):
-                        yi = i * stride + di - top
-                        for dj in range(kw):
-                            xj = j * stride + dj - left
-                            inside = 0 <= yi < h and 0 <= xj < wd
-                            for cc in range(c):
-                                patch[p, k] = np.float64(x[s, yi, xj, cc]) if inside else pad_value
-                                k += 1
-                acc[:, :] = 0.0
-                for k in range(n_k):
-                    for p in range(n_pix):
-                        pk = patch[p, k]
-                        ap = acc[p]
+                    i = (pi * step + p // win) * stride
+                    j = (pj * step + p % win) * stride
+                    corner = (i * wp + j) * c
+                    for k in range(kh * kw * c):
+                        patch[p, k] = xp[corner + offs[k]]
+                    if head > 0:
                         for q in range(o):
-                            ap[q] += pk * wk[k, q]
-                for q in range(o):
-                    hit[q] = 0
-                for p in range(n_pix):
-                    ap = acc[p]
-                    for q in range(o):
-                        hit[q] |= np.uint8(sgn[q] * np.float32(ap[q] + bias[q]) >= sthr[q])
+                            acc[p, q] = 0.0
+                        for k in range(head):
+                            pk = patch[p, k]
+                            for q in range(o):
+                                acc[p, q] += pk * wk[k, q]
                 for kk in range(out.shape[3]):
                     word = np.uint64(0)
-                    for q in range(kk * 64, min(o, kk * 64 + 64)):
-                        word |= np.uint64(hit[q]) << np.uint64(q - kk * 64)
+                    p = 0
+                    while p + 4 <= n_pix:
+                        word |= _tail_word4(acc, wk, head, patch, p, bias, sgn, sthr, kk * 64)
+                        p += 4
+                    while p < n_pix:
+                        word |= _tail_word(acc, wk, head, patch, p, bias, sgn, sthr, kk * 64)
+                        p += 1
                     out[s, pi, pj, kk] = word
 
 
@@ -91,21 +160,27 @@ def conv_threshold_pool(
     if "w" not in cache:
         w = arrays[conv["weight"]]  # (O, kh, kw, C)
         o, kh, kw, c = w.shape
-        cache["w"] = np.ascontiguousarray(
-            w.transpose(1, 2, 3, 0).reshape(kh * kw * c, o).astype(np.float64)
-        )
+        n_k = kh * kw * c
+        # taps: zero taps appended up to TAIL_TAPS; channels: padded to whole words with
+        # zero weights, zero bias and threshold +inf (their bits stay 0)
+        o64 = n_words(o) * 64
+        wk = np.zeros((max(n_k, TAIL_TAPS), o64), np.float64)
+        wk[:n_k, :o] = w.transpose(1, 2, 3, 0).reshape(n_k, o)
+        cache["w"] = wk
         cache["k"] = (kh, kw)
         b = conv.get("bias")
-        cache["b"] = (
-            arrays[b].astype(np.float64) if b is not None else np.zeros(w.shape[0], np.float64)
-        )
+        cache["b"] = np.zeros(o64, np.float64)
+        if b is not None:
+            cache["b"][:o] = arrays[b]
         # y <= t  <=>  -y >= -t exactly (IEEE negation); NaN compares false either way
         flip = np.asarray(arrays[thr["flip"]], np.bool_)
         t = np.asarray(arrays[thr["thresholds"]], np.float32)
-        cache["sgn"] = np.where(flip, np.float32(-1), np.float32(1)).astype(np.float32)
-        cache["sthr"] = np.where(flip, -t, t).astype(np.float32)
+        cache["sgn"] = np.ones(o64, np.float32)
+        cache["sgn"][:o] = np.where(flip, np.float32(-1), np.float32(1))
+        cache["sthr"] = np.full(o64, np.inf, np.float32)
+        cache["sthr"][:o] = np.where(flip, -t, t)
     w = cache["w"]
-    top, _, left, _ = (int(p) for p in conv["pads"])
+    pads = tuple(int(p) for p in conv["pads"])
     ho, wo, o = (int(s) for s in conv["out_shape"])  # noqa: F841 (ho, wo: no pool)
     size = int(pool["size"]) if pool is not None else 0
     stride = int(pool["stride"]) if pool is not None else 1
@@ -116,8 +191,7 @@ def conv_threshold_pool(
         w,
         *cache["k"],
         cache["b"],
-        top,
-        left,
+        pads,
         int(conv["stride"]),
         float(conv["pad_value"]),
         cache["sgn"],

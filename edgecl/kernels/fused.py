@@ -61,7 +61,7 @@ class BinaryBlock:
     pool_stride: int
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _pixel(x, img, oy, ox, wt, pad_pc, geom, acc):
     """``acc[o]`` = popcount of the XOR over the taps counted; returns how many taps count."""
     _, _, stride, ph, pw, zero_pad, _, _ = geom
@@ -89,7 +89,7 @@ def _pixel(x, img, oy, ox, wt, pad_pc, geom, acc):
     return taps
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _block_row(x, r, consts, geom, out, acc, dots, hit):
     """Output row ``r`` (image ``r // Po``, pooled row ``r % Po``) of the fused block.
 
