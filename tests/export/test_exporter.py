@@ -342,3 +342,25 @@ def test_low_precision_head(small, tmp_path, bits):
     )
     (o_logits,) = sess.run(["logits"], {"x": x[..., None].astype(np.float32)})
     np.testing.assert_allclose(o_logits, rt.logits(x), atol=1e-4, rtol=0)
+
+
+def test_int8_head_fits_a_budget_the_float_head_does_not(small, tmp_path):
+    from edgecl.bundle import head_bytes_per_class
+
+    model, x, y = small
+    memory = pytest.importorskip("edgecl.memory")
+    budget = 5 * head_bytes_per_class(37, 32) - 1  # too small for the float32 head alone
+    for bits, fits in ((32, False), (8, True)):
+        config = ExportConfig(
+            memory=memory.GBMConfig(components=1, bits=1),
+            budget=memory.Budget(budget, "adapt"),
+            head=HeadConfig(bits=bits),
+        )
+        path = tmp_path / f"m{bits}.ecl"
+        if fits:
+            export_bundle(model, path, config, calibration=(x, y), class_names=NAMES5)
+            assert Runtime.load(path).memory().stored_bytes <= budget
+        else:
+            with pytest.raises(BudgetError):
+                export_bundle(model, path, config, calibration=(x, y), class_names=NAMES5)
+            assert not path.exists()
