@@ -536,9 +536,9 @@ def _add_demo(p: argparse.ArgumentParser) -> None:
         "--head-bits",
         type=int,
         choices=(32, 16, 8),
-        default=32,
-        help="stored precision of the head's weights: 32 (float32, default), 16 (float16) or "
-        "8 (int8 with a float32 scale per class: about a quarter of the head's bytes)",
+        default=8,
+        help="stored precision of the head's weights: 8 (default: int8 with a float32 scale "
+        "per class, about a quarter of the float32 head's bytes), 16 (float16) or 32",
     )
     p.add_argument("--threads", type=int, default=1, help="torch and kernel threads (1)")
     p.add_argument(
