@@ -19,9 +19,10 @@ budget"). Defaults: GBM K=6, q=2 (6·512·2 bits = 768 B of prototypes + 24 B of
 weights + a 4 B count = 796 B per class: 7,960 B of class memory for 10 classes, under
 8 KiB) and an int8 head (512 int8 weights + a float32 scale and bias = 520 B per class,
 5,200 B for 10 classes; ``--head-bits 32`` keeps it float32, 20,520 B): 13,160 B of stored
-bytes for 10 classes, inside the default budget of 32 KiB, policy ``adapt``. Predictions combine the head with the GBM
-mixtures' own likelihood (``gbm_weight`` 0.1, :meth:`edgecl.device.learner.Learner.scores`;
-edgecl's addition beyond the paper, +1 point on split-MNIST at no extra stored bytes).
+bytes for 10 classes, inside the default budget of 32 KiB, policy ``adapt``. Predictions
+combine the head with the GBM mixtures' own likelihood (``gbm_weight`` 0.1,
+:meth:`edgecl.device.learner.Learner.scores`; edgecl's addition beyond the paper, +1 point
+on split-MNIST at no extra stored bytes).
 
 Run ``python -m edgecl.demo --help`` or ``edgecl demo --help``.
 """

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from edgecl.kernels.bits import n_words
-from edgecl.kernels.fused import BinaryBlock, prepare_block, run_block
+from edgecl.kernels.fused import BinaryBlock, gather_patch, prepare_block, run_block, tap_offsets
 
 __all__ = ["Program", "compile_program", "conv_threshold_pool"]
 
@@ -105,14 +105,7 @@ def _conv_thr_pool(x, wk, kh, kw, bias, pads, stride, pad_value, sgn, sthr, pool
     n_pix = win * win
     hp, wp = h + top + bottom, wd + left + right
     xp = np.full(hp * wp * c, pad_value, np.float64)  # one padded image, flat
-    # flat offset of each tap from its patch's corner, in (di, dj, c) order
-    offs = np.zeros(n_k, np.int64)
-    k = 0
-    for di in range(kh):
-        for dj in range(kw):
-            for cc in range(c):
-                offs[k] = (di * wp + dj) * c + cc
-                k += 1
+    offs = tap_offsets(kh, kw, wp, c)
     patch = np.zeros((n_pix, n_k), np.float64)  # taps past kh * kw * c stay 0
     acc = np.zeros((n_pix, o), np.float64)
     for s in range(n):
@@ -125,9 +118,7 @@ def _conv_thr_pool(x, wk, kh, kw, bias, pads, stride, pad_value, sgn, sthr, pool
                 for p in range(n_pix):
                     i = (pi * step + p // win) * stride
                     j = (pj * step + p % win) * stride
-                    corner = (i * wp + j) * c
-                    for k in range(kh * kw * c):
-                        patch[p, k] = xp[corner + offs[k]]
+                    gather_patch(patch, p, xp, (i * wp + j) * c, offs, kh * kw * c)
                     if head > 0:
                         for q in range(o):
                             acc[p, q] = 0.0

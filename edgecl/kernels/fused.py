@@ -197,6 +197,13 @@ def _fast_word(acc, wk, k0, patch, p, n_pix, n_bits, sgn, sthr, q0):
 
 
 @njit(cache=True, inline="always")
+def gather_patch(patch, p, flat, corner, offs, n):
+    """``patch[p, :n]`` = the values of a flat padded image at ``corner + offs``."""
+    for k in range(n):
+        patch[p, k] = flat[corner + offs[k]]
+
+
+@njit(cache=True, inline="always")
 def _fast_row(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc):
     """Pooled output row ``r`` of the one-padded fast path; ``xflat`` (N, Hp * Wp * Cw) is
     the padded input, ``geom`` = ``(n_bits, kh, kw, stride, pool, pool_stride, Wp, Cw)``."""
@@ -212,9 +219,7 @@ def _fast_row(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc):
         for p in range(n_pix):
             i = (py * step + p // win) * stride
             j = (px * step + p % win) * stride
-            corner = (i * wp + j) * cw
-            for k in range(kh * kw * cw):
-                patch[p, k] = xflat[img, corner + offs[k]]
+            gather_patch(patch, p, xflat[img], (i * wp + j) * cw, offs, kh * kw * cw)
             if head > 0:
                 for q in range(wk.shape[1]):
                     acc[p, q] = 0
@@ -253,8 +258,9 @@ def _fast_parallel(xflat, wk, offs, sgn, sthr, geom, out):
 
 
 @njit(cache=True)
-def _tap_offsets(kh, kw, wp, cw):
-    """Flat offset of each patch word from its patch's corner, in (dy, dx, c) order."""
+def tap_offsets(kh, kw, wp, cw):
+    """Flat offset of each patch value from its patch's corner in an image of ``wp`` pixels
+    a row and ``cw`` values a pixel, in (dy, dx, c) order (the weights' tap order)."""
     offs = np.empty(kh * kw * cw, np.int64)
     k = 0
     for dy in range(kh):
@@ -412,7 +418,7 @@ def run_block(x: np.ndarray, blk: BinaryBlock, *, threads: int = 1) -> np.ndarra
         kh, kw = blk.wt.shape[:2]
         cw = x.shape[3]
         wp = xp.shape[2]
-        offs = _tap_offsets(kh, kw, wp, cw)
+        offs = tap_offsets(kh, kw, wp, cw)
         geom = (kh * kw * blk.n_channels, kh, kw, blk.stride, blk.pool, blk.pool_stride, wp, cw)
         xflat = xp.reshape(n, -1)
         if threads == 1:
