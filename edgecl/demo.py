@@ -563,9 +563,10 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     steps = report["steps"]
     xs = [s["step"] for s in steps]
     labels = [s["class"] for s in steps]
-    fig, ax1 = plt.subplots(figsize=(6, 3.6))
-    ax1.plot(xs, [s["accuracy"] for s in steps], "o-", color="tab:blue", label="accuracy (seen)")
-    ax1.set_ylim(0, 1)
+    fig, ax1 = plt.subplots(figsize=(6, 3.8))
+    acc = [s["accuracy"] for s in steps]
+    ax1.plot(xs, acc, "o-", color="tab:blue", label="accuracy (seen)")
+    ax1.set_ylim(max(0.0, min(acc) - 0.1), 1.0)
     ax1.set_xticks(xs, labels)
     ax1.set_xlabel("step (class learned)")
     ax1.set_ylabel("accuracy on classes seen", color="tab:blue")
@@ -589,9 +590,11 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     if report.get("budget_bytes"):
         ax2.axhline(report["budget_bytes"], color="tab:red", ls="--", label="budget")
     ax2.set_ylabel("bytes")
-    fig.legend(loc="upper center", bbox_to_anchor=(0.5, 0.9), ncol=4, fontsize=7)
+    ax1.set_zorder(ax2.get_zorder() + 1)  # the accuracy line above the bars
+    ax1.patch.set_visible(False)
+    fig.legend(loc="lower center", ncol=4, fontsize=7, frameon=False)
     ax1.set_title(f"edgecl demo: final accuracy {report['final_accuracy']:.3f}")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=120)
     plt.close(fig)
 
