@@ -186,7 +186,6 @@ def bench_learn(n_bits=512, k=8, q=8, n_known=10, n_samples=100, repeat=20, seed
 def bench_forward(bundle, repeat=500):
     from edgecl.data import load_mnist_sample
     from edgecl.device import Runtime
-    from edgecl.device.runtime import run_layers
 
     rt = Runtime.load(bundle, threads=1)
     x = load_mnist_sample()[2][:repeat]
@@ -203,12 +202,11 @@ def bench_forward(bundle, repeat=500):
     per: dict[str, list[float]] = {}
     for _ in range(200):
         v = xf
-        for i, layer in enumerate(rt.layers):
+        # the steps Runtime.predict runs (fused blocks named by their ops)
+        for i, (name, step) in enumerate(rt._program.steps):
             t = time.perf_counter()
-            v = run_layers(v, [layer], rt.arrays)
-            per.setdefault(f"{i:02d} {layer['op']} {layer['in_shape']}", []).append(
-                time.perf_counter() - t
-            )
+            v = step(v)
+            per.setdefault(f"{i} {name}", []).append(time.perf_counter() - t)
         z = v
         t = time.perf_counter()
         rt.logits_from_embedding(z)
@@ -217,7 +215,7 @@ def bench_forward(bundle, repeat=500):
         "bundle": str(bundle),
         "predict_us": _stats(ts, 1e6),
         "predict_cpu_us": _stats(cpu, 1e6),
-        "layers_us_p50": {k: float(np.median(v) * 1e6) for k, v in per.items()},
+        "steps_us_p50": {k: float(np.median(v) * 1e6) for k, v in per.items()},
     }
 
 
@@ -335,7 +333,7 @@ def main(argv=None):
                 f"predict batch 1: min {r['min']:.0f} us, p50 {r['p50']:.0f} us, "
                 f"p90 {r['p90']:.0f} us"
             )
-            for k, v in out["forward"]["layers_us_p50"].items():
+            for k, v in out["forward"]["steps_us_p50"].items():
                 print(f"  {k:<40} {v:8.1f} us")
         if "cold" in todo:
             out["cold"] = bench_cold(args.bundle)
