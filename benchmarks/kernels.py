@@ -289,7 +289,7 @@ def _table(rows: list[dict], stat: str = "median_s") -> list[str]:
     return lines
 
 
-def _targets(rows: list[dict]) -> list[str]:
+def target_lines(rows: list[dict]) -> list[str]:
     lines = []
     for name, _, _, target, lce, best_float in CASES:
         hit = [
@@ -346,7 +346,7 @@ def render_markdown(result: dict) -> str:
         "",
         *_table(result["rows"], "p10_s"),
         "",
-        *_targets(result["rows"]),
+        *target_lines(result["rows"]),
         *_extras(result["rows"]),
         "",
         machine_markdown(result["machine"]),

@@ -675,11 +675,48 @@ def main(argv=None) -> int:
     b.add_argument("--skip-kernels", action="store_true", help="only the whole networks")
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--json", default=None, help="write the report here (JSON)")
+    a = sub.add_parser(
+        "all",
+        help="make-bundles here, then bench in the LCE venv (what benchmarks/suite.py runs)",
+        description="Export the two bundles with this interpreter (edgecl's venv, torch), "
+        "then run `bench` with --lce-python (the venv holding TensorFlow, larq and LCE).",
+    )
+    a.add_argument(
+        "--lce-python", required=True, help="python of the LCE venv, e.g. /root/lce-venv/bin/python"
+    )
+    a.add_argument("--out", type=Path, default=None, help="bundle folder (default: a temp dir)")
+    a.add_argument("--json", default=None, help="write the report here (JSON)")
+    a.add_argument("--runs", type=int, default=200, help="timed runs per figure (default 200)")
     args = p.parse_args(argv)
     if args.cmd == "make-bundles":
         make_bundles(args.out, args.seed)
         return 0
+    if args.cmd == "all":
+        return bench_all(args)
     return bench(args)
+
+
+def bench_all(args) -> int:
+    """``make-bundles`` in this interpreter, then ``bench`` under ``--lce-python``."""
+    import subprocess
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(args.out) if args.out is not None else Path(tmp)
+        make_bundles(out, 0)
+        cmd = [
+            args.lce_python,
+            str(Path(__file__).resolve()),
+            "bench",
+            "--bundle-mnist",
+            str(out / "mnist_bnn.ecl"),
+            "--bundle-vgg",
+            str(out / "vgg_small.ecl"),
+            "--runs",
+            str(args.runs),
+        ] + (["--json", str(args.json)] if args.json else [])
+        print("running:", " ".join(cmd), flush=True)
+        return subprocess.run(cmd, check=False).returncode
 
 
 if __name__ == "__main__":
