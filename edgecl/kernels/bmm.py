@@ -58,6 +58,95 @@ def _check_params(mu: np.ndarray, pi: np.ndarray, n_bits: int) -> tuple[np.ndarr
     return mu, pi
 
 
+@njit(cache=True, inline="always")
+def _responsibilities(a, base, per_sample):
+    """eq. 1 in log space: ``a[i, k]`` (the bit-select sums) becomes ``gamma[i, k]``;
+    returns ``(N_k, ell (eq. 3), loglik)`` and fills ``per_sample`` with logsumexp_k."""
+    n = a.shape[0]
+    k_count = base.shape[0]
+    nk = np.zeros(k_count)
+    ell_k = np.empty(k_count)
+    ell = 0.0
+    loglik = 0.0
+    for i in range(n):
+        top = -np.inf
+        for k in range(k_count):
+            a[i, k] += base[k]
+            if a[i, k] > top:
+                top = a[i, k]
+        s = 0.0
+        for k in range(k_count):
+            diff = a[i, k] - top
+            e = np.exp(diff) if diff > -700.0 else 0.0  # exp would underflow to 0
+            ell_k[k] = a[i, k]
+            a[i, k] = e
+            s += e
+        lse = top + np.log(s)
+        loglik += lse
+        per_sample[i] = lse
+        inv = 1.0 / s
+        for k in range(k_count):
+            g = a[i, k] * inv
+            if g > 0.0:
+                ell += g * ell_k[k]
+            a[i, k] = g
+            nk[k] += g
+    return nk, ell, loglik
+
+
+@njit(cache=True)
+def _em_pass_bits(words, n_bits, logit_t, base, want_stats):
+    """:func:`_em_pass` for few samples: walks each sample's set bits (``logit_t`` (D, Kp),
+    one vector add of Kp components per set bit) instead of building the byte tables,
+    whose cost does not shrink with N (measured: 0.34 ms a pass at N = 100, D = 512,
+    K = 8, against ~0.03 ms here)."""
+    n, n_w = words.shape
+    kp = logit_t.shape[1]
+    k_count = base.shape[0]
+    a = np.zeros((n, kp))
+    per_sample = np.empty(n)
+    one = np.uint64(1)
+    for i in range(n):
+        ai = a[i]
+        for w in range(n_w):
+            word = words[i, w]
+            while word:
+                j = w * 64 + np.int64(popcount64((word & (~word + one)) - one))
+                word &= word - one
+                lj = logit_t[j]
+                for k in range(kp):
+                    ai[k] += lj[k]
+    nk, ell, loglik = _responsibilities(a, base, per_sample)
+    stats_t = np.zeros((n_bits, kp))
+    if want_stats:
+        for i in range(n):
+            gi = a[i]
+            for w in range(n_w):
+                word = words[i, w]
+                while word:
+                    j = w * 64 + np.int64(popcount64((word & (~word + one)) - one))
+                    word &= word - one
+                    sj = stats_t[j]
+                    for k in range(kp):
+                        sj[k] += gi[k]
+    return np.ascontiguousarray(stats_t[:, :k_count].T), nk, ell, loglik, a, per_sample
+
+
+#: Up to this many samples an E+M pass walks the set bits (:func:`_em_pass_bits`); above
+#: it, the byte tables of :func:`_em_pass` (their fixed cost amortised over the samples).
+SMALL_N = 512
+
+
+def _pass(words, n_bits, logit, base, want_stats):
+    """One pass by the kernel that suits ``len(words)``."""
+    if words.shape[0] <= SMALL_N:
+        kp = ((logit.shape[0] + 7) // 8) * 8
+        logit_t = np.zeros((n_bits, kp))
+        logit_t[:, : logit.shape[0]] = logit.T  # padded components add 0
+        return _em_pass_bits(words, int(n_bits), logit_t, base, want_stats)
+    return _em_pass(byte_planes(words), int(n_bits), logit, base, want_stats)
+
+
 @njit(cache=True)
 def _em_pass(planes, n_bits, logit, base, want_stats):
     # planes[b, i] is byte b of sample i (the packed words seen as bytes, transposed), so the
@@ -87,34 +176,7 @@ def _em_pass(planes, n_bits, logit, base, want_stats):
             v = row_b[i]
             for k in range(kp):
                 a[i, k] += tab[v, k]
-    # eq. 1 in log space; a[i, :] becomes gamma[i, :]
-    nk = np.zeros(k_count)
-    ell_k = np.empty(k_count)
-    ell = 0.0
-    loglik = 0.0
-    for i in range(n):
-        top = -np.inf
-        for k in range(k_count):
-            a[i, k] += base[k]
-            if a[i, k] > top:
-                top = a[i, k]
-        s = 0.0
-        for k in range(k_count):
-            diff = a[i, k] - top
-            e = np.exp(diff) if diff > -700.0 else 0.0  # exp would underflow to 0
-            ell_k[k] = a[i, k]
-            a[i, k] = e
-            s += e
-        lse = top + np.log(s)
-        loglik += lse
-        per_sample[i] = lse
-        inv = 1.0 / s
-        for k in range(k_count):
-            g = a[i, k] * inv
-            if g > 0.0:
-                ell += g * ell_k[k]
-            a[i, k] = g
-            nk[k] += g
+    nk, ell, loglik = _responsibilities(a, base, per_sample)
     stats = np.zeros((k_count, n_bits))
     if want_stats:
         # S[k, j] = sum_i gamma_ik z_ij: gamma summed per (byte position, byte value), then
@@ -165,7 +227,7 @@ def bmm_em_stats(
     words = _check_words(words, n_bits)
     mu, pi = _check_params(mu, pi, n_bits)
     logit, base = _log_params(mu, pi)
-    stats, nk, ell, ll, _, _ = _em_pass(byte_planes(words), int(n_bits), logit, base, True)
+    stats, nk, ell, ll, _, _ = _pass(words, n_bits, logit, base, True)
     return stats, nk, float(ell), float(ll)
 
 
@@ -193,7 +255,7 @@ def bmm_responsibilities(
     words = _check_words(words, n_bits)
     mu, pi = _check_params(mu, pi, n_bits)
     logit, base = _log_params(mu, pi)
-    _, _, _, ll, gamma, _ = _em_pass(byte_planes(words), int(n_bits), logit, base, False)
+    _, _, _, ll, gamma, _ = _pass(words, n_bits, logit, base, False)
     return np.ascontiguousarray(gamma[:, : mu.shape[0]]), float(ll)
 
 
@@ -218,7 +280,7 @@ def bmm_log_likelihood(
     words = _check_words(words, n_bits)
     mu, pi = _check_params(mu, pi, n_bits)
     logit, base = _log_params(mu, pi)
-    return _em_pass(byte_planes(words), int(n_bits), logit, base, False)[5]
+    return _pass(words, n_bits, logit, base, False)[5]
 
 
 def bmm_log_likelihood_reference(

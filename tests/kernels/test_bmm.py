@@ -18,6 +18,15 @@ from edgecl.kernels.bmm import (
 SIZES = [1, 63, 64, 65, 127, 1000]
 
 
+@pytest.fixture(autouse=True, params=["set-bit walk", "byte tables"])
+def em_path(request, monkeypatch):
+    """Every test runs on both E+M kernels (few samples: set bits; many: byte tables)."""
+    import edgecl.kernels.bmm as bmm
+
+    monkeypatch.setattr(bmm, "SMALL_N", 10**9 if request.param == "set-bit walk" else 0)
+    return request.param
+
+
 def _case(d, k, n=41, seed=0):
     rng = np.random.default_rng(seed + d + 100 * k)
     words = pack_bits(rng.random((n, d)) < 0.3)
