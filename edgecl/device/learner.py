@@ -180,7 +180,6 @@ def eq4_batches(
     steps = per_epoch * epochs
     counts = np.stack([_eq4_counts(batch_size, n, s % per_epoch) for s in range(steps)])
     pools: dict[str, np.ndarray] = {}
-    cursor = dict.fromkeys(names, 0)
     if old:
         totals = {c: int(counts[:, len(new_names) + i].sum()) for i, c in enumerate(old)}
         words, labels = memory.sample(totals, rng=rng)
@@ -188,28 +187,33 @@ def eq4_batches(
         for c in old:  # memory.sample groups by class in the order of the counts
             pools[c] = words[start : start + totals[c]]
             start += totals[c]
-    order = {c: rng.permutation(new[c].shape[0]) for c in new_names}
+    # the whole run laid out at once, batch after batch, each batch grouped by class; a
+    # class's rows of the run are the positions ``pos`` below, in step order
+    batch = counts.sum(axis=1)
+    n_words = next(iter(new.values())).shape[1]
+    words_all = np.empty((int(batch.sum()), n_words), np.uint64)
+    labels_all = np.empty(int(batch.sum()), np.int64)
+    starts = np.concatenate([[0], np.cumsum(batch)[:-1]])[:, None] + np.concatenate(
+        [np.zeros((steps, 1), np.int64), np.cumsum(counts, axis=1)[:, :-1]], axis=1
+    )
+    for i, c in enumerate(names):
+        k = counts[:, i]
+        total = int(k.sum())
+        if total == 0:
+            continue
+        first = np.repeat(starts[:, i] - np.concatenate([[0], np.cumsum(k)[:-1]]), k)
+        pos = first + np.arange(total)
+        if c in new:  # every sample once per pass, in a fresh random order each pass
+            m = new[c].shape[0]
+            order = np.concatenate([rng.permutation(m) for _ in range(-(-total // m))])
+            words_all[pos] = new[c][order[:total]]
+        else:
+            words_all[pos] = pools[c]
+        labels_all[pos] = class_index[c]
+    ends = np.cumsum(batch)
     for s in range(steps):
-        parts, labs = [], []
-        for i, c in enumerate(names):
-            k = int(counts[s, i])
-            if k == 0:
-                continue
-            if c in new:
-                z = new[c]
-                idx = np.empty(k, np.int64)
-                for j in range(k):
-                    if cursor[c] >= z.shape[0]:
-                        order[c] = rng.permutation(z.shape[0])
-                        cursor[c] = 0
-                    idx[j] = order[c][cursor[c]]
-                    cursor[c] += 1
-                parts.append(z[idx])
-            else:
-                parts.append(pools[c][cursor[c] : cursor[c] + k])
-                cursor[c] += k
-            labs.append(np.full(k, class_index[c], np.int64))
-        yield np.concatenate(parts), np.concatenate(labs)
+        lo, hi = int(ends[s] - batch[s]), int(ends[s])
+        yield words_all[lo:hi], labels_all[lo:hi]
 
 
 class _OrtHeadStep:
