@@ -853,7 +853,13 @@ class BundleReport:
         if self.export.get("verified"):
             lines.append(
                 f"verified     {self.export.get('verified_samples')} samples, max logit "
-                f"difference {self.export.get('max_logit_diff'):.3g}"
+                f"difference {self.export.get('max_logit_diff'):.3g} (float32 head)"
+            )
+        if self.export.get("head_bits"):
+            lines.append(
+                f"head         stored at {self.export['head_bits']} bits; the rounding moved "
+                f"the base classes' logits by at most "
+                f"{self.export.get('head_rounding_max_logit_change', float('nan')):.3g}"
             )
         return "\n".join(lines)
 
