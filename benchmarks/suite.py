@@ -460,8 +460,16 @@ def training_md(quick: bool) -> list[str]:
     ]
     if t:
         s = t["settings"]
+        n = sum(1 for c in t["configs"] if c["train"].get("cached"))
+        reused = (
+            f", {n} of its {len(t['configs'])} Fs reloaded from --cache: trained by an earlier "
+            "invocation"
+            if n
+            else ""
+        )
         lines += [
-            f"Command: `{t['command']}` ({t['total_s'] / 60:.0f} min; JSON `{t['_file']}`). "
+            f"Command: `{t['command']}` ({t['total_s'] / 60:.0f} min of wall time{reused}; JSON "
+            f"`{t['_file']}`). "
             f"Each F is what `python benchmarks/train_mnist.py` trains with the arguments in "
             f"the JSON (`train_command`); thermometer: f = {s['features']} features, p = D / f "
             "levels (the paper's f·p = D); Heaviside: a binary dense layer straight to D bits. "

@@ -36,7 +36,8 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
+    """The command line (also used by benchmarks/embeddings_table.py to build its runs)."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument(
         "--data", default="/work/shared/data/mnist", help="folder of the 4 IDX files, or 'sample'"
@@ -57,10 +58,16 @@ def main() -> None:
     ap.add_argument("--json", default=None, help="write the report here")
     ap.add_argument("--checkpoint", default=None, help="save the trained model here")
     ap.add_argument("--no-progress", action="store_true")
-    args = ap.parse_args()
+    return ap
 
+
+def train(args: argparse.Namespace, data=None) -> tuple[torch.nn.Module, dict]:
+    """Train as the command line ``args`` says; ``data = (x_tr, y_tr, x_te, y_te)`` replaces
+    ``args.data``. Returns the model (eval mode) and the JSON report."""
     torch.set_num_threads(args.threads)
-    if args.data == "sample":
+    if data is not None:
+        x_tr, y_tr, x_te, y_te = data
+    elif args.data == "sample":
         x_tr, y_tr, x_te, y_te = load_mnist_sample()
     else:
         x_tr, y_tr, x_te, y_te = load_idx_dataset(args.data)
@@ -110,10 +117,17 @@ def main() -> None:
     }
     print(hist)
     print(f"test accuracy on classes {classes}: {acc:.4f}  ({seconds:.0f} s training)")
+    return model, report
+
+
+def main() -> None:
+    args = parser().parse_args()
+    model, report = train(args)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(report, indent=2))
     if args.checkpoint:
+        classes = report["classes"]
         save_checkpoint(model, args.checkpoint, class_names=[str(c) for c in classes], meta=report)
 
 
