@@ -105,30 +105,33 @@ def _em_pass_bits(words, n_bits, logit_t, base, want_stats):
     k_count = base.shape[0]
     a = np.zeros((n, kp))
     per_sample = np.empty(n)
+    # each sample's set bits, found once (E-step) and walked again for the M-step
+    bits = np.empty((n, n_bits), np.int64)
+    n_set = np.zeros(n, np.int64)
     one = np.uint64(1)
     for i in range(n):
-        ai = a[i]
+        m = 0
         for w in range(n_w):
             word = words[i, w]
             while word:
-                j = w * 64 + np.int64(popcount64((word & (~word + one)) - one))
+                bits[i, m] = w * 64 + np.int64(popcount64((word & (~word + one)) - one))
                 word &= word - one
-                lj = logit_t[j]
-                for k in range(kp):
-                    ai[k] += lj[k]
+                m += 1
+        n_set[i] = m
+        ai = a[i]
+        for t in range(m):
+            lj = logit_t[bits[i, t]]
+            for k in range(kp):
+                ai[k] += lj[k]
     nk, ell, loglik = _responsibilities(a, base, per_sample)
     stats_t = np.zeros((n_bits, kp))
     if want_stats:
         for i in range(n):
             gi = a[i]
-            for w in range(n_w):
-                word = words[i, w]
-                while word:
-                    j = w * 64 + np.int64(popcount64((word & (~word + one)) - one))
-                    word &= word - one
-                    sj = stats_t[j]
-                    for k in range(kp):
-                        sj[k] += gi[k]
+            for t in range(n_set[i]):
+                sj = stats_t[bits[i, t]]
+                for k in range(kp):
+                    sj[k] += gi[k]
     return np.ascontiguousarray(stats_t[:, :k_count].T), nk, ell, loglik, a, per_sample
 
 

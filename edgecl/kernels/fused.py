@@ -24,14 +24,14 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit, prange
 
-from edgecl.kernels._check import check_array, check_count, check_words
+from edgecl.kernels._check import check_count, check_words
 from edgecl.kernels._threads import check_threads, num_threads
 from edgecl.kernels.bits import WORD_DTYPE, n_words, tail_mask
 from edgecl.kernels.conv import _check_conv, binary_conv2d_reference
 from edgecl.kernels.dense import binary_dense_reference
 from edgecl.kernels.pool import _out_size, maxpool_bits_reference
 from edgecl.kernels.popcount import popcount64
-from edgecl.kernels.threshold import _check_flip, threshold_reference
+from edgecl.kernels.threshold import _check_flip, check_int_thresholds, threshold_reference
 
 _I32 = np.iinfo(np.int32)
 
@@ -299,19 +299,13 @@ def _pad_counts(wt, ones):
 
 
 def _check_thresholds(thresholds, flip, n_bits, offset):
-    thresholds = check_array(thresholds, "thresholds")
-    if not np.issubdtype(thresholds.dtype, np.integer):
-        raise TypeError(f"expected integer thresholds, got dtype {thresholds.dtype}")
-    if thresholds.shape != (n_bits,):
-        raise ValueError(f"expected thresholds of shape ({n_bits},), got {thresholds.shape}")
-    if thresholds.size and (thresholds.min() < _I32.min or thresholds.max() > _I32.max):
-        raise ValueError("expected thresholds within the int32 range, got values outside it")
+    thresholds = check_int_thresholds(thresholds, n_bits)
     flip = _check_flip(flip, n_bits)
     if isinstance(offset, bool) or not isinstance(offset, (int, np.integer)):
         raise TypeError(f"expected an integer offset, got {type(offset).__name__}")
     # (acc + offset) >= t  <=>  acc >= t - offset; flipped: -acc >= -(t - offset)
     sgn = np.where(flip, -1, 1).astype(np.int64)
-    return sgn, sgn * (thresholds.astype(np.int64) - int(offset))
+    return sgn, sgn * (thresholds - int(offset))
 
 
 def prepare_block(

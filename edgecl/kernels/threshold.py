@@ -45,13 +45,8 @@ def _check_flip(flip, n_ch):
     return flip
 
 
-def _check_int(acc, thresholds, flip):
-    acc = check_array(acc, "acc")
-    if acc.dtype != np.int32:
-        raise TypeError(f"expected int32 acc, got dtype {acc.dtype}")
-    if acc.ndim < 1 or acc.shape[-1] < 1:
-        raise ValueError(f"expected acc of shape (..., C) with C >= 1, got {acc.shape}")
-    n_ch = acc.shape[-1]
+def check_int_thresholds(thresholds: object, n_ch: int) -> np.ndarray:
+    """Integer thresholds (n_ch,) within int32, returned as int64."""
     thresholds = check_array(thresholds, "thresholds")
     if not np.issubdtype(thresholds.dtype, np.integer):
         raise TypeError(f"expected integer thresholds, got dtype {thresholds.dtype}")
@@ -59,7 +54,17 @@ def _check_int(acc, thresholds, flip):
         raise ValueError(f"expected thresholds of shape ({n_ch},), got {thresholds.shape}")
     if thresholds.size and (thresholds.min() < _I32.min or thresholds.max() > _I32.max):
         raise ValueError("expected thresholds within the int32 range, got values outside it")
-    return acc, thresholds.astype(np.int64), _check_flip(flip, n_ch)
+    return thresholds.astype(np.int64)
+
+
+def _check_int(acc, thresholds, flip):
+    acc = check_array(acc, "acc")
+    if acc.dtype != np.int32:
+        raise TypeError(f"expected int32 acc, got dtype {acc.dtype}")
+    if acc.ndim < 1 or acc.shape[-1] < 1:
+        raise ValueError(f"expected acc of shape (..., C) with C >= 1, got {acc.shape}")
+    n_ch = acc.shape[-1]
+    return acc, check_int_thresholds(thresholds, n_ch), _check_flip(flip, n_ch)
 
 
 def _check_float(y, thresholds, flip):
