@@ -187,33 +187,35 @@ def eq4_batches(
         for c in old:  # memory.sample groups by class in the order of the counts
             pools[c] = words[start : start + totals[c]]
             start += totals[c]
-    # the whole run laid out at once, batch after batch, each batch grouped by class; a
-    # class's rows of the run are the positions ``pos`` below, in step order
-    batch = counts.sum(axis=1)
+    # the run laid out one epoch of batches at a time (bounded extra memory), batch after
+    # batch, each batch grouped by class; every new sample once per pass over it, in a fresh
+    # random order each pass; the old classes' pseudo-exemplars in the order drawn
     n_words = next(iter(new.values())).shape[1]
-    words_all = np.empty((int(batch.sum()), n_words), np.uint64)
-    labels_all = np.empty(int(batch.sum()), np.int64)
-    starts = np.concatenate([[0], np.cumsum(batch)[:-1]])[:, None] + np.concatenate(
-        [np.zeros((steps, 1), np.int64), np.cumsum(counts, axis=1)[:, :-1]], axis=1
-    )
-    for i, c in enumerate(names):
-        k = counts[:, i]
-        total = int(k.sum())
-        if total == 0:
-            continue
-        first = np.repeat(starts[:, i] - np.concatenate([[0], np.cumsum(k)[:-1]]), k)
-        pos = first + np.arange(total)
-        if c in new:  # every sample once per pass, in a fresh random order each pass
-            m = new[c].shape[0]
-            order = np.concatenate([rng.permutation(m) for _ in range(-(-total // m))])
-            words_all[pos] = new[c][order[:total]]
-        else:
-            words_all[pos] = pools[c]
-        labels_all[pos] = class_index[c]
-    ends = np.cumsum(batch)
-    for s in range(steps):
-        lo, hi = int(ends[s] - batch[s]), int(ends[s])
-        yield words_all[lo:hi], labels_all[lo:hi]
+    order: dict[str, np.ndarray] = {}  # the new samples' indices for the whole run
+    for c in new_names:
+        m = new[c].shape[0]
+        total = int(counts[:, names.index(c)].sum())
+        order[c] = np.concatenate([rng.permutation(m) for _ in range(-(-total // m))])[:total]
+    used = dict.fromkeys(names, 0)
+    for s0 in range(0, steps, per_epoch):
+        block = counts[s0 : s0 + per_epoch]
+        batch = block.sum(axis=1)
+        ends = np.cumsum(batch)
+        words_all = np.empty((int(ends[-1]), n_words), np.uint64)
+        labels_all = np.empty(int(ends[-1]), np.int64)
+        starts = (ends - batch)[:, None] + np.cumsum(block, axis=1) - block
+        for i, c in enumerate(names):
+            k = block[:, i]
+            total = int(k.sum())
+            if total == 0:
+                continue
+            pos = np.repeat(starts[:, i] - (np.cumsum(k) - k), k) + np.arange(total)
+            span = slice(used[c], used[c] + total)
+            words_all[pos] = new[c][order[c][span]] if c in new else pools[c][span]
+            labels_all[pos] = class_index[c]
+            used[c] += total
+        for lo, hi in zip(ends - batch, ends, strict=True):
+            yield words_all[lo:hi], labels_all[lo:hi]
 
 
 class _OrtHeadStep:
