@@ -182,6 +182,14 @@ def _add_export(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-verify", action="store_true", help="skip the torch/device comparison")
+    p.add_argument(
+        "--allow-differing-samples",
+        type=int,
+        default=0,
+        metavar="N",
+        help="verification passes with up to N samples whose embedding bits differ from "
+        "torch's (float near-ties at a threshold; default 0)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
@@ -257,7 +265,16 @@ def cmd_export(args: argparse.Namespace) -> int:
         head = HeadConfig(bits=args.head_bits, gbm_weight=args.gbm_weight)
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
-    config = ExportConfig(memory=memory, budget=budget, head=head, seed=args.seed)
+    try:
+        config = ExportConfig(
+            memory=memory,
+            budget=budget,
+            head=head,
+            seed=args.seed,
+            allow_differing_samples=args.allow_differing_samples,
+        )
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
     _status(args, f"exporting with {len(x)} calibration samples from {source}")
     info = export_bundle(
         model,

@@ -116,6 +116,7 @@ def test_int8_head_shrinks_the_stored_bytes(checkpoint, tmp_path, capsys):
     [
         ["--head-bits", "4"],
         ["--gbm-weight", "-1"],
+        ["--allow-differing-samples", "-1"],
         ["--memory", "gbm", "--per-class", "3"],
         ["--memory", "latent", "--components", "2"],
         ["--memory", "none", "--budget", "4KiB"],

@@ -153,6 +153,34 @@ def test_the_callers_model_is_left_alone(small, tmp_path):
         assert torch.equal(v, state[k]), k
 
 
+def test_a_few_differing_samples_pass_only_when_allowed(small, tmp_path, monkeypatch):
+    """A near-tie flips torch's bit in one sample: refused by default (with a hint), accepted
+    with allow_differing_samples=1 and recorded in the export report."""
+    import edgecl.export.exporter as exporter_mod
+
+    model, x, y = small
+    real = exporter_mod.torch_reference
+
+    def one_flipped(m, xs):
+        bits, _ = real(m, xs)
+        bits = bits.copy()
+        bits[3, 5] ^= 1
+        with torch.no_grad():
+            logits = m.head(torch.from_numpy(bits).float()).numpy()
+        return bits, logits
+
+    monkeypatch.setattr(exporter_mod, "torch_reference", one_flipped)
+    with pytest.raises(ExportError, match="1 different bits in 1 of 100 samples.*near-ties"):
+        export_bundle(model, tmp_path / "m.ecl", calibration=(x, y), class_names=NAMES5)
+    assert not list(tmp_path.iterdir())
+    config = ExportConfig(allow_differing_samples=1)
+    info = export_bundle(model, tmp_path / "m.ecl", config, calibration=(x, y), class_names=NAMES5)
+    report = read_bundle(info.path)[0]["export"]
+    assert report["differing_samples"] == 1 and report["differing_bits"] == 1
+    with pytest.raises(ValueError, match="allow_differing_samples"):
+        ExportConfig(allow_differing_samples=-1)
+
+
 def test_failed_verification_writes_nothing(small, tmp_path, monkeypatch):
     model, x, y = small
     real = lower_mod._int_thresholds
