@@ -172,7 +172,7 @@ def conv_threshold_pool(
         cache["sthr"][:o] = np.where(flip, -t, t)
     w = cache["w"]
     pads = tuple(int(p) for p in conv["pads"])
-    ho, wo, o = (int(s) for s in conv["out_shape"])  # noqa: F841 (ho, wo: no pool)
+    ho, wo, o = (int(s) for s in conv["out_shape"])
     size = int(pool["size"]) if pool is not None else 0
     stride = int(pool["stride"]) if pool is not None else 1
     oh, ow = (int(pool["out_shape"][0]), int(pool["out_shape"][1])) if pool else (ho, wo)

@@ -26,9 +26,9 @@ from edgecl import __version__
 from edgecl.bundle import (
     HEAD_BITS,
     BundleInfo,
+    decode_head,
     encode_head,
     head_bytes_per_class,
-    round_head,
     write_bundle,
 )
 from edgecl.device.runtime import Runtime
@@ -308,7 +308,7 @@ def export_bundle(
         if "scale" in stored_head:
             arrays["head.weight.scale"] = stored_head["scale"]
             head["scale"] = "head.weight.scale"
-        rounded = round_head(head_w, config.head.bits)
+        rounded = decode_head(stored_head, config.head.bits)
         report["head_bits"] = config.head.bits
         report["head_rounding_max_logit_change"] = float(
             np.abs(

@@ -109,9 +109,9 @@ def _tap_sums(w, n_channels):
     return s
 
 
-def _check_conv(x, w, n_channels, stride, padding, pad_value):
+def check_kernel(w, n_channels, stride, padding, pad_value):
+    """A binary conv's weights and options: ``(w, n_channels, stride, ph, pw)``."""
     n_channels = check_count(n_channels, "n_channels")
-    x = check_words(x, "x", (4,), n_channels, "(N, H, W, Cw) packed along channels")
     w = check_words(w, "w", (4,), n_channels, "(O, kh, kw, Cw) packed along channels")
     stride = check_count(stride, "stride")
     if padding not in ("same", "valid"):
@@ -120,11 +120,19 @@ def _check_conv(x, w, n_channels, stride, padding, pad_value):
         raise TypeError(f"expected pad_value 1 or 0, got {pad_value!r}")
     if pad_value not in (0, 1):
         raise ValueError(f"expected pad_value 1 or 0, got {pad_value!r}")
-    _, H, W, _ = x.shape
     _, kh, kw, _ = w.shape
     if kh < 1 or kw < 1 or w.shape[0] < 1:
         raise ValueError(f"expected a kernel with O, kh, kw >= 1, got shape {w.shape}")
     ph, pw = (kh // 2, kw // 2) if padding == "same" else (0, 0)
+    return w, n_channels, stride, ph, pw
+
+
+def _check_conv(x, w, n_channels, stride, padding, pad_value):
+    n_channels = check_count(n_channels, "n_channels")
+    x = check_words(x, "x", (4,), n_channels, "(N, H, W, Cw) packed along channels")
+    w, n_channels, stride, ph, pw = check_kernel(w, n_channels, stride, padding, pad_value)
+    _, H, W, _ = x.shape
+    _, kh, kw, _ = w.shape
     ho = (H + 2 * ph - kh) // stride + 1
     wo = (W + 2 * pw - kw) // stride + 1
     if ho < 1 or wo < 1:

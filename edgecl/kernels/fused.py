@@ -27,7 +27,7 @@ from numba import njit, prange
 from edgecl.kernels._check import check_count, check_words
 from edgecl.kernels._threads import check_threads, num_threads
 from edgecl.kernels.bits import WORD_DTYPE, n_words, tail_mask
-from edgecl.kernels.conv import _check_conv, binary_conv2d_reference
+from edgecl.kernels.conv import _check_conv, binary_conv2d_reference, check_kernel
 from edgecl.kernels.dense import binary_dense_reference
 from edgecl.kernels.pool import _out_size, maxpool_bits_reference
 from edgecl.kernels.popcount import popcount64
@@ -329,24 +329,15 @@ def prepare_block(
     ``offset`` is added to every accumulator first (the exporter's dense offset);
     ``pool`` 0 means no pooling.
     """
-    n_channels = check_count(n_channels, "n_channels")
-    w = check_words(w, "w", (4,), n_channels, "(O, kh, kw, Cw) packed along channels")
+    w, n_channels, stride, ph, pw = check_kernel(w, n_channels, stride, padding, pad_value)
     n_out, kh, kw, cw = w.shape
-    if kh < 1 or kw < 1 or n_out < 1:
-        raise ValueError(f"expected a kernel with O, kh, kw >= 1, got shape {w.shape}")
-    stride = check_count(stride, "stride")
     repeat = check_count(repeat, "repeat")
-    if padding not in ("same", "valid"):
-        raise ValueError(f"expected padding 'same' or 'valid', got {padding!r}")
-    if pad_value not in (0, 1) or isinstance(pad_value, bool):
-        raise ValueError(f"expected pad_value 1 or 0, got {pad_value!r}")
     pool = check_count(pool, "pool", minimum=0)
     pool_stride = check_count(pool_stride, "pool_stride")
     sgn, sthr = _check_thresholds(thresholds, flip, n_out * repeat, offset)
     wt = np.ascontiguousarray(w.transpose(1, 2, 3, 0))
     ones = np.full(cw, np.uint64(0xFFFFFFFFFFFFFFFF), WORD_DTYPE)
     ones[-1] = tail_mask(n_channels)
-    ph, pw = (kh // 2, kw // 2) if padding == "same" else (0, 0)
     fast = None
     n_k = kh * kw * cw
     # the fast path pays off while the accumulator row carries at most one tail's words
