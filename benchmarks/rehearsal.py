@@ -123,7 +123,13 @@ def run_binplay(args, data, steps) -> dict:
         model,
         mem,
         n_outputs=10,
-        classifier=ClassifierConfig(epochs=args.cls_epochs, batch_size=64, lr=2e-3),
+        classifier=ClassifierConfig(
+            epochs=args.cls_epochs,
+            batch_size=64,
+            lr=2e-3,
+            process_new=not args.raw_new,
+            soft_targets=not args.hard_targets,
+        ),
     )
     preds, per_step = [], []
     for t, cls in enumerate(steps):
@@ -359,7 +365,19 @@ def run_memories(args, data, steps) -> dict:
     return out
 
 
+def _runner() -> str:
+    """How this process was started, as a shell prefix: its CPU affinity and niceness."""
+    cpus = sorted(os.sched_getaffinity(0))
+    prefix = [] if len(cpus) == os.cpu_count() else ["taskset -c " + ",".join(map(str, cpus))]
+    nice = os.nice(0)
+    if nice:
+        prefix.append(f"nice -n {nice}")
+    return " ".join(prefix)
+
+
 def cmd_run(args) -> None:
+    if args.tag and not args.tag.replace("-", "").replace("_", "").isalnum():
+        raise SystemExit(f"--tag must be letters, digits, '-' or '_', got {args.tag!r}")
     torch.set_num_threads(1)
     steps = PROTOCOLS[args.protocol]
     data = load_idx_dataset(args.mnist)
@@ -384,12 +402,14 @@ def cmd_run(args) -> None:
         "command": " ".join(sys.argv),
         "settings": {k: v for k, v in vars(args).items() if k not in ("func",)},
         "seconds": round(time.perf_counter() - t0, 1),
+        "runner": _runner(),
         "machine": info,
         "result": res,
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{args.method}-{args.protocol}-seed{args.seed}.json"
+    tag = f"-{args.tag}" if args.tag else ""
+    path = out / f"{args.method}-{args.protocol}{tag}-seed{args.seed}.json"
     path.write_text(json.dumps(res, indent=1))
     _log(f"wrote {path} ({res['seconds']} s)")
 
@@ -418,6 +438,11 @@ STORED_NOTE = {
 }
 
 
+def _sd(values: list[float]) -> str:
+    """`` ± s`` with the sample standard deviation (n - 1), empty for one value."""
+    return f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else ""
+
+
 def _rows(runs: list[dict]) -> dict[tuple[str, str], list[dict]]:
     """(protocol, row name) -> per-seed result dicts."""
     rows: dict[tuple[str, str], list[dict]] = {}
@@ -444,6 +469,12 @@ def _variant(run: dict) -> str:
             parts.append(f"decoder replay capped at {st['ae_replay_ratio']:g}:1")
         else:
             parts.append("decoder replay N_prev/N_new")
+        if st.get("cls_epochs", 1) != 1:
+            parts.append(f"{st['cls_epochs']} base-network epochs")
+        if st.get("raw_new"):
+            parts.append("new samples raw")
+        if st.get("hard_targets"):
+            parts.append("hard targets")
         return " (" + ", ".join(parts) + ")"
     if run["method"] in ("dgmw", "dgma"):
         return f" ({st['gan_epochs']} epochs per task)"
@@ -456,14 +487,19 @@ def section(runs: list[dict], notes: str) -> str:
     lines.append("Commands (one JSON file per run; the section is written by `report`):")
     lines.append("")
     lines.append("```")
-    for r in sorted(runs, key=lambda r: (r["protocol"], r["method"], r["seed"])):
+    for r in sorted(runs, key=lambda r: (r["protocol"], r["method"], r["command"], r["seed"])):
         cmd = r["command"].replace(str(Path(__file__).resolve()), "benchmarks/rehearsal.py")
-        lines.append(f"nice -n 15 python {cmd}   # {r['seconds'] / 60:.0f} min")
-    lines.append("python benchmarks/rehearsal.py report --out /tmp/rehearsal --notes <notes.md>")
+        prefix = (r.get("runner", "") + " ").lstrip()
+        lines.append(f"{prefix}python {cmd}   # {r['seconds'] / 60:.1f} min")
+    lines.append("python benchmarks/rehearsal.py report --notes <notes.md>")
     lines.append("```")
     lines.append("")
-    lines.append("Machine (shared: 2 cores, other jobs running, every run at `nice -n 15`, one ")
-    lines.append("torch thread):")
+    loads = [(r["machine"].get("load_average_1_5_15") or [float("nan")])[0] for r in runs]
+    lines.append(
+        f"Machine (2 cores; one torch thread per run, runs pinned one per core where the "
+        f"command says `taskset`; 1-min load average at the start of the runs "
+        f"{np.nanmin(loads):.1f}-{np.nanmax(loads):.1f}), as at the first run:"
+    )
     lines.append("")
     lines.append(machine_markdown(runs[0]["machine"]))
     lines.append("")
@@ -476,8 +512,9 @@ def section(runs: list[dict], notes: str) -> str:
             continue
         lines += [f"### {title}", "", f"Paper anchors: {PAPER[proto]}.", ""]
         lines.append(
-            "| method | seeds | final accuracy (per seed) | average incremental accuracy "
-            "| accuracy after each step (seed 0 or first) | stored bytes | what is stored |"
+            "| method | seeds | final accuracy mean ± std (per seed) | average incremental "
+            "accuracy mean ± std | accuracy after each step (first seed) | stored bytes "
+            "| what is stored |"
         )
         lines.append("|---|---|---|---|---|---|---|")
         for k in sorted(keys, key=lambda k: -np.mean([r["final_accuracy"] for r in rows[k]])):
@@ -498,7 +535,8 @@ def section(runs: list[dict], notes: str) -> str:
             per_seed = ", ".join(f"{v:.3f}" for v in fa)
             steps = " / ".join(f"{v:.3f}" for v in rs[0]["accuracy_per_step"])
             lines.append(
-                f"| {k[1]} | {len(rs)} | **{np.mean(fa):.3f}** ({per_seed}) | {np.mean(aia):.3f} "
+                f"| {k[1]} | {len(rs)} | **{np.mean(fa):.3f}{_sd(fa)}** ({per_seed}) "
+                f"| {np.mean(aia):.3f}{_sd(aia)} "
                 f"| {steps} | {_fmt_bytes(nb)} | {what} |"
             )
         lines.append("")
@@ -564,6 +602,23 @@ def main() -> None:
     r.add_argument("--ae-assign", type=int, default=1)
     r.add_argument("--ae-decoder", type=int, default=2)
     r.add_argument("--cls-epochs", type=int, default=1)
+    r.add_argument(
+        "--raw-new",
+        action="store_true",
+        help="train the base network on the new samples as they come, not passed through "
+        "the autoencoder (BinPlay Table 1 ablation)",
+    )
+    r.add_argument(
+        "--hard-targets",
+        action="store_true",
+        help="label replayed samples with the frozen copy's argmax instead of its soft "
+        "outputs (BinPlay Table 1 ablation)",
+    )
+    r.add_argument(
+        "--tag",
+        default="",
+        help="suffix of the run file's name, for runs whose settings differ from the defaults",
+    )
     r.add_argument(
         "--ae-replay-ratio",
         type=float,
