@@ -438,6 +438,13 @@ STORED_NOTE = {
 }
 
 
+def _fmt_bytes_range(values: list[int]) -> str:
+    """One byte count, or the smallest and largest over the seeds."""
+    if len(values) == 1:
+        return _fmt_bytes(values[0])
+    return f"{values[0]:,} - {values[-1]:,} ({values[0] / 1024:.1f}-{values[-1] / 1024:.1f} KiB)"
+
+
 def _sd(values: list[float]) -> str:
     """`` ± s`` with the sample standard deviation (n - 1), empty for one value."""
     return f" ± {np.std(values, ddof=1):.3f}" if len(values) > 1 else ""
@@ -513,15 +520,15 @@ def section(runs: list[dict], notes: str) -> str:
         lines += [f"### {title}", "", f"Paper anchors: {PAPER[proto]}.", ""]
         lines.append(
             "| method | seeds | final accuracy mean ± std (per seed) | average incremental "
-            "accuracy mean ± std | accuracy after each step (first seed) | stored bytes "
-            "| what is stored |"
+            "accuracy mean ± std | accuracy after each step (first seed) "
+            "| stored bytes (over seeds) | what is stored |"
         )
         lines.append("|---|---|---|---|---|---|---|")
         for k in sorted(keys, key=lambda k: -np.mean([r["final_accuracy"] for r in rows[k]])):
             rs = sorted(rows[k], key=lambda r: r["seed"])
             fa = [r["final_accuracy"] for r in rs]
             aia = [r["average_incremental_accuracy"] for r in rs]
-            nb = rs[0]["stored_bytes"]
+            nbs = sorted({r["stored_bytes"] for r in rs})
             what = STORED_NOTE.get(rs[0].get("method", ""), "")
             if not what:
                 if "BinPlay latent" in k[1]:
@@ -537,7 +544,7 @@ def section(runs: list[dict], notes: str) -> str:
             lines.append(
                 f"| {k[1]} | {len(rs)} | **{np.mean(fa):.3f}{_sd(fa)}** ({per_seed}) "
                 f"| {np.mean(aia):.3f}{_sd(aia)} "
-                f"| {steps} | {_fmt_bytes(nb)} | {what} |"
+                f"| {steps} | {_fmt_bytes_range(nbs)} | {what} |"
             )
         lines.append("")
         for k in sorted(keys):
