@@ -498,7 +498,7 @@ def section(runs: list[dict], notes: str) -> str:
         cmd = r["command"].replace(str(Path(__file__).resolve()), "benchmarks/rehearsal.py")
         prefix = (r.get("runner", "") + " ").lstrip()
         lines.append(f"{prefix}python {cmd}   # {r['seconds'] / 60:.1f} min")
-    lines.append("python benchmarks/rehearsal.py report --notes <notes.md>")
+    lines.append("python benchmarks/rehearsal.py report  # the reading: results/rehearsal/notes.md")
     lines.append("```")
     lines.append("")
     loads = [(r["machine"].get("load_average_1_5_15") or [float("nan")])[0] for r in runs]
@@ -587,7 +587,13 @@ def cmd_report(args) -> None:
     runs = [json.loads(p.read_text()) for p in sorted(Path(args.out).glob("*.json"))]
     if not runs:
         raise SystemExit(f"no run files in {args.out}")
-    notes = Path(args.notes).read_text() if args.notes else ""
+    default_notes = Path(args.out) / "notes.md"
+    if args.notes:
+        notes = Path(args.notes).read_text()
+    elif default_notes.exists():
+        notes = default_notes.read_text()
+    else:
+        notes = ""
     text = section(runs, notes)
     if args.dry_run:
         print(text)
@@ -645,7 +651,11 @@ def main() -> None:
     p = sub.add_parser("report")
     p.add_argument("--out", default=str(Path(__file__).resolve().parent / "results" / "rehearsal"))
     p.add_argument("--results", default=str(Path(__file__).resolve().parent / "RESULTS.md"))
-    p.add_argument("--notes", default="")
+    p.add_argument(
+        "--notes",
+        default="",
+        help="markdown appended to the section (default: notes.md in --out, if there)",
+    )
     p.add_argument("--dry-run", action="store_true")
     p.set_defaults(func=cmd_report)
     args = ap.parse_args()
