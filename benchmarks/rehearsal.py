@@ -505,7 +505,7 @@ def section(runs: list[dict], notes: str) -> str:
     lines.append(
         f"Machine (2 cores; one torch thread per run, runs pinned one per core where the "
         f"command says `taskset`; 1-min load average at the start of the runs "
-        f"{np.nanmin(loads):.1f}-{np.nanmax(loads):.1f}), as at the first run:"
+        f"{np.nanmin(loads):.1f}-{np.nanmax(loads):.1f}), as recorded in the first run file:"
     )
     lines.append("")
     lines.append(machine_markdown(runs[0]["machine"]))
