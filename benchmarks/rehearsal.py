@@ -378,6 +378,16 @@ def _runner() -> str:
 def cmd_run(args) -> None:
     if args.tag and not args.tag.replace("-", "").replace("_", "").isalnum():
         raise SystemExit(f"--tag must be letters, digits, '-' or '_', got {args.tag!r}")
+    settings = {k: v for k, v in vars(args).items() if k != "func"}
+    tag = f"-{args.tag}" if args.tag else ""
+    path = Path(args.out) / f"{args.method}-{args.protocol}{tag}-seed{args.seed}.json"
+    if path.exists():  # refuse before training rather than overwrite another setting's run
+        old = json.loads(path.read_text())["settings"]
+        shared = (set(old) & set(settings)) - {"out"}  # older files lack later options
+        if any(old[k] != settings[k] for k in shared):
+            raise SystemExit(
+                f"{path} holds a run with other settings; give this one a --tag (it has {old})"
+            )
     torch.set_num_threads(1)
     steps = PROTOCOLS[args.protocol]
     data = load_idx_dataset(args.mnist)
@@ -400,16 +410,13 @@ def cmd_run(args) -> None:
         "protocol": args.protocol,
         "seed": args.seed,
         "command": " ".join(sys.argv),
-        "settings": {k: v for k, v in vars(args).items() if k not in ("func",)},
+        "settings": settings,
         "seconds": round(time.perf_counter() - t0, 1),
         "runner": _runner(),
         "machine": info,
         "result": res,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tag = f"-{args.tag}" if args.tag else ""
-    path = out / f"{args.method}-{args.protocol}{tag}-seed{args.seed}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(res, indent=1))
     _log(f"wrote {path} ({res['seconds']} s)")
 
