@@ -262,14 +262,10 @@ def cmd_export(args: argparse.Namespace) -> int:
     from edgecl.export import HeadConfig
 
     try:
-        head = HeadConfig(bits=args.head_bits, gbm_weight=args.gbm_weight)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(str(exc)) from exc
-    try:
         config = ExportConfig(
             memory=memory,
             budget=budget,
-            head=head,
+            head=HeadConfig(bits=args.head_bits, gbm_weight=args.gbm_weight),
             seed=args.seed,
             allow_differing_samples=args.allow_differing_samples,
         )
