@@ -265,7 +265,7 @@ def bench_latency(args: argparse.Namespace) -> dict[str, Any]:
     """Compile/first call apart, a check against the reference kernels, then min/p50/p90
     of predict (batch ``--batch``) and of learn_class (``--learn-samples`` samples)."""
     from edgecl.device import Runtime
-    from edgecl.device.reference import embed_reference, logits_reference
+    from edgecl.device.runtime import embed_reference, logits_reference
 
     for name in ("batch", "threads", "repeat", "learn_samples", "learn_repeat"):
         if getattr(args, name) < 1:

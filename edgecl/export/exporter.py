@@ -263,7 +263,7 @@ def export_bundle(
     budget = config.budget
     manifest: dict[str, Any] = {
         "input": low.input,
-        "layers": low.layers,
+        "layers": [op.to_dict() for op in low.layers],
         "embedding": low.embedding,
         "head": head,
         "classes": names,

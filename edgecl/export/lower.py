@@ -1,6 +1,7 @@
 """Lower a trained :class:`~edgecl.train.backbones.BinaryNet` to the device layer program.
 
-The program is the ``layers`` list of a bundle (:data:`edgecl.bundle.LAYER_OPS`). Two
+The program is a tuple of op dataclasses (:mod:`edgecl.program.ops`), written into a
+bundle's ``layers`` list with ``to_dict()``. Two
 rules make the device output equal torch's eval output:
 
 - **BatchNorm + sign -> one threshold per channel, read off torch itself.** A binary
@@ -32,6 +33,19 @@ from torch import nn
 
 from edgecl.errors import ExportError
 from edgecl.kernels.bits import WORD_BITS, pack_signs
+from edgecl.program.ops import (
+    Affine,
+    Conv2dBinary,
+    Conv2dFloat,
+    DenseBinary,
+    DenseFloat,
+    Flatten,
+    MaxPoolBits,
+    MaxPoolFloat,
+    Op,
+    Threshold,
+    ThresholdFloat,
+)
 from edgecl.train.binarizers import HeavisideBinarizer, ThermometerBinarizer, ThermometerEncoder
 from edgecl.train.layers import Normalize, QuantConv2d, QuantLinear
 
@@ -277,10 +291,10 @@ def _float_thresholds(fn: StepFn, c: int, r: int, layout: str) -> tuple[np.ndarr
 
 @dataclass
 class Lowered:
-    """The device program: ``layers`` (manifest entries), their ``arrays``, the input
-    spec and the embedding spec."""
+    """The device program: ``layers`` (the ops; ``op.to_dict()`` is the manifest entry),
+    their ``arrays``, the input spec and the embedding spec."""
 
-    layers: list[dict[str, Any]] = field(default_factory=list)
+    layers: tuple[Op, ...] = ()
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     input: dict[str, Any] = field(default_factory=dict)
     embedding: dict[str, Any] = field(default_factory=dict)
@@ -301,23 +315,25 @@ class _Value:
 class _Lowerer:
     def __init__(self, input_shape: tuple[int, int, int]) -> None:
         self.out = Lowered()
+        self.ops: list[Op] = []
         self.v = _Value("float", tuple(input_shape), spatial_size=input_shape[0] * input_shape[1])
 
     # emit one op; array arguments become members "layers.<i>.<key>"
-    def emit(self, op: str, source: str, out_shape, arrays: dict[str, np.ndarray], **params):
-        i = len(self.out.layers)
-        entry: dict[str, Any] = {"op": op, "source": source, "in_shape": list(self.v.shape)}
+    def emit(
+        self, op: type[Op], source: str, out_shape, arrays: dict[str, np.ndarray], **params
+    ) -> None:
+        i = len(self.ops)
+        refs: dict[str, str | None] = {}
         for key, value in arrays.items():
             if value is None:
-                entry[key] = None
+                refs[key] = None
                 continue
             name = f"layers.{i}.{key}"
             self.out.arrays[name] = value
-            entry[key] = name
-        entry.update(params)
-        entry["out_shape"] = [int(s) for s in out_shape]
-        self.out.layers.append(entry)
-        self.v.shape = tuple(int(s) for s in out_shape)
+            refs[key] = name
+        shape = tuple(int(s) for s in out_shape)
+        self.ops.append(op(in_shape=self.v.shape, out_shape=shape, source=source, **refs, **params))
+        self.v.shape = shape
 
     def layout(self) -> str:
         if len(self.v.shape) == 1:
@@ -337,12 +353,12 @@ class _Lowerer:
     def emit_struct_bits(self) -> None:
         for path, m in self.v.struct:
             if isinstance(m, nn.MaxPool2d):
-                self._pool(path, m, "maxpool_bits")
+                self._pool(path, m, MaxPoolBits)
             else:
                 self._flatten(path)
         self.v.struct = []
 
-    def _pool(self, path: str, m: nn.MaxPool2d, op: str) -> None:
+    def _pool(self, path: str, m: nn.MaxPool2d, op: type[MaxPoolBits | MaxPoolFloat]) -> None:
         if len(self.v.shape) != 3:
             raise _fail(path, m, f"a pool on a flat value of shape {self.v.shape}")
         k = _pair(m.kernel_size)[0]
@@ -355,7 +371,7 @@ class _Lowerer:
     def _flatten(self, path: str) -> None:
         if len(self.v.shape) == 3:
             h, w, c = self.v.shape
-            self.emit("flatten", path, (h * w * c,), {})
+            self.emit(Flatten, path, (h * w * c,), {})
             self.v.flat_from = (h, w, c)
 
     def to_bits(self, source: str, final: StepFn | None, r: int) -> None:
@@ -371,10 +387,10 @@ class _Lowerer:
             c = v.shape[-1]
             if v.kind == "int":
                 thr, flip = _int_thresholds(fn, c, r, v.fan_in, self.layout())
-                op = "threshold"
+                op: type[Threshold | ThresholdFloat] = Threshold
             else:
                 thr, flip = _float_thresholds(fn, c, r, self.layout())
-                op = "threshold_float"
+                op = ThresholdFloat
             out = v.shape[:-1] + (c * r,)
             # name the modules folded into the threshold (BatchNorms, biases) and the step
             folded = [path for path, _, _ in v.fx]
@@ -402,7 +418,7 @@ class _Lowerer:
             scale, shift = scale * a, shift * a + b
         if v.kind == "int" or v.fx:
             self.emit(
-                "affine",
+                Affine,
                 source,
                 v.shape,
                 {"scale": scale.astype(np.float32), "shift": shift.astype(np.float32)},
@@ -410,7 +426,7 @@ class _Lowerer:
         v.kind, v.fx = "float", []
         for path, m in v.struct:
             if isinstance(m, nn.MaxPool2d):
-                self._pool(path, m, "maxpool_float")
+                self._pool(path, m, MaxPoolFloat)
             else:
                 self._flatten(path)
         v.struct = []
@@ -456,7 +472,7 @@ class _Lowerer:
             raise _fail(path, m, f"a {kh}x{kw} kernel on a {h}x{w} input")
         if binary:
             self.emit(
-                "conv2d_binary",
+                Conv2dBinary,
                 path,
                 (ho, wo, o),
                 {"weight": pack_signs(wq, axis=-1)},
@@ -471,12 +487,12 @@ class _Lowerer:
                 self.v.fx.append((path, lambda y, t=t: y + t.view(1, -1, 1, 1), t))
         else:
             self.emit(
-                "conv2d_float",
+                Conv2dFloat,
                 path,
                 (ho, wo, o),
                 {"weight": wq.astype(np.float32), "bias": bias},
                 stride=s,
-                pads=[top, bottom, left, right],
+                pads=(top, bottom, left, right),
                 pad_value=pad_value,
                 bits=32,
             )
@@ -513,7 +529,7 @@ class _Lowerer:
             # the (n - f) agreeing tail positions from the ±1 dot product
             n = packed.shape[1] * WORD_BITS if flat is not None else f
             self.emit(
-                "dense_binary",
+                DenseBinary,
                 path,
                 (o,),
                 {"weight": np.ascontiguousarray(packed)},
@@ -527,7 +543,7 @@ class _Lowerer:
                 self.v.fx.append((path, lambda y, t=t: y + t.view(1, -1), t))
         else:
             w2 = np.ascontiguousarray(wq.reshape(o, f).T, np.float32)  # (F, O)
-            self.emit("dense_float", path, (o,), {"weight": w2, "bias": bias}, bits=32)
+            self.emit(DenseFloat, path, (o,), {"weight": w2, "bias": bias}, bits=32)
             self.v.kind = "float"
         self.v.flat_from = None
         self.v.spatial_size = 1
@@ -620,4 +636,5 @@ def lower_model(model: nn.Module, input_shape: tuple[int, int, int]) -> Lowered:
             raise _fail(path, m, "unsupported module type")
     if low.v.shape != (low.out.embedding.get("bits"),):
         raise ExportError(f"expected the program to end in the embedding, got {low.v.shape}")
+    low.out.layers = tuple(low.ops)
     return low.out

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgecl.device.fused import compile_program
-from edgecl.device.runtime import run_layers
+from edgecl.program import compile_program, parse_layers, run_layers
 
 
 def _program(rng, h, w, c, o, *, stride, pads, pool, bias, pad_value):
@@ -71,8 +70,10 @@ def test_fused_equals_unfused(o, h, w, c, stride, pads, pool, bias, pad_value):
     x = rng.normal(size=(3, h, w, c)).astype(np.float32)
     x[0, 0, 0, 0] = np.nan
     keep = x.copy()
-    prog = compile_program(layers, arrays, run_layers)
-    np.testing.assert_array_equal(prog(x), run_layers(x, layers, arrays))
+    ops = parse_layers(layers, (h, w, c), arrays)
+    prog = compile_program(ops, arrays)
+    assert prog.steps[0][0].startswith("conv2d_float+threshold_float")
+    np.testing.assert_array_equal(prog(x), run_layers(x, ops, arrays))
     np.testing.assert_array_equal(x, keep)
 
 
@@ -81,5 +82,7 @@ def test_other_programs_run_unfused(bundle):
 
     rt = Runtime.load(bundle)
     x = np.random.default_rng(0).normal(size=(4, 8, 8, 1)).astype(np.float32)
-    prog = compile_program(rt.layers, rt.arrays, run_layers)
-    np.testing.assert_array_equal(prog(x), run_layers(x, rt.layers, rt.arrays))
+    ops = parse_layers(rt.layers, rt.input_spec.shape, rt.arrays)
+    prog = compile_program(ops, rt.arrays)
+    assert [name for name, _ in prog.steps] == [op.name for op in ops]
+    np.testing.assert_array_equal(prog(x), run_layers(x, ops, rt.arrays))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from edgecl.device import Runtime
-from edgecl.device.reference import embed_reference, logits_reference
-from edgecl.device.runtime import FAST_KERNELS, run_layers
+from edgecl.device.runtime import embed_reference, logits_reference
 from edgecl.export import export_bundle
+from edgecl.program import FAST_KERNELS, parse_layers, run_layers
 
 from .conftest import random_samples
 
@@ -25,7 +25,8 @@ def test_reference_program_equals_fast_program(random_model, tmp_path):
     np.testing.assert_allclose(logits_reference(rt, x[:5]), rt.logits(x[:5]), atol=1e-4, rtol=0)
     # the unfused fast program too (Runtime.embed fuses the first layers where it can)
     xn = rt.input_spec.normalize(rt.input_spec.check(x[:5]))
-    fast = run_layers(xn, rt.layers, rt.arrays, kernels=FAST_KERNELS)
+    ops = parse_layers(rt.layers, rt.input_spec.shape, rt.arrays)
+    fast = run_layers(xn, ops, rt.arrays, kernels=FAST_KERNELS)
     np.testing.assert_array_equal(fast, rt.embed(x[:5]))
 
 
