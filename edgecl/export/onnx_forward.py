@@ -232,24 +232,14 @@ def export_onnx(
     bundle: str | os.PathLike[str], path: str | os.PathLike[str], *, overwrite: bool = False
 ) -> Path:
     """Write the forward graph (a) of the bundle at ``bundle`` to ``path`` (atomically)."""
-    from edgecl.bundle import _fsync_dir
+    from edgecl.bundle import write_atomic
 
     manifest, arrays = read_bundle(bundle)
     data = forward_model(manifest, arrays).SerializeToString()
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent if str(path.parent) else Path("."))
+    write_atomic(path, data, overwrite=overwrite)
     return path
 
 
