@@ -33,7 +33,6 @@ from edgecl.bundle.head import (
     scale_name,
 )
 from edgecl.bundle.inspect import BundleReport, inspect_bundle
-from edgecl.bundle.layers import LAYER_OPS
 from edgecl.bundle.manifest import validate_manifest
 
 __all__ = [
@@ -41,7 +40,6 @@ __all__ = [
     "ARRAY_SUFFIX",
     "FORMAT_NAME",
     "HEAD_BITS",
-    "LAYER_OPS",
     "MANIFEST_NAME",
     "MAX_COMPRESSION_RATIO",
     "MAX_MANIFEST_BYTES",

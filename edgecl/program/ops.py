@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import abc
 import enum
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -28,6 +29,8 @@ from edgecl.kernels.first_layer import conv2d_float
 from edgecl.program.kernelset import FAST_KERNELS, LayerKernels
 
 __all__ = [
+    "INT32_MAX",
+    "MAX_VALUES_PER_SAMPLE",
     "OPS",
     "Affine",
     "Conv2dBinary",
@@ -57,9 +60,14 @@ class ValueKind(enum.Enum):
         return self.value
 
 
-#: An array as :meth:`Op.from_dict` checks it: the array itself, or its entry in a
-#: manifest's ``arrays`` table (``{"shape": [...], "dtype": "<f4", ...}``).
+#: An array as :meth:`Op.from_dict` checks it: the array itself, its ``(shape,
+#: dtype.str)``, or its entry in a manifest's ``arrays`` table (``{"shape", "dtype"}``).
 ArrayLike = Any
+
+#: Largest value an int32 accumulator holds (a dense offset must keep every sum inside).
+INT32_MAX = 2**31 - 1
+#: Most values one layer may output per sample (bounds the working memory of a forward).
+MAX_VALUES_PER_SAMPLE = 1 << 24
 
 _FLOAT, _INT, _BITS = ValueKind.FLOAT, ValueKind.INT, ValueKind.BITS
 
@@ -89,7 +97,9 @@ def _arr(
     """The shape of the array ``ref`` names, checked to exist with ``dtype`` and ``ndim``."""
     _need(isinstance(ref, str) and ref in arrays, f"{what}: expected an array name, got {ref!r}")
     a = arrays[ref]  # type: ignore[index]
-    if isinstance(a, Mapping):
+    if isinstance(a, tuple):
+        shape, dt = tuple(a[0]), a[1]
+    elif isinstance(a, Mapping):
         shape, dt = tuple(a["shape"]), a["dtype"]
     else:
         shape, dt = tuple(a.shape), a.dtype.str
@@ -148,6 +158,11 @@ class Op(abc.ABC):
                 continue
             _need(key in d, f"{what}: expected an array reference {key!r}")
         fields = cls._read(d, arrays, what, tuple(cur), out)
+        _need(
+            math.prod(out) <= MAX_VALUES_PER_SAMPLE,
+            f"{what}: expected at most {MAX_VALUES_PER_SAMPLE} values per sample, got "
+            f"out_shape {list(out)}",
+        )
         return cls(in_shape=tuple(cur), out_shape=out, source=d.get("source"), **fields)
 
     @classmethod
@@ -576,7 +591,14 @@ class DenseBinary(Op):
         _need(len(cur) == 1, f"{what}: expected (F,) input, got {list(cur)}")
         o, words = _arr(arrays, d["weight"], f"{what}.weight", "<u8", 2)
         n = _pos_int(d.get("n"), f"{what}.n")
-        _need(isinstance(d.get("offset"), int), f"{what}.offset: expected an int")
+        offset = d.get("offset")
+        _need(
+            isinstance(offset, int)
+            and not isinstance(offset, bool)
+            and abs(offset) + n <= INT32_MAX,
+            f"{what}.offset: expected an int with |offset| + n <= {INT32_MAX} (int32 "
+            f"accumulators), got {offset!r}",
+        )
         _need(out == (o,), f"{what}: expected out_shape [{o}], got {list(out)}")
         _need(
             words == n_words(n),
