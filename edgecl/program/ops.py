@@ -15,6 +15,7 @@ whole program (the chain of shapes and kinds). Torch-free.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import enum
 import math
 from collections.abc import Mapping, Sequence
@@ -23,9 +24,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from edgecl.errors import BundleError
 from edgecl.kernels.bits import n_words
 from edgecl.kernels.first_layer import conv2d_float
+from edgecl.program.checks import ArrayLike, array_shape, need, pos_int, shape_list
 from edgecl.program.kernelset import FAST_KERNELS, LayerKernels
 
 __all__ = [
@@ -60,10 +61,6 @@ class ValueKind(enum.Enum):
         return self.value
 
 
-#: An array as :meth:`Op.from_dict` checks it: the array itself, its ``(shape,
-#: dtype.str)``, or its entry in a manifest's ``arrays`` table (``{"shape", "dtype"}``).
-ArrayLike = Any
-
 #: Largest value an int32 accumulator holds (a dense offset must keep every sum inside).
 INT32_MAX = 2**31 - 1
 #: Most values one layer may output per sample (bounds the working memory of a forward).
@@ -72,40 +69,8 @@ MAX_VALUES_PER_SAMPLE = 1 << 24
 _FLOAT, _INT, _BITS = ValueKind.FLOAT, ValueKind.INT, ValueKind.BITS
 
 
-def _need(cond: bool, message: str) -> None:
-    if not cond:
-        raise BundleError(message)
-
-
-def _pos_int(v: object, what: str, minimum: int = 1) -> int:
-    ok = isinstance(v, int) and not isinstance(v, bool) and v >= minimum
-    _need(ok, f"{what}: expected an integer >= {minimum}, got {v!r}")
-    return v  # type: ignore[return-value]
-
-
-def _shape_list(v: object, what: str) -> tuple[int, ...]:
-    _need(
-        isinstance(v, list) and len(v) in (1, 3),
-        f"{what}: expected [F] or [H, W, C], got {v!r}",
-    )
-    return tuple(_pos_int(s, what) for s in v)  # type: ignore[union-attr]
-
-
-def _arr(
-    arrays: Mapping[str, ArrayLike], ref: object, what: str, dtype: str, ndim: int | None = None
-) -> tuple[int, ...]:
-    """The shape of the array ``ref`` names, checked to exist with ``dtype`` and ``ndim``."""
-    _need(isinstance(ref, str) and ref in arrays, f"{what}: expected an array name, got {ref!r}")
-    a = arrays[ref]  # type: ignore[index]
-    if isinstance(a, tuple):
-        shape, dt = tuple(a[0]), a[1]
-    elif isinstance(a, Mapping):
-        shape, dt = tuple(a["shape"]), a["dtype"]
-    else:
-        shape, dt = tuple(a.shape), a.dtype.str
-    _need(dt == dtype, f"{what} ({ref}): expected dtype {dtype}, got {dt}")
-    _need(ndim is None or len(shape) == ndim, f"{what} ({ref}): expected {ndim} axes, got {shape}")
-    return shape
+#: The fields every op has, written around its own in :meth:`Op.to_dict`.
+_FRAME = ("in_shape", "out_shape", "source")
 
 
 def _repeat(v: np.ndarray, r: int) -> np.ndarray:
@@ -149,46 +114,54 @@ class Op(abc.ABC):
         (already checked) shape the previous op hands on; ``what`` names the entry in
         messages (``"layers[3] (conv2d_binary)"``)."""
         what = what or f"layer ({cls.name})"
-        _need(isinstance(d, Mapping), f"{what}: expected an object, got {d!r}")
-        _need(d.get("op") == cls.name, f"{what}: expected op {cls.name!r}, got {d.get('op')!r}")
-        cur = _shape_list(d.get("in_shape"), f"{what}.in_shape") if in_shape is None else in_shape
-        out = _shape_list(d.get("out_shape"), f"{what}.out_shape")
+        need(isinstance(d, Mapping), f"{what}: expected an object, got {d!r}")
+        need(d.get("op") == cls.name, f"{what}: expected op {cls.name!r}, got {d.get('op')!r}")
+        cur = shape_list(d.get("in_shape"), f"{what}.in_shape") if in_shape is None else in_shape
+        out = shape_list(d.get("out_shape"), f"{what}.out_shape")
         for key, optional in cls.array_keys:
             if optional and d.get(key) is None:
                 continue
-            _need(key in d, f"{what}: expected an array reference {key!r}")
-        fields = cls._read(d, arrays, what, tuple(cur), out)
-        _need(
+            need(key in d, f"{what}: expected an array reference {key!r}")
+        cls._check(d, arrays, what, tuple(cur), out)
+        need(
             math.prod(out) <= MAX_VALUES_PER_SAMPLE,
             f"{what}: expected at most {MAX_VALUES_PER_SAMPLE} values per sample, got "
             f"out_shape {list(out)}",
         )
-        return cls(in_shape=tuple(cur), out_shape=out, source=d.get("source"), **fields)
+        own = {
+            f.name: tuple(v) if isinstance(v := d.get(f.name), list) else v
+            for f in dataclasses.fields(cls)
+            if f.name not in _FRAME
+        }
+        return cls(in_shape=tuple(cur), out_shape=out, source=d.get("source"), **own)
 
     @classmethod
-    def _read(
+    @abc.abstractmethod
+    def _check(
         cls,
         d: Mapping[str, Any],
         arrays: Mapping[str, ArrayLike],
         what: str,
         cur: tuple[int, ...],
         out: tuple[int, ...],
-    ) -> dict[str, Any]:
-        """The op's own fields from its entry, checked against its input shape ``cur``
-        and its declared output shape ``out``."""
-        return {}
-
-    def _params(self) -> dict[str, Any]:
-        """The entry's keys between ``in_shape`` and ``out_shape``, in the exporter's order."""
-        return {}
+    ) -> None:
+        """Check the op's own keys of its entry against its input shape ``cur`` and its
+        declared output shape ``out`` (the op's fields are the entry's keys of the same
+        names, lists read as tuples)."""
 
     def to_dict(self) -> dict[str, Any]:
-        """The manifest entry (what :meth:`from_dict` read, keys in the exporter's order)."""
+        """The manifest entry (what :meth:`from_dict` read): ``op``, ``source``,
+        ``in_shape``, the op's fields in declaration order (the exporter's order; ``bits``
+        left out where None), ``out_shape``."""
         d: dict[str, Any] = {"op": self.name}
         if self.source is not None:
             d["source"] = self.source
         d["in_shape"] = list(self.in_shape)
-        d.update(self._params())
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in _FRAME or (f.name == "bits" and value is None):
+                continue
+            d[f.name] = list(value) if isinstance(value, tuple) else value
         d["out_shape"] = list(self.out_shape)
         return d
 
@@ -221,8 +194,8 @@ class Op(abc.ABC):
 
 def _check_bias(d, arrays, what, o) -> None:
     if d.get("bias") is not None:
-        _need(
-            _arr(arrays, d["bias"], f"{what}.bias", "<f4") == (o,),
+        need(
+            array_shape(arrays, d["bias"], f"{what}.bias", "<f4") == (o,),
             f"{what}.bias: expected shape ({o},)",
         )
 
@@ -254,46 +227,26 @@ class Conv2dFloat(Op):
     bits: int | None = None
 
     @classmethod
-    def _read(cls, d, arrays, what, cur, out):
-        _need(len(cur) == 3, f"{what}: expected (H, W, C) input, got {list(cur)}")
-        o, kh, kw, c = _arr(arrays, d["weight"], f"{what}.weight", "<f4", 4)
-        _need(c == cur[2], f"{what}.weight: expected {cur[2]} input channels, got {c}")
+    def _check(cls, d, arrays, what, cur, out):
+        need(len(cur) == 3, f"{what}: expected (H, W, C) input, got {list(cur)}")
+        o, kh, kw, c = array_shape(arrays, d["weight"], f"{what}.weight", "<f4", 4)
+        need(c == cur[2], f"{what}.weight: expected {cur[2]} input channels, got {c}")
         pads = d.get("pads")
-        _need(
+        need(
             isinstance(pads, list)
             and len(pads) == 4
             and all(isinstance(p, int) and p >= 0 for p in pads),
             f"{what}.pads: expected 4 ints >= 0, got {pads!r}",
         )
-        s = _pos_int(d.get("stride"), f"{what}.stride")
+        s = pos_int(d.get("stride"), f"{what}.stride")
         ho = (cur[0] + pads[0] + pads[1] - kh) // s + 1
         wo = (cur[1] + pads[2] + pads[3] - kw) // s + 1
-        _need(out == (ho, wo, o), f"{what}: expected out_shape {[ho, wo, o]}, got {list(out)}")
-        _need(
+        need(out == (ho, wo, o), f"{what}: expected out_shape {[ho, wo, o]}, got {list(out)}")
+        need(
             isinstance(d.get("pad_value"), (int, float)),
             f"{what}.pad_value: expected a number",
         )
         _check_bias(d, arrays, what, o)
-        return {
-            "weight": d["weight"],
-            "bias": d.get("bias"),
-            "stride": s,
-            "pads": tuple(pads),
-            "pad_value": d["pad_value"],
-            "bits": d.get("bits"),
-        }
-
-    def _params(self):
-        p = {
-            "weight": self.weight,
-            "bias": self.bias,
-            "stride": self.stride,
-            "pads": list(self.pads),
-            "pad_value": self.pad_value,
-        }
-        if self.bits is not None:
-            p["bits"] = self.bits
-        return p
 
     def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
         bias = None if self.bias is None else arrays[self.bias]
@@ -323,21 +276,14 @@ class DenseFloat(Op):
     bits: int | None = None
 
     @classmethod
-    def _read(cls, d, arrays, what, cur, out):
-        _need(len(cur) == 1, f"{what}: expected (F,) input, got {list(cur)}")
-        f, o = _arr(arrays, d["weight"], f"{what}.weight", "<f4", 2)
-        _need(
+    def _check(cls, d, arrays, what, cur, out):
+        need(len(cur) == 1, f"{what}: expected (F,) input, got {list(cur)}")
+        f, o = array_shape(arrays, d["weight"], f"{what}.weight", "<f4", 2)
+        need(
             f == cur[0] and out == (o,),
             f"{what}.weight: expected ({cur[0]}, {out[0]}), got ({f}, {o})",
         )
         _check_bias(d, arrays, what, o)
-        return {"weight": d["weight"], "bias": d.get("bias"), "bits": d.get("bits")}
-
-    def _params(self):
-        p = {"weight": self.weight, "bias": self.bias}
-        if self.bits is not None:
-            p["bits"] = self.bits
-        return p
 
     def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
         y = v.astype(np.float64) @ arrays[self.weight].astype(np.float64)
@@ -358,17 +304,13 @@ class Affine(Op):
     shift: str
 
     @classmethod
-    def _read(cls, d, arrays, what, cur, out):
+    def _check(cls, d, arrays, what, cur, out):
         for key in ("scale", "shift"):
-            _need(
-                _arr(arrays, d[key], f"{what}.{key}", "<f4") == (cur[-1],),
+            need(
+                array_shape(arrays, d[key], f"{what}.{key}", "<f4") == (cur[-1],),
                 f"{what}.{key}: expected shape ({cur[-1]},)",
             )
-        _need(out == cur, f"{what}: expected out_shape {list(cur)}, got {list(out)}")
-        return {"scale": d["scale"], "shift": d["shift"]}
-
-    def _params(self):
-        return {"scale": self.scale, "shift": self.shift}
+        need(out == cur, f"{what}: expected out_shape {list(cur)}, got {list(out)}")
 
     def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
         return v.astype(np.float32) * arrays[self.scale] + arrays[self.shift]
@@ -382,19 +324,15 @@ class _MaxPool(Op):
     stride: int
 
     @classmethod
-    def _read(cls, d, arrays, what, cur, out):
-        size = _pos_int(d.get("size"), f"{what}.size")
-        s = _pos_int(d.get("stride"), f"{what}.stride")
-        _need(
+    def _check(cls, d, arrays, what, cur, out):
+        size = pos_int(d.get("size"), f"{what}.size")
+        s = pos_int(d.get("stride"), f"{what}.stride")
+        need(
             len(cur) == 3 and cur[0] >= size and cur[1] >= size,
             f"{what}: expected (H, W, C) input of at least {size}x{size}, got {list(cur)}",
         )
         exp = ((cur[0] - size) // s + 1, (cur[1] - size) // s + 1, cur[2])
-        _need(out == exp, f"{what}: expected out_shape {list(exp)}, got {list(out)}")
-        return {"size": size, "stride": s}
-
-    def _params(self):
-        return {"size": self.size, "stride": self.stride}
+        need(out == exp, f"{what}: expected out_shape {list(exp)}, got {list(out)}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -430,12 +368,11 @@ class Flatten(Op):
     out_kind_fixed: ClassVar[ValueKind | None] = None
 
     @classmethod
-    def _read(cls, d, arrays, what, cur, out):
-        _need(
+    def _check(cls, d, arrays, what, cur, out):
+        need(
             len(cur) == 3 and out == (cur[0] * cur[1] * cur[2],),
             f"{what}: expected (H, W, C) -> (H*W*C,), got {list(cur)} -> {list(out)}",
         )
-        return {}
 
     def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
         return np.ascontiguousarray(v).reshape(v.shape[0], -1)
@@ -455,25 +392,21 @@ class _ThresholdOp(Op):
     repeat: int
 
     @classmethod
-    def _read(cls, d, arrays, what, cur, out):
-        r = _pos_int(d.get("repeat"), f"{what}.repeat")
+    def _check(cls, d, arrays, what, cur, out):
+        r = pos_int(d.get("repeat"), f"{what}.repeat")
         n = cur[-1] * r
-        _need(
-            _arr(arrays, d["thresholds"], f"{what}.thresholds", cls.threshold_dtype) == (n,),
+        need(
+            array_shape(arrays, d["thresholds"], f"{what}.thresholds", cls.threshold_dtype) == (n,),
             f"{what}.thresholds: expected shape ({n},)",
         )
-        _need(
-            _arr(arrays, d["flip"], f"{what}.flip", "|b1") == (n,),
+        need(
+            array_shape(arrays, d["flip"], f"{what}.flip", "|b1") == (n,),
             f"{what}.flip: expected shape ({n},)",
         )
-        _need(
+        need(
             out == cur[:-1] + (n,),
             f"{what}: expected out_shape {list(cur[:-1] + (n,))}, got {list(out)}",
         )
-        return {"thresholds": d["thresholds"], "flip": d["flip"], "repeat": r}
-
-    def _params(self):
-        return {"thresholds": self.thresholds, "flip": self.flip, "repeat": self.repeat}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -521,40 +454,22 @@ class Conv2dBinary(Op):
     bits: int | None = None
 
     @classmethod
-    def _read(cls, d, arrays, what, cur, out):
-        _need(len(cur) == 3, f"{what}: expected (H, W, C) input, got {list(cur)}")
-        o, kh, kw, cw = _arr(arrays, d["weight"], f"{what}.weight", "<u8", 4)
-        _need(
+    def _check(cls, d, arrays, what, cur, out):
+        need(len(cur) == 3, f"{what}: expected (H, W, C) input, got {list(cur)}")
+        o, kh, kw, cw = array_shape(arrays, d["weight"], f"{what}.weight", "<u8", 4)
+        need(
             cw == n_words(cur[2]),
             f"{what}.weight: expected {n_words(cur[2])} words per tap, got {cw}",
         )
-        _need(
+        need(
             d.get("padding") in ("same", "valid"),
             f"{what}.padding: expected 'same' or 'valid'",
         )
-        _need(d.get("pad_value") in (0, 1), f"{what}.pad_value: expected 0 or 1")
-        s = _pos_int(d.get("stride"), f"{what}.stride")
+        need(d.get("pad_value") in (0, 1), f"{what}.pad_value: expected 0 or 1")
+        s = pos_int(d.get("stride"), f"{what}.stride")
         ph, pw = (kh // 2, kw // 2) if d["padding"] == "same" else (0, 0)
         exp = ((cur[0] + 2 * ph - kh) // s + 1, (cur[1] + 2 * pw - kw) // s + 1, o)
-        _need(out == exp, f"{what}: expected out_shape {list(exp)}, got {list(out)}")
-        return {
-            "weight": d["weight"],
-            "stride": s,
-            "padding": d["padding"],
-            "pad_value": d["pad_value"],
-            "bits": d.get("bits"),
-        }
-
-    def _params(self):
-        p = {
-            "weight": self.weight,
-            "stride": self.stride,
-            "padding": self.padding,
-            "pad_value": self.pad_value,
-        }
-        if self.bits is not None:
-            p["bits"] = self.bits
-        return p
+        need(out == exp, f"{what}: expected out_shape {list(exp)}, got {list(out)}")
 
     def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
         return kernels.binary_conv2d(
@@ -587,30 +502,23 @@ class DenseBinary(Op):
     bits: int | None = None
 
     @classmethod
-    def _read(cls, d, arrays, what, cur, out):
-        _need(len(cur) == 1, f"{what}: expected (F,) input, got {list(cur)}")
-        o, words = _arr(arrays, d["weight"], f"{what}.weight", "<u8", 2)
-        n = _pos_int(d.get("n"), f"{what}.n")
+    def _check(cls, d, arrays, what, cur, out):
+        need(len(cur) == 1, f"{what}: expected (F,) input, got {list(cur)}")
+        o, words = array_shape(arrays, d["weight"], f"{what}.weight", "<u8", 2)
+        n = pos_int(d.get("n"), f"{what}.n")
         offset = d.get("offset")
-        _need(
+        need(
             isinstance(offset, int)
             and not isinstance(offset, bool)
             and abs(offset) + n <= INT32_MAX,
             f"{what}.offset: expected an int with |offset| + n <= {INT32_MAX} (int32 "
             f"accumulators), got {offset!r}",
         )
-        _need(out == (o,), f"{what}: expected out_shape [{o}], got {list(out)}")
-        _need(
+        need(out == (o,), f"{what}: expected out_shape [{o}], got {list(out)}")
+        need(
             words == n_words(n),
             f"{what}.weight: expected {n_words(n)} words for n={n}, got {words}",
         )
-        return {"weight": d["weight"], "n": n, "offset": d["offset"], "bits": d.get("bits")}
-
-    def _params(self):
-        p = {"weight": self.weight, "n": self.n, "offset": self.offset}
-        if self.bits is not None:
-            p["bits"] = self.bits
-        return p
 
     def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
         acc = kernels.binary_dense(v, arrays[self.weight], self.n, threads=threads)
@@ -643,7 +551,7 @@ def parse_layers(
     every entry (:meth:`Op.from_dict`) and the chain (each op takes the shape and the
     kind of value the one before gives; the program starts on float). ``BundleError``
     names the first entry that is wrong."""
-    _need(
+    need(
         isinstance(layers, list) and bool(layers),
         f"manifest 'layers': expected a non-empty list, got {layers!r}",
     )
@@ -651,16 +559,16 @@ def parse_layers(
     ops: list[Op] = []
     for i, layer in enumerate(layers):  # type: ignore[arg-type]
         what = f"layers[{i}]"
-        _need(isinstance(layer, Mapping), f"{what}: expected an object, got {layer!r}")
+        need(isinstance(layer, Mapping), f"{what}: expected an object, got {layer!r}")
         name = layer.get("op")
-        _need(
+        need(
             isinstance(name, str) and name in OPS,
             f"{what}: expected op in {sorted(OPS)}, got {name!r}",
         )
         cls = OPS[name]
         what = f"layers[{i}] ({name})"
-        _need(kind in cls.in_kinds, f"{what}: expected {cls.kinds_text()} input, got {kind}")
-        _need(
+        need(kind in cls.in_kinds, f"{what}: expected {cls.kinds_text()} input, got {kind}")
+        need(
             layer.get("in_shape") == list(cur),
             f"{what}: expected in_shape {list(cur)}, got {layer.get('in_shape')}",
         )
