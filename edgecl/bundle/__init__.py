@@ -33,7 +33,22 @@ from edgecl.bundle.head import (
     scale_name,
 )
 from edgecl.bundle.inspect import BundleReport, inspect_bundle
-from edgecl.bundle.manifest import validate_manifest
+from edgecl.bundle.manifest import Manifest, validate_manifest
+from edgecl.bundle.specs import (
+    MAX_CLASS_NAME,
+    MAX_GBM_WEIGHT,
+    MAX_HEAD_BATCH_SIZE,
+    MAX_HEAD_EPOCHS,
+    MAX_HEAD_LR,
+    MAX_HEAD_WEIGHT_DECAY,
+    MAX_INPUT_VALUES,
+    BudgetSpec,
+    EmbeddingSpec,
+    HeadRefs,
+    HeadSpec,
+    InputSpec,
+    MemorySpec,
+)
 
 __all__ = [
     "ALLOWED_DTYPES",
@@ -46,8 +61,22 @@ __all__ = [
     "MAX_MEMBERS",
     "MAX_MEMBER_BYTES",
     "SCHEMA_VERSION",
+    "MAX_CLASS_NAME",
+    "MAX_GBM_WEIGHT",
+    "MAX_HEAD_BATCH_SIZE",
+    "MAX_HEAD_EPOCHS",
+    "MAX_HEAD_LR",
+    "MAX_HEAD_WEIGHT_DECAY",
+    "MAX_INPUT_VALUES",
+    "BudgetSpec",
     "BundleInfo",
     "BundleReport",
+    "EmbeddingSpec",
+    "HeadRefs",
+    "HeadSpec",
+    "InputSpec",
+    "Manifest",
+    "MemorySpec",
     "bundle_bytes",
     "decode_head",
     "encode_head",

@@ -22,13 +22,12 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgecl.bundle import BundleInfo, read_bundle, validate_manifest, write_bundle
+from edgecl.bundle import BundleInfo, InputSpec, read_bundle, validate_manifest, write_bundle
 from edgecl.device.learner import Learner, check_class_name
 from edgecl.device.reports import LearnReport, MemoryReport
 from edgecl.kernels import binary_float_dense, binary_float_dense_reference, n_words
@@ -53,70 +52,6 @@ __all__ = [
 
 #: Samples processed per chunk by :meth:`Runtime.embed` (bounds working memory).
 CHUNK = 256
-
-
-@dataclass(frozen=True)
-class InputSpec:
-    """What one sample looks like and how it is normalised: ``(x * scale - mean) / std``."""
-
-    shape: tuple[int, int, int]  # (H, W, C)
-    scale: float
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    @classmethod
-    def from_manifest(cls, spec: Mapping[str, Any]) -> InputSpec:
-        return cls(
-            shape=tuple(int(s) for s in spec["shape"]),  # type: ignore[arg-type]
-            scale=float(spec["scale"]),
-            mean=tuple(float(m) for m in spec["mean"]),
-            std=tuple(float(s) for s in spec["std"]),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "shape": list(self.shape),
-            "scale": self.scale,
-            "mean": list(self.mean),
-            "std": list(self.std),
-        }
-
-    def _expected(self) -> str:
-        h, w, c = self.shape
-        return f"(k, {h}, {w})" if c == 1 else f"(k, {h}, {w}, {c})"
-
-    def check(self, x: object) -> np.ndarray:
-        """Check raw samples against the spec; return them as float32 (n, H, W, C).
-
-        Accepts uint8/integer or float arrays of shape (n, H, W) (one channel) or
-        (n, H, W, C). Refuses anything else, empty batches, NaN and inf. Never modifies ``x``.
-        """
-        h, w, c = self.shape
-        if not isinstance(x, np.ndarray):
-            x = np.asarray(x)
-        if x.dtype == np.bool_ or not (
-            np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
-        ):
-            raise TypeError(f"expected uint8 or float samples, got dtype {x.dtype}")
-        if x.ndim == 3 and c == 1 and x.shape[1:] == (h, w):
-            x = x[..., None]
-        if x.ndim != 4 or x.shape[1:] != (h, w, c):
-            raise ValueError(f"expected {self._expected()} samples, got {x.shape}")
-        if x.shape[0] == 0:
-            raise ValueError(f"expected at least one sample {self._expected()}, got {x.shape}")
-        out = x.astype(np.float32)  # a copy: the caller's array is never touched
-        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(out).all():
-            raise ValueError("expected finite sample values, got NaN or inf")
-        return out
-
-    def normalize(self, x: np.ndarray) -> np.ndarray:
-        """``(x * scale - mean) / std`` in float32, per channel (as torch's ``Normalize``)."""
-        mean = np.asarray(self.mean, np.float32)
-        std = np.asarray(self.std, np.float32)
-        y = x * np.float32(self.scale)
-        y -= mean
-        y /= std
-        return y
 
 
 def embed_reference(rt: Runtime, x: object) -> np.ndarray:

@@ -1,0 +1,108 @@
+"""The typed Manifest: it reads every section a bundle holds and writes the same manifest
+back, and ``with_state`` gives the bytes the device's save gives today."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgecl.bundle import (
+    MAX_HEAD_BATCH_SIZE,
+    MAX_HEAD_EPOCHS,
+    BudgetSpec,
+    HeadSpec,
+    Manifest,
+    bundle_bytes,
+    read_bundle,
+)
+from edgecl.bundle.manifest import CONTAINER_KEYS
+from edgecl.device import Runtime
+from edgecl.errors import BundleError
+
+V1 = Path(__file__).resolve().parents[1] / "fixtures" / "v1_bundle.ecl"
+
+
+def _semantic(manifest):
+    return {k: v for k, v in manifest.items() if k not in CONTAINER_KEYS}
+
+
+def test_round_trip_gives_the_same_bytes():
+    manifest, arrays = read_bundle(V1)
+    typed = Manifest.from_dict(manifest, arrays)
+    assert typed.to_dict() == _semantic(manifest)
+    assert bundle_bytes(typed.to_dict(), arrays) == V1.read_bytes()
+    assert typed.head.bits == 8 and typed.head_refs.scale == "head.weight.scale"
+    assert typed.classes == ("a", "b", "c") and typed.memory.kind == "gbm"
+    # read from the arrays table alone (before any array is read): the same manifest
+    assert Manifest.from_dict(manifest) == typed
+
+
+def _state(rt, **kw):
+    lr = rt.learner
+    typed = Manifest.from_dict(rt.manifest, rt.arrays)
+    return typed.with_state(
+        rt.arrays,
+        classes=lr.classes,
+        head_weight=lr.weight,
+        head_bias=lr.bias,
+        memory=lr.memory,
+        budget=BudgetSpec(lr.budget_bytes, lr.policy),
+        **kw,
+    )
+
+
+def test_with_state_gives_what_the_learner_saves():
+    want = np.load(V1.parent / "v1_expected.npz")
+    rt = Runtime.load(V1)
+    rt.learn_class("d", want["new"], seed=3)
+    for step in ("learned", "forgot"):
+        if step == "forgot":
+            rt.forget_class("b")
+        manifest, arrays = _state(rt)
+        old_manifest, old_arrays = rt.learner.manifest_update(rt.manifest, rt.arrays)
+        assert bundle_bytes(manifest.to_dict(), arrays) == bundle_bytes(old_manifest, old_arrays)
+        assert Manifest.from_dict(manifest.to_dict(), arrays) == manifest
+
+
+def test_with_state_can_change_the_head_precision():
+    rt = Runtime.load(V1)
+    manifest, arrays = _state(
+        rt, head=dataclasses.replace(Manifest.from_dict(rt.manifest).head, bits=32)
+    )
+    assert manifest.head_refs.scale is None and "head.weight.scale" not in arrays
+    assert arrays["head.weight"].dtype == np.float32
+    again = Manifest.from_dict(manifest.to_dict(), arrays)
+    assert again.head.bits == 32
+    np.testing.assert_array_equal(arrays["head.weight"], rt.learner.weight)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        dict(epochs=MAX_HEAD_EPOCHS + 1),
+        dict(batch_size=MAX_HEAD_BATCH_SIZE + 1),
+        dict(batch_size=0),
+        dict(lr=float("inf")),
+        dict(lr=-0.1),
+        dict(gbm_weight=float("nan")),
+        dict(weight_decay=-1.0),
+        dict(bits=4),
+        dict(epochs=2.0),
+    ],
+)
+def test_head_spec_bounds(kwargs):
+    with pytest.raises(ValueError):
+        HeadSpec(**kwargs)
+    head = {"weight": "w", "bias": "b", **HeadSpec().to_dict(), **kwargs}
+    with pytest.raises(BundleError, match="head"):
+        HeadSpec.from_dict(head)
+
+
+def test_head_spec_round_trip():
+    spec = HeadSpec(lr=1, epochs=3, batch_size=32, weight_decay=0.001, bits=16, gbm_weight=0.5)
+    head = {"weight": "w", "bias": "b", "bits": 16, "onnx": "g", **spec.to_dict()}
+    assert HeadSpec.from_dict(head) == spec
+    assert isinstance(HeadSpec.from_dict(head).lr, int)  # numbers kept as written
