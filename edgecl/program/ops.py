@@ -84,9 +84,10 @@ class Op(abc.ABC):
     ``in_shape``/``out_shape`` are per sample, device layout ((H, W, C) or (F,));
     ``source`` names the torch modules it was lowered from (None where the entry has
     none). Subclasses name themselves (``name``), the value kinds they take
-    (``in_kinds``) and give (``out_kind``, None: the kind they take), the array keys of
-    their entry (``array_keys``: (key, optional) pairs) and their ``weight_bits``
-    (1 binary, 32 float, 0 without weights)."""
+    (``in_kinds``) and give (``out_kind_fixed``; None: the kind they take, see
+    :meth:`out_kind`), the array keys of their entry (``array_keys``: (key, optional)
+    pairs) and their ``weight_bits`` (1 binary, 32 float, 0 without weights). Their
+    dataclass fields are the entry's other keys, in the exporter's order."""
 
     name: ClassVar[str]
     in_kinds: ClassVar[tuple[ValueKind, ...]]
