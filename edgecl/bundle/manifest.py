@@ -29,6 +29,7 @@ from edgecl.bundle.head import (
 )
 from edgecl.bundle.layers import check_layers, layer_array_refs
 from edgecl.bundle.specs import (
+    MEMORY_SETTING_BOUNDS,
     BudgetSpec,
     EmbeddingSpec,
     HeadRefs,
@@ -197,6 +198,13 @@ class Manifest:
             memory.n_bits == self.embedding.bits,
             f"memory: expected D={self.embedding.bits} bits, got D={memory.n_bits}",
         )
+        config = getattr(memory, "config", None)
+        for key, top in MEMORY_SETTING_BOUNDS.items():
+            value = getattr(config, key, None)
+            need(
+                value is None or value <= top,
+                f"memory.spec.config.{key}: expected at most {top}, got {value!r}",
+            )
         absent = [c for c in memory.classes if c not in self.classes]
         need(not absent, f"memory: expected its classes among the head's, got {absent!r:.200}")
         return int(memory.nbytes)

@@ -31,6 +31,15 @@ MAX_HEAD_EPOCHS = 1000
 MAX_HEAD_BATCH_SIZE = 4096
 MAX_HEAD_WEIGHT_DECAY = 1.0
 MAX_GBM_WEIGHT = 100.0
+#: Bounds of the class memory's settings (its config in the manifest): a bundle outside
+#: them is refused.
+MEMORY_SETTING_BOUNDS = {
+    "components": 256,  # K prototypes per class (GBM)
+    "n_init": 1000,  # EM warm-up rounds
+    "n_iter": 1000,  # EM iterations per round
+    "n_max": 1000,  # EM steps at most
+    "per_class": 1 << 16,  # exemplars per class (latent buffer)
+}
 
 
 def _is_int(v: object) -> bool:
