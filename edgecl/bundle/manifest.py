@@ -96,7 +96,14 @@ class Manifest:
         specs = array_specs(d, arrays)
 
         inp = InputSpec.from_dict(d["input"])
-        kind, out = check_layers(d["layers"], specs, inp.shape)
+        try:
+            kind, out = check_layers(d["layers"], specs, inp.shape)
+        except (TypeError, KeyError, ValueError, OverflowError) as exc:
+            if isinstance(exc, BundleError):
+                raise
+            raise BundleError(
+                f"manifest 'layers': expected a valid layer program, got: {exc}"
+            ) from exc
         emb = EmbeddingSpec.from_dict(d["embedding"])
         need(
             kind == "bits" and out == (emb.bits,),

@@ -3,7 +3,9 @@ back, and ``with_state`` gives the bytes the device's save gives today."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import random
 from pathlib import Path
 
 import numpy as np
@@ -106,3 +108,35 @@ def test_head_spec_round_trip():
     head = {"weight": "w", "bias": "b", "bits": 16, "onnx": "g", **spec.to_dict()}
     assert HeadSpec.from_dict(head) == spec
     assert isinstance(HeadSpec.from_dict(head).lr, int)  # numbers kept as written
+
+
+JUNK = [None, -1, 0, 10**400, "x", "", [], {}, 1e308, True, 2**70, [1, 2], {"a": 1}, "a\nb"]
+
+
+def _leaves(d, path=()):
+    items = d.items() if isinstance(d, dict) else enumerate(d) if isinstance(d, list) else ()
+    for k, v in items:
+        yield path + (k,)
+        yield from _leaves(v, path + (k,))
+
+
+def test_garbage_anywhere_is_refused_with_bundle_error():
+    """Any value of the manifest replaced by junk: accepted, or refused with BundleError
+    (never a TypeError, KeyError or OverflowError from deep inside)."""
+    manifest0, arrays = read_bundle(V1)
+    paths = [p for p in _leaves(manifest0) if p[0] not in CONTAINER_KEYS]
+    rng = random.Random(0)
+    refused = 0
+    for _ in range(1500):
+        manifest = copy.deepcopy(manifest0)
+        path = rng.choice(paths)
+        d = manifest
+        for k in path[:-1]:
+            d = d[k]
+        d[path[-1]] = copy.deepcopy(rng.choice(JUNK))
+        for given in (arrays, None):
+            try:
+                Manifest.from_dict(manifest, given)
+            except BundleError:
+                refused += 1
+    assert refused > 1500
