@@ -20,6 +20,7 @@ from edgecl.bundle import (
     bundle_bytes,
     read_bundle,
 )
+from edgecl.bundle.layers import MAX_VALUES_PER_SAMPLE
 from edgecl.bundle.manifest import CONTAINER_KEYS
 from edgecl.device import Runtime
 from edgecl.errors import BundleError
@@ -140,3 +141,14 @@ def test_garbage_anywhere_is_refused_with_bundle_error():
             except BundleError:
                 refused += 1
     assert refused > 1500
+
+
+def test_a_layer_output_beyond_the_per_sample_cap_is_refused():
+    manifest, arrays = read_bundle(V1)
+    conv = manifest["layers"][0]
+    conv["pads"] = [5000] * 4  # a consistent, huge output: (10026, 10026, 7)
+    side = 28 + 2 * 5000 - 3 + 1
+    conv["out_shape"] = [side, side, 7]
+    assert side * side * 7 > MAX_VALUES_PER_SAMPLE
+    with pytest.raises(BundleError, match="values per sample"):
+        Manifest.from_dict(manifest, arrays)
