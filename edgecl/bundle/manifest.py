@@ -190,6 +190,12 @@ class Manifest:
             spec.spec.get("kind") == spec.kind,  # type: ignore[union-attr]
             f"memory.spec: expected kind {spec.kind!r}, got {spec.spec.get('kind')!r:.100}",  # type: ignore[union-attr]
         )
+        for key, ref in spec.arrays.items():  # type: ignore[union-attr]
+            values = arrays[ref]
+            need(
+                values.dtype.kind != "f" or bool(np.isfinite(values).all()),
+                f"memory.arrays[{key!r}] ({ref}): expected finite values, got NaN or inf",
+            )
         try:
             memory = memory_from_state(
                 spec.spec,  # type: ignore[union-attr]

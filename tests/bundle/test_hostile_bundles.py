@@ -134,6 +134,12 @@ def _inf_int8_scale(m, a):
     _set_array(m, a, "head.weight.scale", scale)
 
 
+def _inf_gbm_pi(m, a):
+    pi = _array(a, "memory.pi")
+    pi[0] = np.inf
+    _set_array(m, a, "memory.pi", pi)
+
+
 def _npy_header_claims_4_tib(m, a):
     """A 128-byte header claiming shape (2**40,) in front of the original data bytes."""
     data = a["head.bias.npy"]
@@ -181,6 +187,7 @@ CASES = {
     "batch size 0": (_set("head", "batch_size", value=0), "batch_size"),
     "negative gbm weight": (_set("head", "gbm_weight", value=-1.0), "gbm_weight"),
     "budget below the stored bytes": (_set("budget", "bytes", value=100), "budget"),
+    "infinite GBM mixing weight": (_inf_gbm_pi, "memory.arrays['pi']"),
     # item 20: an .npy header trusted before it is checked
     "npy header claiming 4 TiB": (_npy_header_claims_4_tib, "shape"),
     # item 21: unreferenced members, total decompressed size
