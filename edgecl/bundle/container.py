@@ -47,6 +47,8 @@ ARRAY_SUFFIX = ".npy"
 
 #: Largest array member a reader accepts by default (bytes, uncompressed).
 MAX_MEMBER_BYTES = 256 * 1024 * 1024
+#: Largest sum of the array members' declared data bytes a reader accepts by default.
+MAX_BUNDLE_BYTES = 512 * 1024 * 1024
 #: Largest manifest a reader accepts (bytes).
 MAX_MANIFEST_BYTES = 16 * 1024 * 1024
 #: Largest number of members a reader accepts.
@@ -332,11 +334,14 @@ def _expect_int(value: object, what: str) -> int:
     return value
 
 
-def _check_array_table(table: object, max_member_bytes: int) -> dict[str, dict[str, Any]]:
+def _check_array_table(
+    table: object, max_member_bytes: int, max_total_bytes: int
+) -> dict[str, dict[str, Any]]:
     if not isinstance(table, dict):
         raise BundleError(f"manifest 'arrays': expected an object, got {type(table).__name__}")
     if len(table) > MAX_MEMBERS:
         raise BundleError(f"expected at most {MAX_MEMBERS} arrays, got {len(table)}")
+    total = 0
     for name, spec in table.items():
         _check_name(name)
         if not isinstance(spec, dict) or set(spec) != {"sha256", "shape", "dtype"}:
@@ -366,6 +371,11 @@ def _check_array_table(table: object, max_member_bytes: int) -> dict[str, dict[s
                 f"array {name!r}: expected at most {max_member_bytes} bytes, got a declared "
                 f"{nbytes} (shape {shape}, dtype {spec['dtype']})"
             )
+        total += nbytes
+    if total > max_total_bytes:
+        raise BundleError(
+            f"expected arrays of at most {max_total_bytes} bytes in all, got a declared {total}"
+        )
     return table
 
 
@@ -373,20 +383,26 @@ def read_bundle(
     path: str | os.PathLike[str],
     *,
     max_member_bytes: int = MAX_MEMBER_BYTES,
+    max_total_bytes: int = MAX_BUNDLE_BYTES,
+    check: Callable[[dict[str, Any]], object] | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Read and check a bundle; return ``(manifest, arrays)``.
 
     Checks the format name and schema version, member names (plain names only, no
-    duplicates), member sizes (at most ``max_member_bytes``, no decompression bombs),
-    every SHA-256, shape and dtype against the manifest, and that the members are
-    exactly the manifest's arrays. Anything wrong raises :class:`BundleError`.
+    duplicates), member sizes (at most ``max_member_bytes`` each and ``max_total_bytes``
+    declared in all, no decompression bombs), every SHA-256, and every ``.npy`` header's
+    shape and dtype against the manifest and the member's size before any array is made,
+    and that the members are exactly the manifest's arrays. The manifest's JSON may hold
+    no NaN or infinite number. ``check`` (e.g. :func:`edgecl.bundle.validate_manifest`)
+    is called with the manifest, its ``arrays`` table included, before any array member
+    is read. Anything wrong raises :class:`BundleError`.
     """
     path = Path(path)
     if not path.is_file():
         raise BundleError(f"expected a bundle file at {path}, got none")
     try:
         with zipfile.ZipFile(path, "r") as zf:
-            return _read_open_zip(zf, path, max_member_bytes)
+            return _read_open_zip(zf, path, max_member_bytes, max_total_bytes, check)
     except BundleError:
         raise
     except _ZIP_ERRORS as exc:
@@ -395,8 +411,61 @@ def read_bundle(
         ) from exc
 
 
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"a non-finite number {name} (refused)")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"a number out of float range {text[:40]} (refused)")
+    return value
+
+
+def parse_manifest(raw: bytes) -> Any:
+    """The manifest's JSON, refusing NaN, Infinity and numbers beyond float range
+    (``ValueError``; the writer never writes them)."""
+    return json.loads(
+        raw.decode("utf-8"), parse_constant=_refuse_constant, parse_float=_finite_float
+    )
+
+
+def _npy_array(data: bytes, spec: Mapping[str, Any], what: str) -> np.ndarray:
+    """The array of one ``.npy`` member, its header checked against the manifest's
+    ``spec`` and the member's size before anything is allocated."""
+    buf = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(buf)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(buf)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(buf)
+        else:
+            raise ValueError(f"format version {version}, expected 1.0 or 2.0")
+    except (ValueError, OSError, EOFError, SyntaxError, TypeError) as exc:
+        raise BundleError(f"{what}: expected a .npy array, got: {exc}") from exc
+    if dtype.str != spec["dtype"]:
+        raise BundleError(f"{what}: expected dtype {spec['dtype']}, got {dtype.str}")
+    if list(shape) != spec["shape"]:
+        raise BundleError(f"{what}: expected shape {tuple(spec['shape'])}, got {shape}")
+    if fortran:
+        raise BundleError(f"{what}: expected a C-order array, got a Fortran-order one")
+    count = math.prod(shape)
+    offset = buf.tell()
+    if len(data) - offset != count * dtype.itemsize:
+        raise BundleError(
+            f"{what}: expected {count * dtype.itemsize} data bytes after the .npy header, "
+            f"got {len(data) - offset}"
+        )
+    return np.frombuffer(data, dtype, count=count, offset=offset).reshape(shape).copy()
+
+
 def _read_open_zip(
-    zf: zipfile.ZipFile, path: Path, max_member_bytes: int
+    zf: zipfile.ZipFile,
+    path: Path,
+    max_member_bytes: int,
+    max_total_bytes: int,
+    check: Callable[[dict[str, Any]], object] | None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     infos = zf.infolist()
     if len(infos) > MAX_MEMBERS + 1:
@@ -416,19 +485,19 @@ def _read_open_zip(
 
     raw = _read_member(zf, by_name[MANIFEST_NAME], MAX_MANIFEST_BYTES, "manifest.json")
     try:
-        manifest = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        manifest = parse_manifest(raw)
+    except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise BundleError(f"{path}: expected a JSON manifest, got invalid JSON: {exc}") from exc
     if not isinstance(manifest, dict):
         raise BundleError(f"{path}: expected a JSON object manifest, got {type(manifest).__name__}")
     if manifest.get("format") != FORMAT_NAME:
         raise BundleError(
-            f"{path}: expected format {FORMAT_NAME!r}, got {manifest.get('format')!r}"
+            f"{path}: expected format {FORMAT_NAME!r}, got {manifest.get('format')!r:.200}"
         )
     version = manifest.get("schema_version")
     if isinstance(version, bool) or version != SCHEMA_VERSION:
-        raise BundleError(f"{path}: expected schema_version {SCHEMA_VERSION}, got {version!r}")
-    table = _check_array_table(manifest.get("arrays"), max_member_bytes)
+        raise BundleError(f"{path}: expected schema_version {SCHEMA_VERSION}, got {version!r:.200}")
+    table = _check_array_table(manifest.get("arrays"), max_member_bytes, max_total_bytes)
 
     expected = {n + ARRAY_SUFFIX for n in table}
     present = set(by_name) - {MANIFEST_NAME}
@@ -436,6 +505,8 @@ def _read_open_zip(
         raise BundleError(f"{path}: unexpected members {sorted(present - expected)}")
     if expected - present:
         raise BundleError(f"{path}: missing members {sorted(expected - present)}")
+    if check is not None:
+        check(manifest)
 
     arrays: dict[str, np.ndarray] = {}
     for name in sorted(table):
@@ -446,15 +517,5 @@ def _read_open_zip(
         digest = hashlib.sha256(data).hexdigest()
         if digest != spec["sha256"]:
             raise BundleError(f"{what}: expected sha256 {spec['sha256']}, got {digest}")
-        try:
-            arr = np.load(io.BytesIO(data), allow_pickle=False)
-        except (ValueError, OSError, EOFError) as exc:
-            raise BundleError(f"{what}: expected a .npy array, got: {exc}") from exc
-        if not isinstance(arr, np.ndarray):
-            raise BundleError(f"{what}: expected one .npy array, got {type(arr).__name__}")
-        if arr.dtype.str != spec["dtype"]:
-            raise BundleError(f"{what}: expected dtype {spec['dtype']}, got {arr.dtype.str}")
-        if list(arr.shape) != spec["shape"]:
-            raise BundleError(f"{what}: expected shape {tuple(spec['shape'])}, got {arr.shape}")
-        arrays[name] = arr
+        arrays[name] = _npy_array(data, spec, what)
     return manifest, arrays

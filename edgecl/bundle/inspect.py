@@ -105,9 +105,11 @@ def _memory_line(spec: Mapping[str, Any]) -> str:
 
 
 def inspect_bundle(path: str | os.PathLike[str]) -> BundleReport:
-    """Read and check a bundle and summarise it (:class:`BundleReport`)."""
+    """Read and check a bundle as the device runtime does (:func:`validate_manifest`, on
+    the arrays table before any array is read, then on the arrays) and summarise it
+    (:class:`BundleReport`)."""
     path = Path(path)
-    manifest, arrays = read_bundle(path)
+    manifest, arrays = read_bundle(path, check=validate_manifest)
     validate_manifest(manifest, arrays)
     data = path.read_bytes()
     layers = []

@@ -29,6 +29,7 @@ from edgecl.bundle.head import (
 )
 from edgecl.bundle.layers import check_layers, layer_array_refs
 from edgecl.bundle.specs import (
+    MEMORY_SETTING_BOUNDS,
     BudgetSpec,
     EmbeddingSpec,
     HeadRefs,
@@ -95,7 +96,14 @@ class Manifest:
         specs = array_specs(d, arrays)
 
         inp = InputSpec.from_dict(d["input"])
-        kind, out = check_layers(d["layers"], specs, inp.shape)
+        try:
+            kind, out = check_layers(d["layers"], specs, inp.shape)
+        except (TypeError, KeyError, ValueError, OverflowError) as exc:
+            if isinstance(exc, BundleError):
+                raise
+            raise BundleError(
+                f"manifest 'layers': expected a valid layer program, got: {exc}"
+            ) from exc
         emb = EmbeddingSpec.from_dict(d["embedding"])
         need(
             kind == "bits" and out == (emb.bits,),
@@ -182,6 +190,12 @@ class Manifest:
             spec.spec.get("kind") == spec.kind,  # type: ignore[union-attr]
             f"memory.spec: expected kind {spec.kind!r}, got {spec.spec.get('kind')!r:.100}",  # type: ignore[union-attr]
         )
+        for key, ref in spec.arrays.items():  # type: ignore[union-attr]
+            values = arrays[ref]
+            need(
+                values.dtype.kind != "f" or bool(np.isfinite(values).all()),
+                f"memory.arrays[{key!r}] ({ref}): expected finite values, got NaN or inf",
+            )
         try:
             memory = memory_from_state(
                 spec.spec,  # type: ignore[union-attr]
@@ -197,6 +211,13 @@ class Manifest:
             memory.n_bits == self.embedding.bits,
             f"memory: expected D={self.embedding.bits} bits, got D={memory.n_bits}",
         )
+        config = getattr(memory, "config", None)
+        for key, top in MEMORY_SETTING_BOUNDS.items():
+            value = getattr(config, key, None)
+            need(
+                value is None or value <= top,
+                f"memory.spec.config.{key}: expected at most {top}, got {value!r}",
+            )
         absent = [c for c in memory.classes if c not in self.classes]
         need(not absent, f"memory: expected its classes among the head's, got {absent!r:.200}")
         return int(memory.nbytes)

@@ -31,6 +31,18 @@ MAX_HEAD_EPOCHS = 1000
 MAX_HEAD_BATCH_SIZE = 4096
 MAX_HEAD_WEIGHT_DECAY = 1.0
 MAX_GBM_WEIGHT = 100.0
+#: Bounds of the class memory's settings (its config in the manifest): a bundle outside
+#: them is refused.
+MEMORY_SETTING_BOUNDS = {
+    "components": 256,  # K prototypes per class (GBM)
+    "n_init": 1000,  # EM warm-up rounds
+    "n_iter": 1000,  # EM iterations per round
+    "n_max": 1000,  # EM steps at most
+    "per_class": 1 << 16,  # exemplars per class (latent buffer)
+}
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def _is_int(v: object) -> bool:
@@ -38,7 +50,18 @@ def _is_int(v: object) -> bool:
 
 
 def _is_real(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    """A finite int or float (bool refused; an int beyond float range refused)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(v))
+    except OverflowError:
+        return False
+
+
+def _is_float32(v: object) -> bool:
+    """A number that float32 holds finite (what the runtime computes the input with)."""
+    return _is_real(v) and abs(v) <= _FLOAT32_MAX  # type: ignore[operator, arg-type]
 
 
 def _section(d: object, what: str) -> Mapping[str, Any]:
@@ -104,13 +127,16 @@ class InputSpec:
         c = shape[2]  # type: ignore[index]
         for key in ("mean", "std"):
             v = spec.get(key)
-            ok = isinstance(v, list) and len(v) == c and all(_is_real(a) for a in v)
-            need(ok, f"input.{key}: expected {c} finite numbers, got {v!r:.200}")
-        need(all(s > 0 for s in spec["std"]), f"input.std: expected values > 0, got {spec['std']}")
+            ok = isinstance(v, list) and len(v) == c and all(_is_float32(a) for a in v)
+            need(ok, f"input.{key}: expected {c} finite float32 numbers, got {v!r:.200}")
+        need(
+            all(np.float32(s) > 0 for s in spec["std"]),
+            f"input.std: expected values > 0 in float32, got {spec['std']}",
+        )
         scale = spec.get("scale")
         need(
-            _is_real(scale) and scale > 0,  # type: ignore[operator]
-            f"input.scale: expected a positive finite number, got {scale!r}",
+            _is_float32(scale) and np.float32(scale) > 0,  # type: ignore[arg-type]
+            f"input.scale: expected a positive finite float32 number, got {scale!r}",
         )
         layout = spec.get("layout", "NHWC")
         need(layout == "NHWC", f"input.layout: expected 'NHWC', got {layout!r}")

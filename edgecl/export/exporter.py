@@ -31,6 +31,7 @@ from edgecl.bundle import (
     HeadSpec,
     InputSpec,
     Manifest,
+    class_name_error,
     head_bytes_per_class,
     round_head,
     write_bundle,
@@ -107,6 +108,10 @@ def _check_class_names(class_names: Sequence[str], n_classes: int) -> list[str]:
     names = list(class_names)
     if not all(isinstance(c, str) and c for c in names):
         raise TypeError(f"expected non-empty str class names, got {names!r}")
+    for name in names:
+        error = class_name_error(name)  # the rule the device loads the bundle with
+        if error is not None:
+            raise ValueError(error)
     if len(names) != n_classes:
         raise ValueError(f"expected {n_classes} class names (one per head row), got {len(names)}")
     if len(set(names)) != len(names):

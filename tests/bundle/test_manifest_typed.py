@@ -3,7 +3,9 @@ back, and ``with_state`` gives the bytes the device's save gives today."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import random
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ from edgecl.bundle import (
     bundle_bytes,
     read_bundle,
 )
+from edgecl.bundle.layers import MAX_VALUES_PER_SAMPLE
 from edgecl.bundle.manifest import CONTAINER_KEYS
 from edgecl.device import Runtime
 from edgecl.errors import BundleError
@@ -106,3 +109,46 @@ def test_head_spec_round_trip():
     head = {"weight": "w", "bias": "b", "bits": 16, "onnx": "g", **spec.to_dict()}
     assert HeadSpec.from_dict(head) == spec
     assert isinstance(HeadSpec.from_dict(head).lr, int)  # numbers kept as written
+
+
+JUNK = [None, -1, 0, 10**400, "x", "", [], {}, 1e308, True, 2**70, [1, 2], {"a": 1}, "a\nb"]
+
+
+def _leaves(d, path=()):
+    items = d.items() if isinstance(d, dict) else enumerate(d) if isinstance(d, list) else ()
+    for k, v in items:
+        yield path + (k,)
+        yield from _leaves(v, path + (k,))
+
+
+def test_garbage_anywhere_is_refused_with_bundle_error():
+    """Any value of the manifest replaced by junk: accepted, or refused with BundleError
+    (never a TypeError, KeyError or OverflowError from deep inside)."""
+    manifest0, arrays = read_bundle(V1)
+    paths = [p for p in _leaves(manifest0) if p[0] not in CONTAINER_KEYS]
+    rng = random.Random(0)
+    refused = 0
+    for _ in range(1500):
+        manifest = copy.deepcopy(manifest0)
+        path = rng.choice(paths)
+        d = manifest
+        for k in path[:-1]:
+            d = d[k]
+        d[path[-1]] = copy.deepcopy(rng.choice(JUNK))
+        for given in (arrays, None):
+            try:
+                Manifest.from_dict(manifest, given)
+            except BundleError:
+                refused += 1
+    assert refused > 1500
+
+
+def test_a_layer_output_beyond_the_per_sample_cap_is_refused():
+    manifest, arrays = read_bundle(V1)
+    conv = manifest["layers"][0]
+    conv["pads"] = [5000] * 4  # a consistent, huge output: (10026, 10026, 7)
+    side = 28 + 2 * 5000 - 3 + 1
+    conv["out_shape"] = [side, side, 7]
+    assert side * side * 7 > MAX_VALUES_PER_SAMPLE
+    with pytest.raises(BundleError, match="values per sample"):
+        Manifest.from_dict(manifest, arrays)
