@@ -85,8 +85,9 @@ def _tag(args, seed: int) -> str:
 
 def cached_f(args, seed: int, data, base: list[int], log=print) -> tuple[str, dict]:
     """Seed ``seed``'s F+G on the classes ``base``, trained with the demo's recipe
-    (:func:`edgecl.train.recipes.train_base`, seed ``seed``) into ``--cache`` (``<tag>_F.pt`` and its
-    summary ``<tag>_F.json``), or the one already there; returns ``(checkpoint, summary)``."""
+    (:func:`edgecl.train.recipes.train_base`, seed ``seed``) into ``--cache`` (``<tag>_F.pt``
+    and its summary ``<tag>_F.json``), or the one already there; returns
+    ``(checkpoint, summary)``."""
     from edgecl.train.recipes import train_base
 
     ckpt = Path(args.cache) / f"{_tag(args, seed)}_F.pt"
