@@ -16,6 +16,7 @@ from edgecl.cli._common import (
     add_seed,
     add_threads,
     check_targets,
+    compile_notice,
     emit_json,
     parse_bytes,
     positive_int,
@@ -154,7 +155,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     except (TypeError, ValueError) as exc:
         raise UsageError(str(exc)) from exc
     log = (lambda m: None) if args.json else (lambda m: print(m, flush=True))
+    compiled = compile_notice(args)
     report = run_demo(cfg, log=log, progress=not (args.json or args.quiet))
+    compiled()
     if args.json:
         emit_json({"command": "demo", **{k: v for k, v in report.items() if k != "machine"}})
     return EXIT_OK

@@ -38,6 +38,13 @@ from edgecl.errors import BudgetError, BundleError, ExportError
 __all__ = ["build_parser", "commands", "exit_code", "main"]
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error as one line naming ``--help`` (exit 2)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def commands() -> list[Command]:
     """Every subcommand, in the order ``edgecl --help`` lists them."""
     return [
@@ -88,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     base.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     common = argparse.ArgumentParser(add_help=False, parents=[base])
     common.add_argument("--json", action="store_true", help="machine-readable output")
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="edgecl",
         description="Binarized networks that keep learning new classes on the device.",
     )
@@ -96,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--version", action="version", version=f"edgecl {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for command in commands():
         p = sub.add_parser(
