@@ -149,3 +149,37 @@ def test_missing_checkpoint_is_exit_1(world, capsys):
     d, files = world
     assert main(["export", str(d / "none.pt"), "-o", str(files["out"]), "-q"]) == EXIT_OTHER
     assert "FileNotFoundError" in capsys.readouterr().err
+
+
+HOST_CASES = [
+    (["export", "@missing", "-o", "@out", "--data", "@new"], EXIT_USAGE),  # a file, not IDX
+    (["export", "@missing", "-o", "@no_folder_out"], EXIT_USAGE),
+    (["export", "@missing", "-o", "@dir"], EXIT_USAGE),
+    (["export", "@missing", "-o", "@bundle"], EXIT_USAGE),  # exists, no --overwrite
+    (["export", "@missing", "-o", "@out", "--budget", "8k"], EXIT_USAGE),
+    (["export", "@missing", "-o", "@out", "--onnx", "@out"], EXIT_USAGE),
+    (["train", "-o", "@out", "--classes", "3-1"], EXIT_USAGE),
+    (["train", "-o", "@out", "--classes", "a,b"], EXIT_USAGE),
+    (["train", "-o", "@bundle"], EXIT_USAGE),
+    (["train", "-o", "@out", "--data", "@new"], EXIT_USAGE),
+    (["demo", "-o", "@bundle"], EXIT_USAGE),  # a file, not a folder
+    (["demo", "-o", "@empty_dir", "--data", "@new"], EXIT_USAGE),
+    (["demo", "-o", "@empty_dir", "--checkpoint", "@missing"], EXIT_USAGE),
+    (["demo", "-o", "@empty_dir", "--budget", "32M"], EXIT_USAGE),
+]
+
+
+@pytest.mark.parametrize(
+    "template,code", HOST_CASES, ids=lambda v: " ".join(v) if isinstance(v, list) else str(v)
+)
+def test_host_commands_refuse_bad_input_before_any_work(world, capsys, template, code):
+    pytest.importorskip("torch")
+    d, files = world
+    before = {p: p.read_bytes() if p.is_file() else None for p in d.rglob("*")}
+    got = main([*_argv(template, files), "-q"])
+    _, err = capsys.readouterr()
+    assert got == code, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    after = {p: p.read_bytes() if p.is_file() else None for p in d.rglob("*")}
+    assert after == before
