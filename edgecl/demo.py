@@ -235,15 +235,6 @@ def host_phase(
 # -- device phase (no torch) -----------------------------------------------------------------
 
 
-def _percentiles(samples_s: Sequence[float]) -> dict[str, float]:
-    a = np.asarray(samples_s, dtype=np.float64) * 1e6
-    return {
-        "min_us": float(a.min()),
-        "p50_us": float(np.percentile(a, 50)),
-        "p90_us": float(np.percentile(a, 90)),
-    }
-
-
 def device_phase(
     bundle: str | os.PathLike[str],
     data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
@@ -257,7 +248,7 @@ def device_phase(
 ) -> dict[str, Any]:
     """Learn classes 5..9 one ``learn_class`` call at a time on the loaded bundle; return
     the accuracies, bytes and times; save the learned bundle to ``out_bundle``."""
-    from edgecl.bench import warm_up
+    from edgecl.bench import Stats, warm_up
     from edgecl.device import Runtime
     from edgecl.metrics import accuracy_matrix, average_incremental_accuracy, final_accuracy
 
@@ -354,7 +345,8 @@ def device_phase(
         t = time.perf_counter()
         rt.predict(x1)
         times.append(time.perf_counter() - t)
-    lat = _percentiles(times)
+    stats = Stats.of(times, 1e6)
+    lat = {"min_us": stats.min, "p50_us": stats.p50, "p90_us": stats.p90}
     info = rt.save(out_bundle)
     final = rt.memory()
     log(
