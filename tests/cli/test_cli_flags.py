@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from edgecl.cli import build_parser, commands, parse_bytes
-from edgecl.cli._common import SIZE_HELP, set_numba_cache_dir
+from edgecl.cli._common import SIZE_HELP
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -137,7 +137,6 @@ def test_numba_cache_dir_default_only_when_unset(tmp_path):
         [sys.executable, "-c", code.replace("assert", "#")], capture_output=True, text=True, env=env
     )
     assert r.stdout.strip() == str(tmp_path / "mine")
-    assert callable(set_numba_cache_dir)
 
 
 def test_package_files():
