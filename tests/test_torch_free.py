@@ -31,10 +31,16 @@ DEVICE_MODULES = [
     "edgecl.device.headstep",
     "edgecl.program",
     "edgecl.kernels.first_layer",
-    "edgecl.cli_device",
     "edgecl.demo",
     "edgecl.data",
     "edgecl.cli",
+    "edgecl.cli.main",
+    "edgecl.cli.learn",
+    "edgecl.cli.bench",
+    "edgecl.cli.compile",
+    "edgecl.bench",
+    "edgecl.machine",
+    "edgecl.testing",
 ]
 
 
