@@ -1,0 +1,1 @@
+"""Code generators of the device layer program and runtime (``edgecl export-c``)."""

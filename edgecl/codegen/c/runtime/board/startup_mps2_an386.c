@@ -1,0 +1,30 @@
+/* Reset for QEMU's mps2-an386 (Cortex-M4F): copy .data from flash, enable the FPU, then
+ * newlib's _start (rdimon: zeroes .bss, opens the semihosting console, calls main). */
+#include <stdint.h>
+
+extern uint32_t _sidata, _sdata, _edata, _estack;
+extern void _start(void);
+void Reset_Handler(void);
+void Default_Handler(void);
+
+__attribute__((section(".vectors"), used)) const uintptr_t ecl_vectors[16] = {
+    (uintptr_t)&_estack, (uintptr_t)Reset_Handler, (uintptr_t)Default_Handler,
+    (uintptr_t)Default_Handler, (uintptr_t)Default_Handler, (uintptr_t)Default_Handler,
+    (uintptr_t)Default_Handler, 0, 0, 0, 0, (uintptr_t)Default_Handler,
+    (uintptr_t)Default_Handler, 0, (uintptr_t)Default_Handler, (uintptr_t)Default_Handler};
+
+void Reset_Handler(void) {
+    uint32_t *src = &_sidata, *dst = &_sdata;
+    volatile uint32_t *cpacr = (volatile uint32_t *)0xE000ED88u;
+    while (dst < &_edata) *dst++ = *src++;
+    *cpacr |= 0xFu << 20; /* CP10, CP11: full access to the FPU */
+    __asm__ volatile("dsb\n\tisb");
+    _start();
+    for (;;) {
+    }
+}
+
+void Default_Handler(void) {
+    for (;;) {
+    }
+}
