@@ -768,7 +768,7 @@ static int quantize_level(double mu, int q) {
 }
 
 typedef struct {
-    float *mu;   /* K x D */
+    double *mu;  /* K x D */
     double *a;   /* N x K: bit-select sums, then responsibilities */
     double *col; /* D */
     double *base, *nk, *pi; /* K */
@@ -784,13 +784,13 @@ static double em_run(const ecl_model *m, ecl_em *em, const uint64_t *z, int n, i
         double ll = 0.0;
         (void)ll;
         for (kk = 0; kk < k; kk++) {
-            for (j = 0; j < D; j++) em->col[j] = log1p(-(double)em->mu[(size_t)kk * D + j]);
+            for (j = 0; j < D; j++) em->col[j] = log1p(-em->mu[(size_t)kk * D + j]);
             em->base[kk] = log(em->pi[kk]) + np_sum(em->col, D);
         }
         for (i = 0; i < n * k; i++) em->a[i] = 0.0;
         for (kk = 0; kk < k; kk++)
             for (j = 0; j < D; j++) {
-                double mu = (double)em->mu[(size_t)kk * D + j], l = log(mu) - log1p(-mu);
+                double mu = em->mu[(size_t)kk * D + j], l = log(mu) - log1p(-mu);
                 for (i = 0; i < n; i++)
                     if (set_bit(z + (size_t)i * nw, j)) em->a[(size_t)i * k + kk] += l;
             }
@@ -822,7 +822,7 @@ static double em_run(const ecl_model *m, ecl_em *em, const uint64_t *z, int n, i
                 double st = 0.0;
                 for (i = 0; i < n; i++)
                     if (set_bit(z + (size_t)i * nw, j)) st += em->a[(size_t)i * k + kk];
-                em->mu[(size_t)kk * D + j] = (float)clip_mu(st / em->nk[kk]);
+                em->mu[(size_t)kk * D + j] = clip_mu(st / em->nk[kk]);
             }
         }
         if (m->trainable_pi)
@@ -844,7 +844,7 @@ static void em_init(const ecl_model *m, ecl_em *em, const uint64_t *z, int n, in
         em->pi[kk] = 1.0 / (double)k;
         for (j = 0; j < D; j++) {
             double c = em->col[j], sd = sqrt(c * (1.0 - c));
-            em->mu[(size_t)kk * D + j] = (float)clip_mu(c + sd * rng_normal(r));
+            em->mu[(size_t)kk * D + j] = clip_mu(c + sd * rng_normal(r));
         }
     }
 }
@@ -857,7 +857,7 @@ static int em_fit(const ecl_model *m, ecl_bump b, const uint64_t *z, int n, int 
     ecl_rng best_state = *r;
     double best = -INFINITY;
     int round, kk, j, D = m->n_bits;
-    em.mu = (float *)bump(&b, (size_t)k * D * 4u);
+    em.mu = (double *)bump(&b, (size_t)k * D * 8u);
     em.a = (double *)bump(&b, (size_t)n * k * 8u);
     em.col = (double *)bump(&b, (size_t)(D > k ? D : k) * 8u);
     em.base = (double *)bump(&b, (size_t)k * 8u);
@@ -878,7 +878,7 @@ static int em_fit(const ecl_model *m, ecl_bump b, const uint64_t *z, int n, int 
     memset(words, 0, words_bytes(m, k, q));
     for (kk = 0; kk < k; kk++) {
         for (j = 0; j < D; j++)
-            pack_level(words, (long)kk * D + j, q, quantize_level((double)em.mu[(size_t)kk * D + j], q));
+            pack_level(words, (long)kk * D + j, q, quantize_level(em.mu[(size_t)kk * D + j], q));
         pi[kk] = (float)em.pi[kk];
     }
     return ECL_OK;
@@ -1135,7 +1135,7 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
             zs = (uint64_t *)bump(&sb, (size_t)cnt * nw * 8u);
             if (!zs) return ECL_E_ARENA;
             cs = rng_next(&rng);
-            kseed = rng_next(&rng);
+            kseed = rng_next(&rng) >> 1;
             for (t = 0; t < cnt; t++)
                 sample_row(&views[i], draw_comp(&views[i], cs, t), D, kseed, t, zs + (size_t)t * nw);
             rc = em_fit(m, sb, zs, (int)cnt, ks[i], qs[i], &rng, nwds, npi);
@@ -1202,7 +1202,7 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
     bias[n] = 0.0f;
     bt.rng = &rng;
     bt.z_new = (const uint64_t *)(void *)ctx->arena;
-    if (n > 0) { bt.comp_seed = rng_next(&rng); bt.kernel_seed = rng_next(&rng); }
+    if (n > 0) { bt.comp_seed = rng_next(&rng); bt.kernel_seed = rng_next(&rng) >> 1; }
     bt.perm_pos = bt.m_new;
     bt.perm_pass = 0;
     rc = train_head(&bt, b, w, bias);
