@@ -584,9 +584,9 @@ static double class_loglik(const ecl_ctx *c, int i, const uint16_t *idx, int cnt
     ecl_rec r = class_rec(c, i);
     int k = c->cls[i].k, q = c->cls[i].q, kk, j, t;
     double *comp = work, *col = work + k, *pis = col + m->n_bits, psum, top, lse;
-    float *row = (float *)(void *)(pis + k);
-    float atab[256];
-    double ltab[256];
+    double *ltab = pis + k;                      /* 2^q values each */
+    float *atab = (float *)(void *)(ltab + 256);
+    float *row = atab + 256;
     for (t = 0; t < (1 << q); t++) {
         double mu = level_mu(t, q);
         ltab[t] = log1p(-mu);
@@ -622,7 +622,7 @@ static int predict_on(ecl_ctx *c, ecl_bump *b, const uint8_t *image, int *out) {
     idx = (uint16_t *)bump(b, (size_t)m->n_bits * 2u);
     score = (double *)bump(b, (size_t)c->n * 8u * 2u);
     ll = (double *)bump(b, (size_t)c->n * 8u * 2u);
-    work = (double *)bump(b, (size_t)(2 * kmax + m->n_bits) * 8u + (size_t)m->n_bits * 4u);
+    work = (double *)bump(b, (size_t)(2 * kmax + m->n_bits + 256) * 8u + (size_t)(m->n_bits + 256) * 4u);
     row = (float *)bump(b, (size_t)m->n_bits * 4u);
     if (!z || !idx || !score || !ll || !work || !row) return ECL_E_ARENA;
     rc = embed_into(m, b, image, z);

@@ -5,8 +5,8 @@
  * state: the caller hands in two blocks of memory, the context (the learned state, at most
  * the bundle's budget) and the arena (working memory of predict and learn).
  *
- * Model constants (ECL_INPUT_H ... ECL_STACK_BYTES) come from edgecl_config.h, generated
- * per bundle beside this file.
+ * The model's constants (ECL_INPUT_H ... ECL_STACK_BYTES) are the macros below, written
+ * per bundle by the export.
  */
 #ifndef EDGECL_H
 #define EDGECL_H
