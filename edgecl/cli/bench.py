@@ -1,4 +1,5 @@
-"""``edgecl bench latency|memory``: :mod:`edgecl.bench` on a bundle, printed (torch-free)."""
+"""``edgecl bench latency|memory|c``: :mod:`edgecl.bench` on a bundle, or its C runtime
+(:mod:`edgecl.codegen.c.bench`: Cortex-M4 sizes and instruction counts), printed (torch-free)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 from edgecl.cli._common import (
     DATA_HELP,
     EXIT_OK,
+    UsageError,
     add_seed,
     add_threads,
     compile_notice,
@@ -24,7 +26,11 @@ __all__ = ["add_bench", "cmd_bench"]
 
 
 def add_bench(p: argparse.ArgumentParser) -> None:
-    p.add_argument("what", choices=("latency", "memory"), help="what to measure")
+    p.add_argument(
+        "what",
+        choices=("latency", "memory", "c"),
+        help="what to measure (c: the C runtime of edgecl export-c on a Cortex-M4 under QEMU)",
+    )
     p.add_argument("bundle", type=Path, help="a device bundle (.ecl)")
     p.add_argument("--batch", type=positive_int, default=1, help="predict batch size (default 1)")
     add_threads(p)
@@ -123,8 +129,11 @@ def _print_memory(r: dict[str, Any]) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    """``edgecl bench latency|memory model.ecl``."""
+    """``edgecl bench latency|memory|c model.ecl``."""
     from edgecl.bench import bench_latency, bench_memory
+
+    if args.what == "c":
+        return _bench_c(args)
 
     data = None if args.data is None else load_samples(args.data)[0]
     status(args, f"bench {args.what}: {args.bundle}")
@@ -160,4 +169,30 @@ def cmd_bench(args: argparse.Namespace) -> int:
         _print_latency(r)
     else:
         _print_memory(r)
+    return EXIT_OK
+
+
+def _bench_c(args: argparse.Namespace) -> int:
+    """``edgecl bench c``: the C runtime learns the sample's classes 5..9 (or ``--data``'s
+    last five labels) from ``--learn-samples`` images each."""
+    import numpy as np
+
+    from edgecl.codegen.c.bench import bench_c
+    from edgecl.data import load_idx_pair, sample_dir
+
+    if args.data is None:
+        x, y = load_idx_pair(
+            sample_dir() / "t10k-images-idx3-ubyte.gz", sample_dir() / "t10k-labels-idx1-ubyte.gz"
+        )
+    else:
+        x, y = load_samples(args.data)
+        if y is None:
+            raise UsageError(f"expected labelled samples for bench c, got none in {args.data}")
+    labels = tuple(int(v) for v in np.unique(y)[-5:])
+    status(args, f"bench c: {args.bundle}, learning classes {list(labels)} on QEMU (minutes)")
+    rep = bench_c(args.bundle, x, np.asarray(y), new_classes=labels, samples=args.learn_samples)
+    if args.json:
+        emit_json({"command": "bench c", **rep.to_dict()})
+    else:
+        print(rep)
     return EXIT_OK

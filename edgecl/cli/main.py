@@ -31,6 +31,7 @@ from edgecl.cli.bench import add_bench, cmd_bench
 from edgecl.cli.compile import add_compile, cmd_compile
 from edgecl.cli.demo import add_demo, cmd_demo
 from edgecl.cli.export import add_export, add_info, cmd_export, cmd_info
+from edgecl.cli.export_c import add_export_c, cmd_export_c
 from edgecl.cli.learn import add_learn, add_predict, cmd_learn, cmd_predict
 from edgecl.cli.train import add_train, cmd_train
 from edgecl.errors import BudgetError, BundleError, ExportError
@@ -49,6 +50,12 @@ def commands() -> list[Command]:
     """Every subcommand, in the order ``edgecl --help`` lists them."""
     return [
         Command("export", "checkpoint -> device bundle (and ONNX graph)", add_export, cmd_export),
+        Command(
+            "export-c",
+            "bundle -> C99 project (predict and learn, no Python)",
+            add_export_c,
+            cmd_export_c,
+        ),
         Command("info", "what a bundle holds: classes, layers, bytes, budget", add_info, cmd_info),
         Command(
             "train",

@@ -6,12 +6,13 @@ extern uint32_t _sidata, _sdata, _edata, _estack;
 extern void _start(void);
 void Reset_Handler(void);
 void Default_Handler(void);
+void SysTick_Handler(void) __attribute__((weak, alias("Default_Handler")));
 
 __attribute__((section(".vectors"), used)) const uintptr_t ecl_vectors[16] = {
     (uintptr_t)&_estack, (uintptr_t)Reset_Handler, (uintptr_t)Default_Handler,
     (uintptr_t)Default_Handler, (uintptr_t)Default_Handler, (uintptr_t)Default_Handler,
     (uintptr_t)Default_Handler, 0, 0, 0, 0, (uintptr_t)Default_Handler,
-    (uintptr_t)Default_Handler, 0, (uintptr_t)Default_Handler, (uintptr_t)Default_Handler};
+    (uintptr_t)Default_Handler, 0, (uintptr_t)Default_Handler, (uintptr_t)SysTick_Handler};
 
 void Reset_Handler(void) {
     uint32_t *src = &_sidata, *dst = &_sdata;
