@@ -1,4 +1,5 @@
-"""Shared pieces of the class memories: input checks, the byte rule, seeds, names."""
+"""Shared pieces of the class memories: the byte rule, seeds, counts, state arrays.
+(The name and packed-words checks are :mod:`edgecl.validate`'s.)"""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from edgecl.kernels.bits import WORD_BITS, WORD_DTYPE, n_words, tail_mask
+from edgecl.kernels.bits import WORD_BITS, n_words
+from edgecl.validate import check_class_name
 
 
 def stored_nbytes(bits_per_row: int, rows: int = 1) -> int:
@@ -20,39 +22,6 @@ def stored_nbytes(bits_per_row: int, rows: int = 1) -> int:
     are whole 4-byte values and need no rounding.
     """
     return int(rows) * n_words(int(bits_per_row)) * (WORD_BITS // 8)
-
-
-def check_words(z_words: Any, n_bits: int, *, what: str = "z_words") -> np.ndarray:
-    """Validate packed {0,1} embeddings: (N >= 1, n_words(D)) uint64 with zero tail bits.
-
-    Returns a C-contiguous array (a copy when the input was not one; never mutated).
-    """
-    z = np.asarray(z_words)
-    nw = n_words(n_bits)
-    if z.dtype != WORD_DTYPE:
-        hint = ""
-        if np.issubdtype(z.dtype, np.number) or z.dtype == np.bool_:
-            if z.size and not np.all((z == 0) | (z == 1)):
-                hint = " (and the values are not binary: expected {0,1} embeddings)"
-            else:
-                hint = "; pack {0,1} data with edgecl.kernels.bits.pack_bits"
-        raise TypeError(f"expected {what} as uint64 packed words, got dtype {z.dtype}{hint}")
-    if z.ndim != 2 or z.shape[1] != nw:
-        raise ValueError(f"expected {what} of shape (n, {nw}) for D={n_bits} bits, got {z.shape}")
-    if z.shape[0] == 0:
-        raise ValueError(f"expected at least one sample in {what}, got an empty class (0, {nw})")
-    if n_bits % WORD_BITS and np.any(z[:, -1] & ~tail_mask(n_bits)):
-        raise ValueError(
-            f"expected {what} with tail bits past bit {n_bits} zero, got some set "
-            "(wrong n_bits, or words not made by pack_bits)"
-        )
-    return np.ascontiguousarray(z)
-
-
-def check_name(name: Any) -> str:
-    if not isinstance(name, str) or not name:
-        raise TypeError(f"expected a class name as a non-empty str, got {name!r}")
-    return name
 
 
 def as_rng(seed: Any = None, rng: Any = None) -> np.random.Generator:
@@ -125,7 +94,7 @@ class ClassStore:
         )
 
     def _get(self, name: str) -> Any:
-        check_name(name)
+        check_class_name(name)
         if name not in self._classes:
             raise KeyError(f"expected a stored class, got {name!r} (stored: {list(self._classes)})")
         return self._classes[name]

@@ -16,16 +16,14 @@ import numpy as np
 
 from edgecl.kernels.bits import n_words, pack_bits, unpack_bits
 from edgecl.kernels.bmm import hamming_distances
-from edgecl.memory._common import check_name, check_words
+from edgecl.validate import check_class_name, check_words, pos_int
 
 
 class NearestPrototype:
     """Nearest class prototype by Hamming distance; ``fit_class`` / ``update`` / ``predict``."""
 
     def __init__(self, n_bits: int) -> None:
-        if isinstance(n_bits, bool) or not isinstance(n_bits, (int, np.integer)) or n_bits < 1:
-            raise ValueError(f"expected n_bits as an int >= 1, got {n_bits!r}")
-        self.n_bits = int(n_bits)
+        self.n_bits = pos_int(n_bits, "n_bits")
         self._ones: dict[str, np.ndarray] = {}  # per-class bit counts (int64, D)
         self._n: dict[str, int] = {}
         self._protos = np.zeros((0, n_words(self.n_bits)), np.uint64)
@@ -45,7 +43,7 @@ class NearestPrototype:
         self._protos = pack_bits(np.array(rows)) if rows else np.zeros(shape, np.uint64)
 
     def fit_class(self, name: str, z_words: np.ndarray) -> None:
-        check_name(name)
+        check_class_name(name)
         if name in self._ones:
             raise ValueError(f"expected a new class name, got {name!r} which is already stored")
         z = check_words(z_words, self.n_bits)
@@ -79,8 +77,7 @@ class StreamingLDA:
     """Streaming LDA with a shared covariance (Hayes & Kanan 2020) on {0,1} embeddings."""
 
     def __init__(self, n_bits: int, *, shrinkage: float = 1e-4) -> None:
-        if isinstance(n_bits, bool) or not isinstance(n_bits, (int, np.integer)) or n_bits < 1:
-            raise ValueError(f"expected n_bits as an int >= 1, got {n_bits!r}")
+        n_bits = pos_int(n_bits, "n_bits")
         if not (isinstance(shrinkage, (int, float)) and 0.0 <= shrinkage <= 1.0):
             raise ValueError(f"expected shrinkage in [0, 1], got {shrinkage!r}")
         self.n_bits = int(n_bits)
@@ -119,7 +116,7 @@ class StreamingLDA:
         self._model = None
 
     def fit_class(self, name: str, z_words: np.ndarray) -> None:
-        check_name(name)
+        check_class_name(name)
         if name in self._means:
             raise ValueError(f"expected a new class name, got {name!r} which is already stored")
         z = check_words(z_words, self.n_bits)

@@ -16,6 +16,8 @@ head's existing rows) and ``extra_bytes_per_class`` (the head's row for the new 
 
 ``plan_class_addition`` only computes; ``apply_plan`` returns a resized copy of the memory
 (never mutating its input) ready for ``fit_class(name, z, size=plan.new_class_size)``.
+``plan_update`` checks adding samples to a class (``add_samples``; both policies refuse
+what does not fit: a class is never shrunk to make room for its own samples).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from typing import Any
 import numpy as np
 
 from edgecl.errors import BudgetError
+from edgecl.memory.protocol import ClassMemory
+from edgecl.validate import pos_int
 
 POLICIES = ("strict", "adapt")
 
@@ -53,7 +57,7 @@ class Shrink:
     """One class stored at a smaller size: what adapt gave up."""
 
     name: str
-    before: Any  # GBMSize | BufferSize
+    before: Any  # the memory's size type: GBMSize | BufferSize
     after: Any
     bytes_before: int
     bytes_after: int
@@ -138,13 +142,11 @@ class Plan:
 
 
 def _nonneg(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"expected {what} as an int >= 0, got {value!r}")
-    return int(value)
+    return pos_int(value, what, 0)
 
 
 def plan_class_addition(
-    memory: Any,
+    memory: ClassMemory,
     budget: Budget,
     *,
     name: str = "<new>",
@@ -238,7 +240,9 @@ def plan_class_addition(
     )
 
 
-def apply_plan(memory: Any, plan: Plan, *, seed: int | np.random.Generator | None = None) -> Any:
+def apply_plan(
+    memory: ClassMemory, plan: Plan, *, seed: int | np.random.Generator | None = None
+) -> ClassMemory:
     """A copy of ``memory`` with the plan's shrinks applied (the input is not changed).
 
     The new class itself is not added: fit it with ``size=plan.new_class_size``.
@@ -257,8 +261,77 @@ def apply_plan(memory: Any, plan: Plan, *, seed: int | np.random.Generator | Non
     return new
 
 
+@dataclass(frozen=True)
+class UpdatePlan:
+    """Adding ``n_samples`` samples to class ``name``: the stored bytes after the call
+    (``class_memory_bytes`` + ``other_stored_bytes``), within ``budget_bytes`` (None:
+    unbounded)."""
+
+    name: str
+    n_samples: int
+    budget_bytes: int | None
+    class_memory_bytes_before: int
+    class_memory_bytes: int
+    other_stored_bytes: int
+
+    @property
+    def stored_bytes(self) -> int:
+        return self.class_memory_bytes + self.other_stored_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "n_samples": self.n_samples,
+            "budget_bytes": self.budget_bytes,
+            "class_memory_bytes_before": self.class_memory_bytes_before,
+            "class_memory_bytes": self.class_memory_bytes,
+            "other_stored_bytes": self.other_stored_bytes,
+            "stored_bytes": self.stored_bytes,
+        }
+
+
+def plan_update(
+    memory: ClassMemory,
+    budget: Budget | None,
+    *,
+    name: str,
+    n_samples: int,
+    other_stored_bytes: int = 0,
+) -> UpdatePlan:
+    """Plan adding ``n_samples`` samples to ``name`` (a stored class: ``add_samples``; a
+    class the memory lacks: ``fit_class`` at the default size). Raises :class:`BudgetError`
+    when the stored bytes after it exceed ``budget`` (both policies). Changes nothing."""
+    if budget is not None and not isinstance(budget, Budget):
+        raise TypeError(f"expected a Budget or None, got {type(budget).__name__}")
+    n = _nonneg(n_samples, "n_samples")
+    other = _nonneg(other_stored_bytes, "other_stored_bytes")
+    mem_now = int(memory.nbytes)
+    if name in memory.classes:
+        after_mem = int(memory.nbytes_after_add(name, n))
+    else:
+        after_mem = mem_now + int(memory.nbytes_for(n))
+    after = after_mem + other
+    if budget is not None and after > budget.bytes:
+        free = budget.bytes - mem_now - other
+        raise BudgetError(
+            f"updating class {name!r} needs {after} stored bytes, but the budget is "
+            f"{budget.bytes} bytes with {free} free",
+            needed=after,
+            free=free,
+            part=f"class memory ({memory.kind})",
+        )
+    return UpdatePlan(
+        name=name,
+        n_samples=n,
+        budget_bytes=None if budget is None else int(budget.bytes),
+        class_memory_bytes_before=mem_now,
+        class_memory_bytes=after_mem,
+        other_stored_bytes=other,
+    )
+
+
 def add_class_within_budget(
-    memory: Any,
+    memory: ClassMemory,
     name: str,
     z_words: np.ndarray,
     budget: Budget,
@@ -266,7 +339,7 @@ def add_class_within_budget(
     other_stored_bytes: int = 0,
     extra_bytes_per_class: int = 0,
     seed: int | None = None,
-) -> tuple[Any, Plan]:
+) -> tuple[ClassMemory, Plan]:
     """Plan, shrink a copy and fit the new class on it; returns ``(new_memory, plan)``.
 
     ``memory`` is never changed; on any error nothing is returned and nothing changed.
@@ -290,7 +363,9 @@ __all__ = [
     "Budget",
     "Plan",
     "Shrink",
+    "UpdatePlan",
     "add_class_within_budget",
     "apply_plan",
     "plan_class_addition",
+    "plan_update",
 ]

@@ -26,10 +26,9 @@ from edgecl.memory._common import (
     as_rng,
     check_array,
     check_counts,
-    check_name,
-    check_words,
     stored_nbytes,
 )
+from edgecl.validate import check_class_name, check_words, pos_int
 
 FORMAT = 1
 SELECTIONS = ("random", "herding")
@@ -43,9 +42,7 @@ class LatentBufferConfig:
     selection: str = "random"
 
     def __post_init__(self) -> None:
-        e = self.per_class
-        if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 1:
-            raise ValueError(f"expected per_class as an int >= 1, got {e!r}")
+        e = pos_int(self.per_class, "per_class")
         if self.selection not in SELECTIONS:
             raise ValueError(f"expected selection in {SELECTIONS}, got {self.selection!r}")
         object.__setattr__(self, "per_class", int(e))
@@ -61,10 +58,7 @@ class BufferSize:
     exemplars: int
 
     def __post_init__(self) -> None:
-        e = self.exemplars
-        if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 1:
-            raise ValueError(f"expected exemplars as an int >= 1, got {e!r}")
-        object.__setattr__(self, "exemplars", int(e))
+        object.__setattr__(self, "exemplars", pos_int(self.exemplars, "exemplars"))
 
     def to_dict(self) -> dict[str, int]:
         return {"exemplars": int(self.exemplars)}
@@ -106,11 +100,10 @@ class LatentBuffer(ClassStore):
     """Class memory of stored packed exemplars; see :mod:`edgecl.memory` for the protocol."""
 
     kind = "buffer"
+    closed_form = "E·D·n_c"
 
     def __init__(self, n_bits: int, config: LatentBufferConfig | None = None) -> None:
-        if isinstance(n_bits, bool) or not isinstance(n_bits, (int, np.integer)) or n_bits < 1:
-            raise ValueError(f"expected n_bits as an int >= 1, got {n_bits!r}")
-        self._n_bits = int(n_bits)
+        self._n_bits = pos_int(n_bits, "n_bits")
         config = LatentBufferConfig() if config is None else config
         if not isinstance(config, LatentBufferConfig):
             raise TypeError(f"expected a LatentBufferConfig, got {type(config).__name__}")
@@ -190,7 +183,7 @@ class LatentBuffer(ClassStore):
     ) -> None:
         """Store E exemplars of a new class selected from packed embeddings (N, n_words(D));
         all of them when N <= E. Refuses an existing name and an empty class."""
-        check_name(name)
+        check_class_name(name)
         if name in self._classes:
             raise ValueError(f"expected a new class name, got {name!r} which is already stored")
         size = self.default_size() if size is None else size
@@ -309,7 +302,7 @@ class LatentBuffer(ClassStore):
         try:
             mem = cls(int(spec["n_bits"]), LatentBufferConfig(**spec["config"]))
             entries = [
-                (check_name(e["name"]), BufferSize(int(e["exemplars"])), int(e["slots"]))
+                (check_class_name(e["name"]), BufferSize(int(e["exemplars"])), int(e["slots"]))
                 for e in spec["classes"]
             ]
         except (KeyError, TypeError, ValueError) as exc:
