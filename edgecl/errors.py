@@ -10,8 +10,8 @@ code  family
 ====  ==========================================================================
 0     success
 2     usage: a bad argument or input the caller can fix (the CLI's own usage errors,
-      :class:`UnknownClassError`, :class:`ClassExistsError`, :class:`TargetExistsError`,
-      :class:`DataFormatError`)
+      :class:`InvalidValueError`, :class:`InvalidTypeError`, :class:`UnknownClassError`,
+      :class:`ClassExistsError`, :class:`TargetExistsError`, :class:`DataFormatError`)
 3     bundle: :class:`BundleError` (missing, corrupt, other version, inconsistent)
 4     budget: :class:`BudgetError`
 5     export: :class:`ExportError`
@@ -84,6 +84,16 @@ class UnknownClassError(EdgeclError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class InvalidValueError(EdgeclError, ValueError):
+    """A value given to the API is of the right kind but wrong (an empty or too long class
+    name, a count below 1, packed words of the wrong width). CLI exit 2."""
+
+
+class InvalidTypeError(EdgeclError, TypeError):
+    """A value given to the API is of the wrong kind (a class name that is not a str,
+    embeddings that are not uint64 words). CLI exit 2."""
+
+
 class ClassExistsError(EdgeclError, ValueError):
     """Learning a class name that is already learned (``update_class`` adds samples to it;
     the CLI's ``learn --update``). CLI exit 2."""
@@ -97,6 +107,8 @@ __all__ = [
     "DataFormatError",
     "EdgeclError",
     "ExportError",
+    "InvalidTypeError",
+    "InvalidValueError",
     "TargetExistsError",
     "UnknownClassError",
 ]

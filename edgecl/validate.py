@@ -1,6 +1,7 @@
 """The checks many parts repeat, stated once (torch-free): positive ints, class names and
-packed embedding words. Each raises ``TypeError`` for a value of the wrong kind and
-``ValueError`` for a bad value, the message saying what was expected and what came."""
+packed embedding words. Each raises :class:`~edgecl.errors.InvalidTypeError` (a
+``TypeError``) for a value of the wrong kind and :class:`~edgecl.errors.InvalidValueError`
+(a ``ValueError``) for a bad value, the message saying what was expected and what came."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecl.errors import InvalidTypeError, InvalidValueError
 from edgecl.kernels.bits import WORD_BITS, WORD_DTYPE, n_words, tail_mask
 
 __all__ = ["MAX_NAME", "check_class_name", "check_words", "pos_int"]
@@ -19,9 +21,10 @@ _SEPARATORS = ("/", "\\")
 
 
 def pos_int(value: Any, what: str, minimum: int = 1) -> int:
-    """``value`` as a plain int ``>= minimum`` (bool refused); ``ValueError`` otherwise."""
+    """``value`` as a plain int ``>= minimum`` (bool refused); ``InvalidValueError``
+    otherwise."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"expected {what} as an int >= {minimum}, got {value!r}")
+        raise InvalidValueError(f"expected {what} as an int >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -29,10 +32,10 @@ def check_class_name(name: object) -> str:
     """A class name: a non-empty ``str`` of at most :data:`MAX_NAME` printable characters,
     with no path separator (names become file and folder names in the CLI's output).
 
-    ``TypeError`` for a non-str, ``ValueError`` for a bad str.
+    ``InvalidTypeError`` for a non-str, ``InvalidValueError`` for a bad str.
     """
     if not isinstance(name, str):
-        raise TypeError(f"expected a class name as str, got {type(name).__name__}")
+        raise InvalidTypeError(f"expected a class name as str, got {type(name).__name__}")
     if (
         not name
         or len(name) > MAX_NAME
@@ -40,7 +43,7 @@ def check_class_name(name: object) -> str:
         or any(s in name for s in _SEPARATORS)
     ):
         shown = repr(name) if len(name) <= 2 * MAX_NAME else f"{name[:MAX_NAME]!r}... "
-        raise ValueError(
+        raise InvalidValueError(
             f"expected a non-empty class name of at most {MAX_NAME} printable characters "
             f"without '/' or '\\', got {shown} ({len(name)} characters)"
         )
@@ -61,13 +64,17 @@ def check_words(z_words: Any, n_bits: int, *, what: str = "z_words") -> np.ndarr
                 hint = " (and the values are not binary: expected {0,1} embeddings)"
             else:
                 hint = "; pack {0,1} data with edgecl.kernels.bits.pack_bits"
-        raise TypeError(f"expected {what} as uint64 packed words, got dtype {z.dtype}{hint}")
+        raise InvalidTypeError(f"expected {what} as uint64 packed words, got dtype {z.dtype}{hint}")
     if z.ndim != 2 or z.shape[1] != nw:
-        raise ValueError(f"expected {what} of shape (n, {nw}) for D={n_bits} bits, got {z.shape}")
+        raise InvalidValueError(
+            f"expected {what} of shape (n, {nw}) for D={n_bits} bits, got {z.shape}"
+        )
     if z.shape[0] == 0:
-        raise ValueError(f"expected at least one sample in {what}, got an empty class (0, {nw})")
+        raise InvalidValueError(
+            f"expected at least one sample in {what}, got an empty class (0, {nw})"
+        )
     if n_bits % WORD_BITS and np.any(z[:, -1] & ~tail_mask(n_bits)):
-        raise ValueError(
+        raise InvalidValueError(
             f"expected {what} with tail bits past bit {n_bits} zero, got some set "
             "(wrong n_bits, or words not made by pack_bits)"
         )

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from edgecl.errors import BundleError, UnknownClassError
 from edgecl.kernels.bits import WORD_BITS, n_words
 from edgecl.validate import check_class_name
 
@@ -45,7 +46,9 @@ def check_counts(counts: Mapping[str, int], classes: tuple[str, ...]) -> dict[st
     out: dict[str, int] = {}
     for name, c in counts.items():
         if name not in classes:
-            raise KeyError(f"expected a stored class, got {name!r} (stored: {list(classes)})")
+            raise UnknownClassError(
+                f"expected a stored class, got {name!r} (stored: {list(classes)})"
+            )
         if not isinstance(c, (int, np.integer)) or int(c) < 0:
             raise ValueError(f"expected a non-negative int count for {name!r}, got {c!r}")
         out[name] = int(c)
@@ -54,8 +57,6 @@ def check_counts(counts: Mapping[str, int], classes: tuple[str, ...]) -> dict[st
 
 def check_array(arrays: Mapping[str, np.ndarray], key: str, dtype, shape: tuple) -> np.ndarray:
     """Validate one array of a saved state (used by from_state)."""
-    from edgecl.errors import BundleError
-
     if key not in arrays:
         raise BundleError(f"expected array {key!r} in the memory state, got {sorted(arrays)}")
     a = np.asarray(arrays[key])
@@ -96,5 +97,7 @@ class ClassStore:
     def _get(self, name: str) -> Any:
         check_class_name(name)
         if name not in self._classes:
-            raise KeyError(f"expected a stored class, got {name!r} (stored: {list(self._classes)})")
+            raise UnknownClassError(
+                f"expected a stored class, got {name!r} (stored: {list(self._classes)})"
+            )
         return self._classes[name]

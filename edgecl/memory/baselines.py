@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgecl.errors import UnknownClassError
 from edgecl.kernels.bits import n_words, pack_bits, unpack_bits
 from edgecl.kernels.bmm import hamming_distances
 from edgecl.validate import check_class_name, check_words, pos_int
@@ -54,7 +55,9 @@ class NearestPrototype:
     def update(self, name: str, z_words: np.ndarray) -> None:
         """Add samples to a stored class (the majority is over every sample seen)."""
         if name not in self._ones:
-            raise KeyError(f"expected a stored class, got {name!r}")
+            raise UnknownClassError(
+                f"expected a stored class, got {name!r} (stored: {list(self._ones)})"
+            )
         z = check_words(z_words, self.n_bits)
         self._ones[name] = self._ones[name] + unpack_bits(z, self.n_bits).sum(axis=0)
         self._n[name] += z.shape[0]
@@ -125,7 +128,9 @@ class StreamingLDA:
     def update(self, name: str, z_words: np.ndarray) -> None:
         """Stream more samples of a stored class in."""
         if name not in self._means:
-            raise KeyError(f"expected a stored class, got {name!r}")
+            raise UnknownClassError(
+                f"expected a stored class, got {name!r} (stored: {list(self._means)})"
+            )
         z = check_words(z_words, self.n_bits)
         self._merge(name, unpack_bits(z, self.n_bits).astype(np.float64))
 
