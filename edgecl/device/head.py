@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from edgecl.bundle import HEAD_BITS, encode_head, head_bytes_per_class, round_head
-from edgecl.errors import BundleError, UnknownClassError
+from edgecl.errors import BundleError, InvalidValueError, UnknownClassError
 from edgecl.kernels import binary_float_dense, unpack_bits
 from edgecl.kernels.headstep import HeadStepper
 from edgecl.validate import check_class_name, check_words, pos_int
@@ -61,13 +61,13 @@ class HeadSettings:
             or not isinstance(self.gbm_weight, (int, float))
             or not (math.isfinite(self.gbm_weight) and self.gbm_weight >= 0)
         ):
-            raise ValueError(f"expected a finite gbm_weight >= 0, got {self.gbm_weight!r}")
+            raise InvalidValueError(f"expected a finite gbm_weight >= 0, got {self.gbm_weight!r}")
         for name in ("lr", "weight_decay"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"expected a finite head {name}, got {v!r}")
+                raise InvalidValueError(f"expected a finite head {name}, got {v!r}")
         if self.lr <= 0 or self.weight_decay < 0:
-            raise ValueError(
+            raise InvalidValueError(
                 f"expected lr > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}"
             )
         pos_int(self.epochs, "head epochs")
@@ -121,19 +121,19 @@ class Head:
     ) -> None:
         n_bits = pos_int(n_bits, "n_bits")
         if isinstance(bits, bool) or bits not in HEAD_BITS:
-            raise ValueError(f"expected head_bits in {HEAD_BITS}, got {bits!r}")
+            raise InvalidValueError(f"expected head_bits in {HEAD_BITS}, got {bits!r}")
         names = [check_class_name(c) for c in classes]
         if not names or len(set(names)) != len(names):
-            raise ValueError(f"expected at least one distinct class name, got {names}")
+            raise InvalidValueError(f"expected at least one distinct class name, got {names}")
         w = np.array(weight, dtype=np.float32, copy=True, order="C")
         b = np.array(bias, dtype=np.float32, copy=True, order="C")
         if w.shape != (n_bits, len(names)) or b.shape != (len(names),):
-            raise ValueError(
+            raise InvalidValueError(
                 f"expected head weight ({n_bits}, {len(names)}) and bias ({len(names)},), "
                 f"got {w.shape} and {b.shape}"
             )
         if not (np.isfinite(w).all() and np.isfinite(b).all()):
-            raise ValueError("expected a finite head, got NaN or inf")
+            raise InvalidValueError("expected a finite head, got NaN or inf")
         self.n_bits = n_bits
         self.bits = int(bits)
         self.threads = int(threads)
@@ -339,7 +339,7 @@ class OnnxHeadSteps:
 def make_head_steps(backend: str, n_bits: int, onnx_graph: bytes | None) -> HeadSteps:
     """The step backend named ``backend`` (one of :data:`BACKENDS`)."""
     if backend not in BACKENDS:
-        raise ValueError(f"expected backend in {BACKENDS}, got {backend!r}")
+        raise InvalidValueError(f"expected backend in {BACKENDS}, got {backend!r}")
     if backend == "numba":
         return NumbaHeadSteps(n_bits)
     if onnx_graph is None:

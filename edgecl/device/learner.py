@@ -34,7 +34,13 @@ import numpy as np
 
 from edgecl.device.head import BACKENDS, Head, HeadFit, HeadSettings, make_head_steps
 from edgecl.device.reports import LearnReport, MemoryReport, format_bytes
-from edgecl.errors import BudgetError, BundleError, ClassExistsError
+from edgecl.errors import (
+    BudgetError,
+    BundleError,
+    ClassExistsError,
+    InvalidTypeError,
+    InvalidValueError,
+)
 from edgecl.memory import (
     Budget,
     ClassMemory,
@@ -117,17 +123,23 @@ class Learner:
         self.head = Head(self.n_bits, classes, weight, bias, bits=head_bits, threads=threads)
         if memory is not None:
             if not isinstance(memory, ClassMemory):
-                raise TypeError(f"expected a class memory or None, got {type(memory).__name__}")
+                raise InvalidTypeError(
+                    f"expected a class memory or None, got {type(memory).__name__}"
+                )
             if memory.n_bits != self.n_bits:
-                raise ValueError(f"expected a memory of D={self.n_bits}, got D={memory.n_bits}")
+                raise InvalidValueError(
+                    f"expected a memory of D={self.n_bits}, got D={memory.n_bits}"
+                )
             extra = [c for c in memory.classes if c not in self.head.classes]
             if extra:
-                raise ValueError(f"expected memory classes among the head's, got extra {extra}")
+                raise InvalidValueError(
+                    f"expected memory classes among the head's, got extra {extra}"
+                )
         if budget is not None and not isinstance(budget, Budget):
-            raise TypeError(f"expected a Budget or None, got {type(budget).__name__}")
+            raise InvalidTypeError(f"expected a Budget or None, got {type(budget).__name__}")
         self.settings = HeadSettings() if settings is None else settings
         if not isinstance(self.settings, HeadSettings):
-            raise TypeError(f"expected HeadSettings, got {type(self.settings).__name__}")
+            raise InvalidTypeError(f"expected HeadSettings, got {type(self.settings).__name__}")
         self.memory = memory
         self.budget = budget
         self.policy = budget.policy if budget is not None else str(policy)
@@ -284,7 +296,7 @@ class Learner:
         size = plan.new_class_size if plan is not None else memory.default_size()
         k = getattr(size, "components", 1)
         if z.shape[0] < k:
-            raise ValueError(
+            raise InvalidValueError(
                 f"expected at least K={k} samples to fit class {name!r}'s {k} prototypes, "
                 f"got {z.shape[0]}"
             )
@@ -372,7 +384,9 @@ class Learner:
         name = check_class_name(name)
         head = self.head.without_class(name)  # UnknownClassError naming the known classes
         if not head.classes:
-            raise ValueError(f"expected to keep at least one class, got {name!r}, the last one")
+            raise InvalidValueError(
+                f"expected to keep at least one class, got {name!r}, the last one"
+            )
         memory = self.memory
         if memory is not None and name in memory.classes:
             memory = memory.copy()
@@ -384,9 +398,9 @@ class Learner:
         """Lower the budget (never raise it); BudgetError if the stored bytes exceed it."""
         b = budget_bytes
         if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b <= 0:
-            raise ValueError(f"expected budget bytes as an int > 0, got {b!r}")
+            raise InvalidValueError(f"expected budget bytes as an int > 0, got {b!r}")
         if self.budget is not None and b > self.budget.bytes:
-            raise ValueError(
+            raise InvalidValueError(
                 f"expected a budget of at most the bundle's {self.budget.bytes} bytes (a budget "
                 f"may be lowered, never raised), got {b}"
             )

@@ -33,7 +33,7 @@ from edgecl.device.fused import compile_program
 from edgecl.device.learner import Learner
 from edgecl.device.persist import learner_from_manifest, manifest_update
 from edgecl.device.reports import LearnReport, MemoryReport
-from edgecl.errors import BundleError
+from edgecl.errors import BundleError, InvalidTypeError, InvalidValueError
 from edgecl.kernels import (
     binary_conv2d,
     binary_dense,
@@ -330,9 +330,9 @@ class Runtime:
     def restore(self, snapshot: RuntimeSnapshot) -> None:
         """Bring back the learned state of :meth:`snapshot` (the snapshot stays reusable)."""
         if not isinstance(snapshot, RuntimeSnapshot):
-            raise TypeError(f"expected a RuntimeSnapshot, got {type(snapshot).__name__}")
+            raise InvalidTypeError(f"expected a RuntimeSnapshot, got {type(snapshot).__name__}")
         if snapshot.learner.n_bits != self.n_bits:
-            raise ValueError(
+            raise InvalidValueError(
                 f"expected a snapshot of a D={self.n_bits} runtime, got D={snapshot.learner.n_bits}"
             )
         self.learner = snapshot.learner.copy()
@@ -444,7 +444,7 @@ class Runtime:
         ``path`` or, by default, the file it was loaded from."""
         target = self.path if path is None else Path(path)
         if target is None:
-            raise ValueError("expected a path to save to, got none (not loaded from a file)")
+            raise InvalidValueError("expected a path to save to, got none (not loaded from a file)")
         manifest, arrays = manifest_update(self.learner, self.manifest, self.arrays)
         info = write_bundle(target, manifest, arrays, overwrite=True)
         self.manifest, self.arrays, self.path = dict(info.manifest), arrays, Path(target)

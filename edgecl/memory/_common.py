@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecl.errors import BundleError, UnknownClassError
+from edgecl.errors import BundleError, InvalidTypeError, InvalidValueError, UnknownClassError
 from edgecl.kernels.bits import WORD_BITS, n_words
 from edgecl.validate import check_class_name
 
@@ -28,21 +28,25 @@ def stored_nbytes(bits_per_row: int, rows: int = 1) -> int:
 def as_rng(seed: Any = None, rng: Any = None) -> np.random.Generator:
     """A Generator from ``seed`` (int or None) or ``rng`` (a Generator); not both."""
     if seed is not None and rng is not None:
-        raise ValueError("expected seed or rng, got both")
+        raise InvalidValueError("expected seed or rng, got both")
     if rng is not None:
         if not isinstance(rng, np.random.Generator):
-            raise TypeError(f"expected rng as numpy.random.Generator, got {type(rng).__name__}")
+            raise InvalidTypeError(
+                f"expected rng as numpy.random.Generator, got {type(rng).__name__}"
+            )
         return rng
     if isinstance(seed, np.random.Generator):
         return seed
     if seed is not None and not isinstance(seed, (int, np.integer)):
-        raise TypeError(f"expected an int seed, got {type(seed).__name__}")
+        raise InvalidTypeError(f"expected an int seed, got {type(seed).__name__}")
     return np.random.default_rng(seed)
 
 
 def check_counts(counts: Mapping[str, int], classes: tuple[str, ...]) -> dict[str, int]:
     if not isinstance(counts, Mapping):
-        raise TypeError(f"expected counts as a mapping class -> int, got {type(counts).__name__}")
+        raise InvalidTypeError(
+            f"expected counts as a mapping class -> int, got {type(counts).__name__}"
+        )
     out: dict[str, int] = {}
     for name, c in counts.items():
         if name not in classes:
@@ -50,7 +54,7 @@ def check_counts(counts: Mapping[str, int], classes: tuple[str, ...]) -> dict[st
                 f"expected a stored class, got {name!r} (stored: {list(classes)})"
             )
         if not isinstance(c, (int, np.integer)) or int(c) < 0:
-            raise ValueError(f"expected a non-negative int count for {name!r}, got {c!r}")
+            raise InvalidValueError(f"expected a non-negative int count for {name!r}, got {c!r}")
         out[name] = int(c)
     return out
 

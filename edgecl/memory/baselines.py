@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecl.errors import UnknownClassError
+from edgecl.errors import ClassExistsError, InvalidValueError, UnknownClassError
 from edgecl.kernels.bits import n_words, pack_bits, unpack_bits
 from edgecl.kernels.bmm import hamming_distances
 from edgecl.validate import check_class_name, check_words, pos_int
@@ -46,7 +46,9 @@ class NearestPrototype:
     def fit_class(self, name: str, z_words: np.ndarray) -> None:
         check_class_name(name)
         if name in self._ones:
-            raise ValueError(f"expected a new class name, got {name!r} which is already stored")
+            raise ClassExistsError(
+                f"expected a new class name, got {name!r} which is already stored"
+            )
         z = check_words(z_words, self.n_bits)
         self._ones[name] = unpack_bits(z, self.n_bits).sum(axis=0, dtype=np.int64)
         self._n[name] = z.shape[0]
@@ -68,7 +70,7 @@ class NearestPrototype:
 
     def distances(self, z_words: np.ndarray) -> np.ndarray:
         if not self._ones:
-            raise ValueError("expected at least one class before predicting, got none")
+            raise InvalidValueError("expected at least one class before predicting, got none")
         return hamming_distances(check_words(z_words, self.n_bits), self._protos, self.n_bits)
 
     def predict(self, z_words: np.ndarray) -> np.ndarray:
@@ -82,7 +84,7 @@ class StreamingLDA:
     def __init__(self, n_bits: int, *, shrinkage: float = 1e-4) -> None:
         n_bits = pos_int(n_bits, "n_bits")
         if not (isinstance(shrinkage, (int, float)) and 0.0 <= shrinkage <= 1.0):
-            raise ValueError(f"expected shrinkage in [0, 1], got {shrinkage!r}")
+            raise InvalidValueError(f"expected shrinkage in [0, 1], got {shrinkage!r}")
         self.n_bits = int(n_bits)
         self.shrinkage = float(shrinkage)
         self._means: dict[str, np.ndarray] = {}
@@ -121,7 +123,9 @@ class StreamingLDA:
     def fit_class(self, name: str, z_words: np.ndarray) -> None:
         check_class_name(name)
         if name in self._means:
-            raise ValueError(f"expected a new class name, got {name!r} which is already stored")
+            raise ClassExistsError(
+                f"expected a new class name, got {name!r} which is already stored"
+            )
         z = check_words(z_words, self.n_bits)
         self._merge(name, unpack_bits(z, self.n_bits).astype(np.float64))
 
@@ -147,7 +151,7 @@ class StreamingLDA:
 
     def decision_function(self, z_words: np.ndarray) -> np.ndarray:
         if not self._means:
-            raise ValueError("expected at least one class before predicting, got none")
+            raise InvalidValueError("expected at least one class before predicting, got none")
         z = check_words(z_words, self.n_bits)
         w, b = self._fit_model()
         return unpack_bits(z, self.n_bits).astype(np.float64) @ w.T + b

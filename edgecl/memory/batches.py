@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgecl.errors import InvalidTypeError, InvalidValueError, UnknownClassError
 from edgecl.memory._common import as_rng
 from edgecl.memory.protocol import ClassMemory
 from edgecl.validate import check_class_name, check_words, pos_int
@@ -51,9 +52,9 @@ def _counts(batch_size: int, n_classes: int, step: int) -> np.ndarray:
 
 def _check_batch_size(batch_size: object, n_classes: int) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        raise TypeError(f"expected batch_size as int, got {batch_size!r}")
+        raise InvalidTypeError(f"expected batch_size as int, got {batch_size!r}")
     if batch_size < n_classes:
-        raise ValueError(
+        raise InvalidValueError(
             f"expected batch_size >= number of classes ({n_classes}), got {batch_size}"
         )
     return int(batch_size)
@@ -66,9 +67,9 @@ def class_balanced_counts(
     new_classes, old_classes = list(new_classes), list(old_classes)
     everyone = new_classes + old_classes
     if not everyone:
-        raise ValueError("expected at least one class, got none")
+        raise InvalidValueError("expected at least one class, got none")
     if len(set(everyone)) != len(everyone):
-        raise ValueError(f"expected distinct new and old classes, got {everyone}")
+        raise InvalidValueError(f"expected distinct new and old classes, got {everyone}")
     counts = _counts(_check_batch_size(batch_size, len(everyone)), len(everyone), step)
     k = len(new_classes)
     return BalancedCounts(
@@ -97,7 +98,7 @@ class BalancedBatches(Iterator[tuple[np.ndarray, np.ndarray]]):
         seed: int | np.random.Generator | None = None,
     ) -> None:
         if not isinstance(new, Mapping) or not new:
-            raise ValueError("expected at least one new class in `new`, got none")
+            raise InvalidValueError("expected at least one new class in `new`, got none")
         epochs = pos_int(epochs, "epochs")
         self._new = {
             check_class_name(c): check_words(z, memory.n_bits, what=f"new[{c!r}]")
@@ -108,7 +109,7 @@ class BalancedBatches(Iterator[tuple[np.ndarray, np.ndarray]]):
             class_index = {c: i for i, c in enumerate(old + list(self._new))}
         missing = [c for c in [*self._new, *old] if c not in class_index]
         if missing:
-            raise KeyError(f"expected class_index to cover every class, missing {missing}")
+            raise UnknownClassError(f"expected class_index to cover every class, missing {missing}")
         self._names = list(self._new) + old
         self._old = old
         self._batch_size = _check_batch_size(batch_size, len(self._names))

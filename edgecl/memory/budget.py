@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecl.errors import BudgetError
+from edgecl.errors import BudgetError, ClassExistsError, InvalidTypeError, InvalidValueError
 from edgecl.memory.protocol import ClassMemory
 from edgecl.validate import pos_int
 
@@ -44,9 +44,9 @@ class Budget:
     def __post_init__(self) -> None:
         b = self.bytes
         if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b <= 0:
-            raise ValueError(f"expected budget bytes as an int > 0, got {b!r}")
+            raise InvalidValueError(f"expected budget bytes as an int > 0, got {b!r}")
         if self.policy not in POLICIES:
-            raise ValueError(f"expected budget policy in {POLICIES}, got {self.policy!r}")
+            raise InvalidValueError(f"expected budget policy in {POLICIES}, got {self.policy!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"bytes": int(self.bytes), "policy": self.policy}
@@ -161,13 +161,13 @@ def plan_class_addition(
     ``part`` = "class memory (<kind>)") when it cannot fit. Changes nothing.
     """
     if not isinstance(budget, Budget):
-        raise TypeError(f"expected a Budget, got {type(budget).__name__}")
+        raise InvalidTypeError(f"expected a Budget, got {type(budget).__name__}")
     other = _nonneg(other_stored_bytes, "other_stored_bytes")
     extra = _nonneg(extra_bytes_per_class, "extra_bytes_per_class")
     if n_samples is not None:
         n_samples = _nonneg(n_samples, "n_samples")
     if name in memory.classes:
-        raise ValueError(f"expected a new class name, got {name!r} which is already stored")
+        raise ClassExistsError(f"expected a new class name, got {name!r} which is already stored")
     part = f"class memory ({memory.kind})"
     mem_now = int(memory.nbytes)
     free = budget.bytes - mem_now - other
@@ -248,9 +248,9 @@ def apply_plan(
     The new class itself is not added: fit it with ``size=plan.new_class_size``.
     """
     if not isinstance(plan, Plan):
-        raise TypeError(f"expected a Plan, got {type(plan).__name__}")
+        raise InvalidTypeError(f"expected a Plan, got {type(plan).__name__}")
     if memory.nbytes != plan.class_memory_bytes_before:
-        raise ValueError(
+        raise InvalidValueError(
             f"expected the memory the plan was made for ({plan.class_memory_bytes_before} "
             f"bytes), got one of {memory.nbytes} bytes"
         )
@@ -302,7 +302,7 @@ def plan_update(
     class the memory lacks: ``fit_class`` at the default size). Raises :class:`BudgetError`
     when the stored bytes after it exceed ``budget`` (both policies). Changes nothing."""
     if budget is not None and not isinstance(budget, Budget):
-        raise TypeError(f"expected a Budget or None, got {type(budget).__name__}")
+        raise InvalidTypeError(f"expected a Budget or None, got {type(budget).__name__}")
     n = _nonneg(n_samples, "n_samples")
     other = _nonneg(other_stored_bytes, "other_stored_bytes")
     mem_now = int(memory.nbytes)

@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecl.errors import BundleError
+from edgecl.errors import BundleError, ClassExistsError, InvalidTypeError, InvalidValueError
 from edgecl.kernels.bits import n_words, tail_mask, unpack_bits
 from edgecl.memory._common import (
     ClassStore,
@@ -44,7 +44,7 @@ class LatentBufferConfig:
     def __post_init__(self) -> None:
         e = pos_int(self.per_class, "per_class")
         if self.selection not in SELECTIONS:
-            raise ValueError(f"expected selection in {SELECTIONS}, got {self.selection!r}")
+            raise InvalidValueError(f"expected selection in {SELECTIONS}, got {self.selection!r}")
         object.__setattr__(self, "per_class", int(e))
 
     def to_dict(self) -> dict[str, Any]:
@@ -106,7 +106,7 @@ class LatentBuffer(ClassStore):
         self._n_bits = pos_int(n_bits, "n_bits")
         config = LatentBufferConfig() if config is None else config
         if not isinstance(config, LatentBufferConfig):
-            raise TypeError(f"expected a LatentBufferConfig, got {type(config).__name__}")
+            raise InvalidTypeError(f"expected a LatentBufferConfig, got {type(config).__name__}")
         self._config = config
         self._classes: dict[str, _Class] = {}
 
@@ -185,10 +185,12 @@ class LatentBuffer(ClassStore):
         all of them when N <= E. Refuses an existing name and an empty class."""
         check_class_name(name)
         if name in self._classes:
-            raise ValueError(f"expected a new class name, got {name!r} which is already stored")
+            raise ClassExistsError(
+                f"expected a new class name, got {name!r} which is already stored"
+            )
         size = self.default_size() if size is None else size
         if not isinstance(size, BufferSize):
-            raise TypeError(f"expected size as BufferSize, got {type(size).__name__}")
+            raise InvalidTypeError(f"expected size as BufferSize, got {type(size).__name__}")
         z = check_words(z_words, self._n_bits)
         idx = self._select(z, size.exemplars, as_rng(seed))
         self._classes[name] = _Class(z[idx].copy(), int(z.shape[0]), size.exemplars)
@@ -226,7 +228,7 @@ class LatentBuffer(ClassStore):
         """Keep ``size.exemplars`` of the stored exemplars, chosen by the selection rule."""
         c = self._get(name)
         if not isinstance(size, BufferSize):
-            raise TypeError(f"expected size as BufferSize, got {type(size).__name__}")
+            raise InvalidTypeError(f"expected size as BufferSize, got {type(size).__name__}")
         if size.exemplars >= c.exemplars.shape[0]:
             self._classes[name] = _Class(c.exemplars, c.seen, size.exemplars)
             return

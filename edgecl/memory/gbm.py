@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from edgecl.errors import BundleError
+from edgecl.errors import BundleError, ClassExistsError, InvalidTypeError, InvalidValueError
 from edgecl.kernels.bits import n_words, tail_mask
 from edgecl.kernels.float_dense import binary_float_dense
 from edgecl.kernels.sampling import sample_bernoulli_words
@@ -65,13 +65,13 @@ class GBMConfig:
         pos_int(self.components, "components")
         check_bits(self.bits)
         if not isinstance(self.trainable_pi, bool):
-            raise TypeError(f"expected trainable_pi as bool, got {self.trainable_pi!r}")
+            raise InvalidTypeError(f"expected trainable_pi as bool, got {self.trainable_pi!r}")
         pos_int(self.n_init, "n_init")
         pos_int(self.n_iter, "n_iter")
         pos_int(self.n_max, "n_max")
         eps = self.epsilon
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
-            raise ValueError(f"expected epsilon as a float >= 0, got {eps!r}")
+            raise InvalidValueError(f"expected epsilon as a float >= 0, got {eps!r}")
         for name in ("components", "bits", "n_init", "n_iter", "n_max"):
             object.__setattr__(self, name, int(getattr(self, name)))  # plain ints for JSON
         object.__setattr__(self, "epsilon", float(eps))
@@ -148,7 +148,7 @@ class GBMMemory(ClassStore):
         self._n_bits = pos_int(n_bits, "n_bits")
         config = GBMConfig() if config is None else config
         if not isinstance(config, GBMConfig):
-            raise TypeError(f"expected a GBMConfig, got {type(config).__name__}")
+            raise InvalidTypeError(f"expected a GBMConfig, got {type(config).__name__}")
         self._config = config
         self._classes: dict[str, _Class] = {}
         self._thresholds: dict[str, np.ndarray] = {}
@@ -298,10 +298,12 @@ class GBMMemory(ClassStore):
     def _store(self, name: str, entry: _Class) -> None:
         total = entry.size.components * self._n_bits * entry.size.bits
         if entry.words.size and total % 64 and entry.words[-1] & ~tail_mask(total):
-            raise ValueError("expected the prototype stream's tail bits zero, got some set")
+            raise InvalidValueError("expected the prototype stream's tail bits zero, got some set")
         levels = unpack_levels(entry.words, entry.size.components, self._n_bits, entry.size.bits)
         if entry.size.bits == 32 and not np.all((levels >= 0) & (levels <= 1)):
-            raise ValueError("expected float32 prototypes in [0, 1], got values outside or NaN")
+            raise InvalidValueError(
+                "expected float32 prototypes in [0, 1], got values outside or NaN"
+            )
         self._thresholds[name] = thresholds(levels, entry.size.bits)
         self._classes[name] = entry
         self._tables = None
@@ -321,13 +323,15 @@ class GBMMemory(ClassStore):
         """
         check_class_name(name)
         if name in self._classes:
-            raise ValueError(f"expected a new class name, got {name!r} which is already stored")
+            raise ClassExistsError(
+                f"expected a new class name, got {name!r} which is already stored"
+            )
         size = self.default_size() if size is None else size
         if not isinstance(size, GBMSize):
-            raise TypeError(f"expected size as GBMSize, got {type(size).__name__}")
+            raise InvalidTypeError(f"expected size as GBMSize, got {type(size).__name__}")
         z = check_words(z_words, self._n_bits)
         if size.components > z.shape[0]:
-            raise ValueError(
+            raise InvalidValueError(
                 f"expected at least K={size.components} samples for class {name!r}, "
                 f"got N={z.shape[0]}"
             )
@@ -355,7 +359,7 @@ class GBMMemory(ClassStore):
         current mixture (as many as its effective count)."""
         c = self._get(name)
         if not isinstance(size, GBMSize):
-            raise TypeError(f"expected size as GBMSize, got {type(size).__name__}")
+            raise InvalidTypeError(f"expected size as GBMSize, got {type(size).__name__}")
         if size == c.size:
             return
         if size.components == c.size.components:
@@ -363,7 +367,9 @@ class GBMMemory(ClassStore):
             self._store(name, _Class(size, pack_levels(levels, size.bits), c.pi, c.count))
             return
         if size.components > c.count:
-            raise ValueError(f"expected K <= count={c.count} for {name!r}, got K={size.components}")
+            raise InvalidValueError(
+                f"expected K <= count={c.count} for {name!r}, got K={size.components}"
+            )
         rng = as_rng(seed)
         z, _ = self.sample({name: c.count}, rng=rng)
         words, pi = self._fit(z, size, rng)
