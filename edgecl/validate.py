@@ -12,7 +12,7 @@ import numpy as np
 from edgecl.errors import InvalidTypeError, InvalidValueError
 from edgecl.kernels.bits import WORD_BITS, WORD_DTYPE, n_words, tail_mask
 
-__all__ = ["MAX_NAME", "check_class_name", "check_words", "pos_int"]
+__all__ = ["MAX_NAME", "as_generator", "check_class_name", "check_words", "pos_int"]
 
 #: The longest class name, in characters.
 MAX_NAME = 128
@@ -79,3 +79,18 @@ def check_words(z_words: Any, n_bits: int, *, what: str = "z_words") -> np.ndarr
             "(wrong n_bits, or words not made by pack_bits)"
         )
     return np.ascontiguousarray(z)
+
+
+def as_generator(seed: object) -> np.random.Generator:
+    """A random Generator from ``seed``: None (fresh entropy), an int >= 0, or a Generator
+    (used as is)."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise InvalidTypeError(
+                f"expected a seed as an int, a numpy Generator or None, got {type(seed).__name__}"
+            )
+        if seed < 0:
+            raise InvalidValueError(f"expected a seed >= 0, got {seed}")
+    return np.random.default_rng(seed)

@@ -51,7 +51,7 @@ from edgecl.memory import (
     plan_class_addition,
     plan_update,
 )
-from edgecl.validate import check_class_name, check_words, pos_int
+from edgecl.validate import as_generator, check_class_name, check_words, pos_int
 
 __all__ = ["BACKENDS", "HeadSettings", "Learner"]
 
@@ -266,17 +266,18 @@ class Learner:
         return name
 
     def _checked(
-        self, name: object, z_words: np.ndarray, epochs: int | None, verb: str
-    ) -> tuple[str, np.ndarray, int, ClassMemory]:
+        self, name: object, z_words: np.ndarray, epochs: int | None, seed: object, verb: str
+    ) -> tuple[str, np.ndarray, int, np.random.Generator, ClassMemory]:
         name = self.check_name(name, verb)
         z = check_words(z_words, self.n_bits)
         epochs = self.settings.epochs if epochs is None else pos_int(epochs, "epochs")
+        rng = as_generator(seed)
         if self.memory is None:
             raise BundleError(
                 f"expected a bundle with a class memory to {verb} a class without forgetting "
                 "the others, got none (export with memory=GBMConfig(...))"
             )
-        return name, z, epochs, self.memory
+        return name, z, epochs, rng, self.memory
 
     def learn(
         self,
@@ -291,7 +292,7 @@ class Learner:
     ) -> LearnReport:
         """Learn a new class from its packed embeddings (the module docstring's steps)."""
         timing = _Timing(time.perf_counter(), embed_s=_embed_s)
-        name, z, epochs, memory = self._checked(name, z_words, epochs, "learn")
+        name, z, epochs, rng, memory = self._checked(name, z_words, epochs, seed, "learn")
         plan = self.plan(name, int(z.shape[0]))
         size = plan.new_class_size if plan is not None else memory.default_size()
         k = getattr(size, "components", 1)
@@ -301,7 +302,7 @@ class Learner:
                 f"got {z.shape[0]}"
             )
         return self._apply(
-            "learn", name, z, memory, plan, size, epochs, seed, progress, trace_memory, timing
+            "learn", name, z, memory, plan, size, epochs, rng, progress, trace_memory, timing
         )
 
     def update(
@@ -319,7 +320,7 @@ class Learner:
         with pseudo-exemplars of the other classes. A class that would outgrow the budget is
         refused with BudgetError (both policies)."""
         timing = _Timing(time.perf_counter(), embed_s=_embed_s)
-        name, z, epochs, memory = self._checked(name, z_words, epochs, "update")
+        name, z, epochs, rng, memory = self._checked(name, z_words, epochs, seed, "update")
         plan_update(
             memory,
             self.budget,
@@ -328,7 +329,7 @@ class Learner:
             other_stored_bytes=self.head_bytes,
         )
         return self._apply(
-            "update", name, z, memory, None, None, epochs, seed, progress, True, timing
+            "update", name, z, memory, None, None, epochs, rng, progress, True, timing
         )
 
     def _apply(
@@ -340,13 +341,12 @@ class Learner:
         plan: Plan | None,
         size: Any,
         epochs: int,
-        seed: int | np.random.Generator | None,
+        rng: np.random.Generator,
         progress: Callable[[int, int], None] | None,
         trace_memory: bool,
         timing: _Timing,
     ) -> LearnReport:
         """The shared transaction of learn and update: copies, head, memory, commit."""
-        rng = np.random.default_rng(seed) if not isinstance(seed, np.random.Generator) else seed
         before = self.stored_bytes
         with _peak_tracer(trace_memory) as peak:
             t = time.perf_counter()

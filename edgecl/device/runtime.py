@@ -302,6 +302,10 @@ class Runtime:
         kernels either way. ``budget_bytes`` lowers the bundle's budget (never raises it;
         ``BudgetError`` if the bundle already stores more).
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidTypeError(
+                f"expected a bundle path as str or os.PathLike, got {type(path).__name__}"
+            )
         manifest, arrays = read_bundle(path)
         return cls(
             manifest, arrays, path=path, threads=threads, backend=backend, budget_bytes=budget_bytes
@@ -442,6 +446,10 @@ class Runtime:
     def save(self, path: str | os.PathLike[str] | None = None) -> BundleInfo:
         """Write the bundle atomically (classes, head, class memory and budget updated) to
         ``path`` or, by default, the file it was loaded from."""
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise InvalidTypeError(
+                f"expected a path as str or os.PathLike, got {type(path).__name__}"
+            )
         target = self.path if path is None else Path(path)
         if target is None:
             raise InvalidValueError("expected a path to save to, got none (not loaded from a file)")
