@@ -293,7 +293,7 @@ def bench_latency(args: argparse.Namespace) -> dict[str, Any]:
     pred = _stats(times)
     pred["per_sample_us_p50"] = pred["p50"] / args.batch
     # learn_class on a copy of the learner state, restored after every call
-    saved = rt.learner.copy()
+    saved = rt.snapshot()
     name = _fresh_class_name(rt)
     xl = x[: args.learn_samples]
     z = rt.embed(xl)
@@ -303,13 +303,11 @@ def bench_latency(args: argparse.Namespace) -> dict[str, Any]:
         t = time.perf_counter()
         report = rt.learn_class(name, xl, seed=args.seed + i, trace_memory=False)
         dt = time.perf_counter() - t
-        rt.learner = saved.copy()
-        rt._sync()
+        rt.restore(saved)
         t = time.perf_counter()
         rt.learner.learn(name, z, seed=args.seed + i, trace_memory=False)
         dz = time.perf_counter() - t
-        rt.learner = saved.copy()
-        rt._sync()
+        rt.restore(saved)
         if i == 0:
             first_learn = dt
             continue
@@ -370,7 +368,7 @@ def bench_memory(args: argparse.Namespace) -> dict[str, Any]:
             "overhead_bytes": before.class_memory_bytes - (before.closed_form_bits or 0) // 8,
         }
         x, src = _bench_samples(args, rt, args.learn_samples)
-        saved = rt.learner.copy()
+        saved = rt.snapshot()
         try:
             rep = rt.learn_class(
                 _fresh_class_name(rt), x[: args.learn_samples], seed=args.seed, trace_memory=True
@@ -385,8 +383,7 @@ def bench_memory(args: argparse.Namespace) -> dict[str, Any]:
         except Exception as exc:  # a full budget refuses: report it, it is a measurement
             out["learn_class"] = {"refused": f"{type(exc).__name__}: {exc}"}
         finally:
-            rt.learner = saved
-            rt._sync()
+            rt.restore(saved)
     return out
 
 

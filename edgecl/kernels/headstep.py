@@ -172,7 +172,7 @@ def _backward_t(xf, wt, g, lr32, keep, new_wt):
                 r0[j] -= a0 * x0[j]
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")  # a diverged head gives NaN, not a raise
 def _step_t(x, n, wt, bias, targets, lr, wd, new_wt, new_b, xf, g, z):
     n_batch = x.shape[0]
     n_cls = wt.shape[0]
