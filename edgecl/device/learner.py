@@ -24,16 +24,21 @@ Torch-free (NumPy + Numba, onnxruntime optional). It works on embeddings (``uint
 from __future__ import annotations
 
 import time
-import tracemalloc
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from edgecl.device.head import BACKENDS, Head, HeadFit, HeadSettings, make_head_steps
-from edgecl.device.reports import LearnReport, MemoryReport, format_bytes
+from edgecl.device.reports import (
+    LearnReport,
+    MemoryReport,
+    format_bytes,
+    memory_report,
+    peak_tracer,
+)
+from edgecl.device.scores import class_log_likelihood, combined_scores
 from edgecl.errors import (
     BudgetError,
     BundleError,
@@ -44,7 +49,6 @@ from edgecl.errors import (
 from edgecl.memory import (
     Budget,
     ClassMemory,
-    GenerativeMemory,
     Plan,
     apply_plan,
     balanced_batches,
@@ -56,28 +60,6 @@ from edgecl.validate import as_generator, check_class_name, check_words, pos_int
 __all__ = ["BACKENDS", "HeadSettings", "Learner"]
 
 
-@contextmanager
-def _peak_tracer(enabled: bool) -> Iterator[list[int | None]]:
-    """Yield a one-item list that receives the traced peak bytes of the block (numpy's
-    allocations are traced; a tracer already running is reused, its peak reset); None
-    when not ``enabled``."""
-    out: list[int | None] = [None]
-    if not enabled:
-        yield out
-        return
-    started = not tracemalloc.is_tracing()
-    if started:
-        tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    try:
-        yield out
-    finally:
-        out[0] = max(0, tracemalloc.get_traced_memory()[1] - base)
-        if started:
-            tracemalloc.stop()
-
-
 @dataclass
 class _Timing:
     """Seconds spent by one learn / update call, by part (``start``: perf_counter at entry)."""
@@ -86,11 +68,6 @@ class _Timing:
     embed_s: float = 0.0
     memory_s: float = 0.0
     head_s: float = 0.0
-
-
-def _log_softmax(a: np.ndarray) -> np.ndarray:
-    top = a.max(axis=1, keepdims=True)
-    return a - (top + np.log(np.exp(a - top).sum(axis=1, keepdims=True)))
 
 
 class Learner:
@@ -210,27 +187,15 @@ class Learner:
         return self.head.logits(z_words)
 
     def gbm_log_likelihood(self, z_words: np.ndarray) -> np.ndarray | None:
-        """``log p(z | class)`` (n, C) float64 under each class's stored mixture, head class
-        order (:meth:`edgecl.memory.GBMMemory.log_likelihood`); None when the memory is not
-        generative or some head class has no mixture."""
-        mem = self.memory
-        if not isinstance(mem, GenerativeMemory):
-            return None
-        if any(c not in mem.classes for c in self.classes):
-            return None
-        return mem.log_likelihood(z_words, self.classes, threads=self.threads)
+        """``log p(z | class)`` (n, C) float64 in head class order, or None
+        (:func:`edgecl.device.scores.class_log_likelihood`)."""
+        return class_log_likelihood(self.head, self.memory, z_words)
 
     def scores(self, z_words: np.ndarray) -> np.ndarray:
         """What predictions rank (float64 (n, C)): the head logits, or with ``gbm_weight``
-        lambda > 0 ``log_softmax(logits) + lambda * log_softmax(log p(z | class))``."""
-        logits = self.logits(z_words).astype(np.float64)
-        lam = self.settings.gbm_weight
-        if lam <= 0:
-            return logits
-        ll = self.gbm_log_likelihood(z_words)
-        if ll is None:
-            return logits
-        return _log_softmax(logits) + lam * _log_softmax(ll)
+        lambda > 0 ``log_softmax(logits) + lambda * log_softmax(log p(z | class))``
+        (:func:`edgecl.device.scores.combined_scores`)."""
+        return combined_scores(self.head, self.memory, self.settings.gbm_weight, z_words)
 
     def predict(self, z_words: np.ndarray) -> np.ndarray:
         """Class names of the largest scores (:meth:`scores`)."""
@@ -348,7 +313,7 @@ class Learner:
     ) -> LearnReport:
         """The shared transaction of learn and update: copies, head, memory, commit."""
         before = self.stored_bytes
-        with _peak_tracer(trace_memory) as peak:
+        with peak_tracer(trace_memory) as peak:
             t = time.perf_counter()
             memory = apply_plan(old_memory, plan, seed=rng) if plan else old_memory.copy()
             timing.memory_s += time.perf_counter() - t
@@ -377,7 +342,17 @@ class Learner:
         # commit
         self.memory, self.head = memory, head
         self.last_peak_bytes = peak[0]
-        return self._report(action, name, z, _gave_up(plan), epochs, fit, train_acc, before, timing)
+        return self._report(
+            action,
+            name,
+            z,
+            () if plan is None else plan.given_up(),
+            epochs,
+            fit,
+            train_acc,
+            before,
+            timing,
+        )
 
     def forget(self, name: str) -> MemoryReport:
         """Drop a class: its head column and its class memory. The last class stays."""
@@ -472,44 +447,9 @@ class Learner:
         )
 
     def memory_report(self) -> MemoryReport:
-        parts: dict[str, int] = {}
-        per_class: list[dict[str, Any]] = []
-        closed_bits: int | None = None
-        formula: str | None = None
-        if self.memory is not None:
-            _, arrays = self.memory.to_state()
-            for key in sorted(arrays):
-                parts[f"memory.{key}"] = int(arrays[key].nbytes)
-            for c in self.memory.classes:
-                per_class.append(
-                    {
-                        "name": c,
-                        "size": self.memory.class_size(c).to_dict(),
-                        "bytes": int(self.memory.class_nbytes(c)),
-                    }
-                )
-            closed_bits = int(self.memory.closed_form_bits())
-            formula = self.memory.closed_form
-        for key, arr in self.head.stored_arrays().items():
-            parts[f"head.{key}"] = int(arr.nbytes)  # as stored (float32, float16, int8)
-        budget = self.budget_bytes
-        return MemoryReport(
-            n_bits=self.n_bits,
-            n_classes=len(self.classes),
-            classes=self.classes,
-            memory_kind=None if self.memory is None else self.memory.kind,
-            stored_bytes=self.stored_bytes,
-            class_memory_bytes=self.class_memory_bytes,
-            head_bytes=self.head_bytes,
-            head_bytes_per_class=self.head_bytes_per_class,
-            budget_bytes=budget,
-            policy=self.policy,
-            headroom_bytes=None if budget is None else budget - self.stored_bytes,
-            parts=parts,
-            per_class=tuple(per_class),
-            closed_form_bits=closed_bits,
-            closed_form=formula,
-            peak_bytes=self.last_peak_bytes,
+        """Where the stored bytes are (:func:`edgecl.device.reports.memory_report`)."""
+        return memory_report(
+            self.head, self.memory, self.budget_bytes, self.policy, self.last_peak_bytes
         )
 
     def __repr__(self) -> str:
@@ -517,21 +457,3 @@ class Learner:
             f"Learner({len(self.classes)} classes, D={self.n_bits}, stored "
             f"{format_bytes(self.stored_bytes)} of {format_bytes(self.budget_bytes)})"
         )
-
-
-def _gave_up(plan: Plan | None) -> tuple[dict[str, Any], ...]:
-    """What an adapt plan gave up, for the report (empty without one)."""
-    if plan is None or not plan.gave_up:
-        return ()
-    items = [{**ch.to_dict(), "description": str(ch)} for ch in plan.changes]
-    if plan.new_class_shrunk:
-        items.append(
-            {
-                "name": plan.name,
-                "before": plan.default_size.to_dict(),
-                "after": plan.new_class_size.to_dict(),
-                "description": f"new class {plan.name} stored at {plan.new_class_size} "
-                f"instead of {plan.default_size}",
-            }
-        )
-    return tuple(items)

@@ -109,6 +109,22 @@ class Plan:
     def gave_up(self) -> bool:
         return bool(self.changes) or self.new_class_shrunk
 
+    def given_up(self) -> tuple[dict[str, Any], ...]:
+        """What the plan gives up, one dict per class (its ``Shrink.to_dict()`` and a
+        ``description``; the new class last when it is stored below the default size)."""
+        items = [{**ch.to_dict(), "description": str(ch)} for ch in self.changes]
+        if self.new_class_shrunk:
+            items.append(
+                {
+                    "name": self.name,
+                    "before": self.default_size.to_dict(),
+                    "after": self.new_class_size.to_dict(),
+                    "description": f"new class {self.name} stored at {self.new_class_size} "
+                    f"instead of {self.default_size}",
+                }
+            )
+        return tuple(items)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
