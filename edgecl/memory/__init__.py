@@ -15,6 +15,7 @@ The protocol (``memory`` is a GBMMemory or a LatentBuffer)::
     LatentBuffer(n_bits, LatentBufferConfig(per_class=20, selection="random" | "herding"))
 
     memory.kind                      "gbm" | "buffer"
+    memory.closed_form               "K·D·n_c·q" | "E·D·n_c" (the papers' size formula)
     memory.n_bits, memory.config     D, the frozen config
     memory.classes                   tuple of names, insertion order
     memory.fit_class(name, z_words, *, seed=None, size=None)   new class; refuses an existing
@@ -29,6 +30,7 @@ The protocol (``memory`` is a GBMMemory or a LatentBuffer)::
     memory.class_nbytes(name)        stored bytes of one class
     memory.nbytes_for(n_samples=None, size=None)   bytes a new class would take
     memory.nbytes_after_add(name, n_samples)       whole memory after add_samples
+                                     (an unknown name: UnknownClassError, a KeyError)
     memory.closed_form_bits()        the papers' M = K*D*n_c*q (GBM) / E*D*n_c (buffer) bits
     memory.default_size() / class_size(name) / smaller_size(size) / size_nbytes(size, n)
     memory.class_nbytes_at(name, size) / resize_class(name, size, *, seed=None)
