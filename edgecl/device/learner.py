@@ -371,15 +371,13 @@ class Learner:
 
     def set_budget(self, budget_bytes: int) -> None:
         """Lower the budget (never raise it); BudgetError if the stored bytes exceed it."""
-        b = budget_bytes
-        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b <= 0:
-            raise InvalidValueError(f"expected budget bytes as an int > 0, got {b!r}")
+        b = pos_int(budget_bytes, "budget bytes")
         if self.budget is not None and b > self.budget.bytes:
             raise InvalidValueError(
                 f"expected a budget of at most the bundle's {self.budget.bytes} bytes (a budget "
                 f"may be lowered, never raised), got {b}"
             )
-        new = Budget(int(b), self.policy)
+        new = Budget(b, self.policy)
         if self.stored_bytes > new.bytes:
             raise BudgetError(
                 f"the bundle already stores {self.stored_bytes} bytes, more than a budget of "

@@ -42,9 +42,7 @@ class Budget:
     policy: str = "strict"
 
     def __post_init__(self) -> None:
-        b = self.bytes
-        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b <= 0:
-            raise InvalidValueError(f"expected budget bytes as an int > 0, got {b!r}")
+        object.__setattr__(self, "bytes", pos_int(self.bytes, "budget bytes"))
         if self.policy not in POLICIES:
             raise InvalidValueError(f"expected budget policy in {POLICIES}, got {self.policy!r}")
 
