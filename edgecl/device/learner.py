@@ -70,6 +70,20 @@ class _Timing:
     head_s: float = 0.0
 
 
+@dataclass(frozen=True)
+class _Call:
+    """One checked learn / update call: what the transaction needs besides the plan."""
+
+    action: str  # "learn" | "update"
+    name: str
+    z: np.ndarray
+    epochs: int
+    rng: np.random.Generator
+    progress: Callable[[int, int], None] | None
+    trace_memory: bool
+    timing: _Timing
+
+
 class Learner:
     """Head G + class memory + budget on packed D-bit embeddings.
 
@@ -266,9 +280,8 @@ class Learner:
                 f"expected at least K={k} samples to fit class {name!r}'s {k} prototypes, "
                 f"got {z.shape[0]}"
             )
-        return self._apply(
-            "learn", name, z, memory, plan, size, epochs, rng, progress, trace_memory, timing
-        )
+        call = _Call("learn", name, z, epochs, rng, progress, trace_memory, timing)
+        return self._apply(call, memory, plan, size)
 
     def update(
         self,
@@ -293,43 +306,34 @@ class Learner:
             n_samples=int(z.shape[0]),
             other_stored_bytes=self.head_bytes,
         )
-        return self._apply(
-            "update", name, z, memory, None, None, epochs, rng, progress, True, timing
-        )
+        call = _Call("update", name, z, epochs, rng, progress, True, timing)
+        return self._apply(call, memory, None, None)
 
     def _apply(
-        self,
-        action: str,
-        name: str,
-        z: np.ndarray,
-        old_memory: ClassMemory,
-        plan: Plan | None,
-        size: Any,
-        epochs: int,
-        rng: np.random.Generator,
-        progress: Callable[[int, int], None] | None,
-        trace_memory: bool,
-        timing: _Timing,
+        self, call: _Call, old_memory: ClassMemory, plan: Plan | None, size: Any
     ) -> LearnReport:
-        """The shared transaction of learn and update: copies, head, memory, commit."""
+        """The shared transaction of learn and update: copies, head, memory, commit.
+        ``plan`` (learn under a budget) shrinks the memory copy first; ``size`` is the new
+        class's (None: the memory's default)."""
+        name, z, rng, timing = call.name, call.z, call.rng, call.timing
         before = self.stored_bytes
-        with peak_tracer(trace_memory) as peak:
+        with peak_tracer(call.trace_memory) as peak:
             t = time.perf_counter()
             memory = apply_plan(old_memory, plan, seed=rng) if plan else old_memory.copy()
             timing.memory_s += time.perf_counter() - t
-            head = self.head.with_class(name) if action == "learn" else self.head
+            head = self.head.with_class(name) if call.action == "learn" else self.head
             self.steps.check_classes(len(head.classes))
             t = time.perf_counter()
             batches = balanced_batches(
                 memory,
                 {name: z},
                 batch_size=max(self.settings.batch_size, len(head.classes)),
-                epochs=epochs,
+                epochs=call.epochs,
                 class_index={c: i for i, c in enumerate(head.classes)},
                 seed=rng,
             )
             head, fit = head.trained(
-                batches, self.steps, self.settings, n_batches=len(batches), progress=progress
+                batches, self.steps, self.settings, n_batches=len(batches), progress=call.progress
             )
             timing.head_s += time.perf_counter() - t
             t = time.perf_counter()
@@ -342,17 +346,8 @@ class Learner:
         # commit
         self.memory, self.head = memory, head
         self.last_peak_bytes = peak[0]
-        return self._report(
-            action,
-            name,
-            z,
-            () if plan is None else plan.given_up(),
-            epochs,
-            fit,
-            train_acc,
-            before,
-            timing,
-        )
+        gave_up = () if plan is None else plan.given_up()
+        return self._report(call, gave_up, fit, train_acc, before)
 
     def forget(self, name: str) -> MemoryReport:
         """Drop a class: its head column and its class memory. The last class stays."""
@@ -400,30 +395,26 @@ class Learner:
     # -- reports -------------------------------------------------------------------------------
     def _report(
         self,
-        action: str,
-        name: str,
-        z: np.ndarray,
+        call: _Call,
         gave_up: tuple[dict[str, Any], ...],
-        epochs: int,
         fit: HeadFit,
         train_acc: float,
         before: int,
-        timing: _Timing,
     ) -> LearnReport:
         """The report of a committed learn or update: the learner's state is the new one."""
         mem = self.memory
         size = None
-        if mem is not None and name in mem.classes:
-            size = dict(mem.class_size(name).to_dict())
+        if mem is not None and call.name in mem.classes:
+            size = dict(mem.class_size(call.name).to_dict())
         return LearnReport(
-            action=action,
-            name=name,
-            n_samples=int(z.shape[0]),
+            action=call.action,
+            name=call.name,
+            n_samples=int(call.z.shape[0]),
             n_classes=len(self.classes),
             classes=self.classes,
             size=size,
             gave_up=gave_up,
-            epochs=epochs,
+            epochs=call.epochs,
             steps=fit.steps,
             batch_size=max(self.settings.batch_size, len(self.classes)),
             lr=self.settings.lr,
@@ -437,10 +428,10 @@ class Learner:
             head_bytes=self.head_bytes,
             budget_bytes=self.budget_bytes,
             policy=self.policy,
-            embed_s=float(timing.embed_s),
-            memory_s=timing.memory_s,
-            head_s=timing.head_s,
-            total_s=time.perf_counter() - timing.start + float(timing.embed_s),
+            embed_s=float(call.timing.embed_s),
+            memory_s=call.timing.memory_s,
+            head_s=call.timing.head_s,
+            total_s=time.perf_counter() - call.timing.start + float(call.timing.embed_s),
             peak_bytes=self.last_peak_bytes,
         )
 
