@@ -136,7 +136,7 @@ class Head:
             raise InvalidValueError("expected a finite head, got NaN or inf")
         self.n_bits = n_bits
         self.bits = int(bits)
-        self.threads = int(threads)
+        self.threads = pos_int(threads, "threads")
         self.classes: tuple[str, ...] = tuple(names)
         self.weight = w if self.bits == 32 else round_head(w, self.bits)
         self.bias = b

@@ -135,7 +135,7 @@ class Learner:
         self.budget = budget
         self.policy = budget.policy if budget is not None else str(policy)
         self.backend = backend
-        self.threads = int(threads)
+        self.threads = pos_int(threads, "threads")
         self.onnx_graph = onnx_graph
         self.steps = make_head_steps(backend, self.n_bits, onnx_graph)
         self.last_peak_bytes: int | None = None

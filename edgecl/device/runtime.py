@@ -43,6 +43,7 @@ from edgecl.kernels import (
     threshold,
     threshold_float,
 )
+from edgecl.validate import pos_int
 
 __all__ = ["FAST_KERNELS", "InputSpec", "LayerKernels", "Runtime", "RuntimeSnapshot", "run_layers"]
 
@@ -270,6 +271,7 @@ class Runtime:
         backend: str = "numba",
         budget_bytes: int | None = None,
     ) -> None:
+        threads = pos_int(threads, "threads")
         validate_manifest(manifest, arrays)
         self.manifest: dict[str, Any] = dict(manifest)
         self.arrays: dict[str, np.ndarray] = dict(arrays)

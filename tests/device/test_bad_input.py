@@ -259,3 +259,21 @@ def test_load_refuses_what_is_not_a_bundle(tmp_path, make, exc, match):
     with pytest.raises(exc, match=match) as info:
         Runtime.load(make(tmp_path))
     assert isinstance(info.value, EdgeclError)
+
+
+BAD_OPTIONS = [
+    ("threads 0", dict(threads=0), InvalidValueError, "threads"),
+    ("threads '2'", dict(threads="2"), InvalidValueError, "threads"),
+    ("threads 1.5", dict(threads=1.5), InvalidValueError, "threads"),
+    ("backend 'cuda'", dict(backend="cuda"), InvalidValueError, "backend"),
+    ("budget 0", dict(budget_bytes=0), InvalidValueError, "budget bytes"),
+    ("budget '1k'", dict(budget_bytes="1k"), InvalidValueError, "budget bytes"),
+    ("budget True", dict(budget_bytes=True), InvalidValueError, "budget bytes"),
+]
+
+
+@pytest.mark.parametrize(("options", "exc", "match"), [c[1:] for c in BAD_OPTIONS],
+                         ids=[c[0] for c in BAD_OPTIONS])  # fmt: skip
+def test_load_refuses_bad_options(bundle, options, exc, match):
+    with pytest.raises(exc, match=match):
+        Runtime.load(bundle, **options)
