@@ -1,7 +1,7 @@
 """Split-MNIST in the edgecl protocol: class memories compared on one frozen F per seed.
 
 Host (torch, once per seed): F+G trained on the base classes 0-4 with the demo's recipe
-(:func:`edgecl.demo.train_base`, its default base task "rotflipae", seed s for seed s),
+(:func:`edgecl.train.recipes.train_base`, its default base task "rotflipae", seed s for seed s),
 or one given base checkpoint for every seed (``--checkpoint``, e.g. one written by
 ``edgecl demo``), exported to a bundle; the device runtime embeds every training and test
 image once (bit-exact with what the device computes). Then every method runs on the same
@@ -85,9 +85,10 @@ def _tag(args, seed: int) -> str:
 
 def cached_f(args, seed: int, data, base: list[int], log=print) -> tuple[str, dict]:
     """Seed ``seed``'s F+G on the classes ``base``, trained with the demo's recipe
-    (:func:`edgecl.demo.train_base`, seed ``seed``) into ``--cache`` (``<tag>_F.pt`` and its
-    summary ``<tag>_F.json``), or the one already there; returns ``(checkpoint, summary)``."""
-    from edgecl.demo import train_base
+    (:func:`edgecl.train.recipes.train_base`, seed ``seed``) into ``--cache`` (``<tag>_F.pt``
+    and its summary ``<tag>_F.json``), or the one already there; returns
+    ``(checkpoint, summary)``."""
+    from edgecl.train.recipes import train_base
 
     ckpt = Path(args.cache) / f"{_tag(args, seed)}_F.pt"
     side = ckpt.with_suffix(".json")
@@ -95,7 +96,9 @@ def cached_f(args, seed: int, data, base: list[int], log=print) -> tuple[str, di
         log(f"host: seed {seed}: F cached in {ckpt}")
         return str(ckpt), json.loads(side.read_text())
     ckpt.parent.mkdir(parents=True, exist_ok=True)
-    _, summary = train_base(_demo_config(args, seed), data, ckpt, classes=base, log=log)
+    _, summary = train_base(
+        _demo_config(args, seed).base_config(), data, ckpt, classes=base, log=log
+    )
     side.write_text(json.dumps(summary, indent=2, default=str) + "\n")
     return str(ckpt), summary
 
@@ -171,7 +174,7 @@ def embed_bundle(bundle, data, steps: list[list[int]]) -> dict:
 
 def export_base(cfg, data, out: Path, base: list[int], log, verify: bool = True) -> dict:
     """F+G on the classes ``base`` (``cfg.checkpoint``, or trained with the demo's recipe,
-    :func:`edgecl.demo.train_base`), exported without a class memory (the methods bring
+    :func:`edgecl.train.recipes.train_base`), exported without a class memory (the methods bring
     their own) to ``out/base.ecl``: the BinPlay protocol's host phase. ``verify`` as
     :func:`edgecl.export.export_bundle`'s."""
     from edgecl.export import ExportConfig, HeadConfig, export_bundle
@@ -184,9 +187,9 @@ def export_base(cfg, data, out: Path, base: list[int], log, verify: bool = True)
             raise ValueError(f"expected a checkpoint of classes {base}, got {meta['class_names']}")
         summary = {"checkpoint": str(cfg.checkpoint), **meta.get("meta", {})}
     else:
-        from edgecl.demo import train_base
+        from edgecl.train.recipes import train_base
 
-        model, summary = train_base(cfg, data, out / "base.pt", classes=base, log=log)
+        model, summary = train_base(cfg.base_config(), data, out / "base.pt", classes=base, log=log)
     xtr, ytr = data[0], data[1]
     m = np.isin(ytr, base)
     info = export_bundle(

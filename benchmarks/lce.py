@@ -29,7 +29,9 @@ them), at 1 and 2 threads; median and 10th percentile of all timed runs.
   ``taskset -c 0``); 2-thread cases on the process's own CPU set (pinning the whole process
   to one core would put both threads on it).
 
-Two steps, two virtual environments (TensorFlow and torch never in the same one):
+Two steps, two virtual environments (TensorFlow and torch never in the same one). The LCE
+venv's install lines are in benchmarks/RESULTS.md (section "LCE 0.16 side by side"); edgecl's
+``[larq]`` extra is only h5py (for reading .h5 weights) and does not install them:
 
     # 1. in edgecl's venv (torch): build, calibrate and export the two networks
     .venv/bin/python benchmarks/lce.py make-bundles --out /tmp/lce-bundles

@@ -130,7 +130,7 @@ def breakdown(rt, x1, repeat: int) -> dict | None:
     """Where ``Runtime.logits`` spends its time at batch 1 (one thread), step by step as it
     runs: input checks and normalisation, each step of the runtime's program (fused steps
     named by their ops, e.g. ``conv2d_binary+threshold+maxpool_bits``,
-    :func:`edgecl.device.fused.compile_program`) and the head; medians in µs."""
+    :func:`edgecl.program.compile_program`) and the head; medians in µs."""
     xf = rt.input_spec.normalize(rt.input_spec.check(x1))
     fns = {"check_and_normalize": lambda: rt.input_spec.normalize(rt.input_spec.check(x1))}
     v = xf

@@ -8,9 +8,9 @@ Protocols (full MNIST, 60,000 train / 10,000 test):
 - ``edgecl``: classes 0-4 together, then 5, 6, 7, 8, 9 one at a time (the device's protocol).
 
 Methods:
-- ``binplay``: :class:`edgecl.train.binplay.BinPlay` on images, a small binary CNN
+- ``binplay``: :class:`edgecl.train.baselines.binplay.BinPlay` on images, a small binary CNN
   (``mnist_bnn``) as the base network;
-- ``dgmw`` / ``dgma``: :class:`edgecl.train.dgm.DGM`, the discriminator's classifier is
+- ``dgmw`` / ``dgma``: :class:`edgecl.train.baselines.dgm.DGM`, the discriminator's classifier is
   the model;
 - ``memories``: the device's terms. F (``mnist_bnn``, Heaviside D bits) is trained on the
   first task's classes and frozen; a float linear head is retrained at each step on the new
@@ -60,7 +60,7 @@ from edgecl.metrics import (  # noqa: E402
     incremental_accuracies,
 )
 from edgecl.train import fit, mnist_bnn  # noqa: E402
-from edgecl.train.binplay import (  # noqa: E402
+from edgecl.train.baselines.binplay import (  # noqa: E402
     BinPlay,
     BinPlayConfig,
     BinPlayMemory,
@@ -69,7 +69,7 @@ from edgecl.train.binplay import (  # noqa: E402
     ConvAutoencoder,
     VectorAutoencoder,
 )
-from edgecl.train.dgm import DGM, ACDiscriminator, DGMConfig, MaskedGenerator  # noqa: E402
+from edgecl.train.baselines.dgm import DGM, ACDiscriminator, DGMConfig, MaskedGenerator  # noqa: E402
 
 PROTOCOLS = {
     "binplay": [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]],

@@ -25,7 +25,7 @@ targets) and the ``## Suite`` section of ``benchmarks/RESULTS.md``.
     python benchmarks/suite.py                 # everything; trains the two Fs (an hour or more
                                                # on 2 loaded cores)
     python benchmarks/suite.py --checkpoint DIR/base.pt --seeds 0,1,2 --cache /tmp/ecl-cache
-                                               # F of `edgecl demo --out DIR`: ~15 min + binplay
+                                               # F of `edgecl demo -o DIR`: ~15 min + binplay
     python benchmarks/suite.py --quick         # a smoke run of every part (minutes)
     python benchmarks/suite.py --only networks,continual --checkpoint base.pt
     python benchmarks/suite.py --report-only   # rewrite RESULTS.md from the JSON files
@@ -230,7 +230,7 @@ def continual_md(quick: bool, name: str = "continual") -> list[str]:
         f_text = (
             f"F: one per seed, {len(hosts)} trained (seed s trains F_s with seed s and runs the "
             "device side with seed s), each with the demo's host recipe "
-            f"(`edgecl.demo.train_base`: base task {host.get('base_task', '?')}, "
+            f"(`edgecl.train.recipes.train_base`: base task {host.get('base_task', '?')}, "
             f"{host.get('epochs', '?')} epoch(s) on classes {base} of "
             f"{host.get('dataset', '?')}; test accuracy on {base} {accs}; {mins} min of "
             "training each, one torch thread at "
@@ -287,7 +287,7 @@ def continual_md(quick: bool, name: str = "continual") -> list[str]:
             "One F (the checkpoint) serves every seed: the ± covers the device side only "
             "(EM fits, pseudo-exemplar draws, SGD order), not F's training; NCM and SLDA are "
             "deterministic given F and run once. The checkpoint comes from "
-            "`edgecl demo --data-dir /work/shared/data/mnist --out DIR` (DIR/base.pt), the "
+            "`edgecl demo --data /work/shared/data/mnist -o DIR` (DIR/base.pt), the "
             "demo's host recipe. "
             if "--checkpoint" in c["command"] and len(seeds) > 1
             else ""
@@ -558,7 +558,7 @@ def section(args, log: list[dict] | None, machine: dict | None = None) -> str:
             f"thread): `Runtime.predict` p50 {f['predict_us']['p50']:.0f} µs; per step of the "
             "runtime's program (p50; fused steps named by their ops: the float first conv "
             "with its threshold and pool, each binary conv with its threshold and pool, the "
-            "binary dense with its threshold, `edgecl.device.fused.compile_program`):",
+            "binary dense with its threshold, `edgecl.program.compile_program`):",
             "",
             *[
                 f"- {k}: {v:.1f} µs"
@@ -599,7 +599,7 @@ def section(args, log: list[dict] | None, machine: dict | None = None) -> str:
         "### Split-MNIST, BinPlay's protocol (5 tasks of 2 classes)",
         "",
         "Task 1 (classes 0, 1) on the host: F+G trained on it alone with the demo's recipe "
-        "(`edgecl.demo.train_base`, its default base task, but 1 epoch instead of the "
+        "(`edgecl.train.recipes.train_base`, its default base task, but 1 epoch instead of the "
         "demo's 4 to fit the session's time: F is weaker than the demo's); "
         "tasks 2-5 on the device, one learn call per class, accuracy measured after each "
         "task (2 classes).",

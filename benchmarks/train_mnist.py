@@ -23,17 +23,8 @@ import numpy as np
 import torch
 
 from edgecl.data import load_idx_dataset, load_mnist_sample
+from edgecl.machine import cpu_model
 from edgecl.train import evaluate, fit, mnist_bnn, save_checkpoint
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def parser() -> argparse.ArgumentParser:

@@ -1,14 +1,10 @@
 """``edgecl demo``: the whole flow on split-MNIST, end to end.
 
-1. **Host** (torch): train F+G on the base classes 0-4 and export a device bundle.
-   F is trained on a wider pretext task by default ("rotflipae", the lead's recipe: every
-   base image at a random k·90° rotation and horizontal flip, label (digit·4 + k)·2 + f, 40
-   classes, random shifts, an autoencoder auxiliary loss; DESIGN.md's lesson that the
-   ceiling is F: a linear head on every real embedding reaches 0.974 with this F against
-   0.933 with plain training); "rotation" (20 classes) and "plain" are options. The pretext
-   head is then replaced by a 5-class head trained on the unaugmented base images with F
-   frozen. The bundle holds a GBM class memory of the
-   base classes (K prototypes of q bits per class) and the byte budget.
+1. **Host** (torch): train F+G on the base classes 0-4 (:func:`edgecl.train.recipes.train_base`,
+   the "rotflipae" pretext task by default: a linear head on every real embedding reaches
+   0.974 with this F against 0.933 with plain training) and export a device bundle holding
+   a GBM class memory of the base classes (K prototypes of q bits per class) and the byte
+   budget.
 2. **Device** (a separate process, torch blocked by an import hook): load the bundle and
    learn classes 5..9 one ``learn_class`` call at a time, printing after each call the
    accuracy on every class seen so far, the stored bytes against the budget and the call's
@@ -24,7 +20,8 @@ combine the head with the GBM mixtures' own likelihood (``gbm_weight`` 0.1,
 :meth:`edgecl.device.learner.Learner.scores`; edgecl's addition beyond the paper, +1 point
 on split-MNIST at no extra stored bytes).
 
-Run ``python -m edgecl.demo --help`` or ``edgecl demo --help``.
+Run ``edgecl demo --help``. ``python -m edgecl.demo --device-phase ...`` is the device half,
+which ``edgecl demo`` starts itself.
 """
 
 from __future__ import annotations
@@ -43,29 +40,32 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "BASE_CLASSES",
     "DEFAULT_BUDGET",
+    "NEW_CLASSES",
     "DemoConfig",
-    "block_torch",
     "device_phase",
     "host_phase",
     "load_demo_data",
     "run_demo",
-    "train_base",
 ]
 
 #: Default budget of stored bytes (room for class memory <= 8 KiB and a 10-class head even at
 #: float32, ``--head-bits 32``).
 DEFAULT_BUDGET = 32 * 1024
+#: The demo's split: base classes trained on the host, then new classes learned one
+#: ``learn_class`` call at a time on the device. The base classes equal
+#: :data:`edgecl.train.recipes.BASE_CLASSES`, restated here because the device phase runs
+#: where ``edgecl.train`` (torch) cannot be imported (a test checks they agree).
 BASE_CLASSES = (0, 1, 2, 3, 4)
-#: Base tasks F can be trained on: "rotflipae" (rotation x horizontal flip as 40 classes,
-#: shifts, an autoencoder auxiliary loss), "rotation" (20 classes), "plain" (5 classes).
-BASE_TASKS = ("rotflipae", "rotation", "plain")
 NEW_CLASSES = (5, 6, 7, 8, 9)
 
 
 @dataclass(frozen=True)
 class DemoConfig:
-    """Everything a demo run depends on (``quick`` shrinks it to a seconds-long smoke run)."""
+    """Everything a demo run depends on (``quick`` shrinks it to a seconds-long smoke run).
+    The base-training fields (``base_task``, ``epochs``, ``n_bits``, ``channels``,
+    ``threads``, ``seed``) are checked by :meth:`base_config` (host side)."""
 
     data_dir: str | None = None
     budget_bytes: int = DEFAULT_BUDGET
@@ -93,8 +93,6 @@ class DemoConfig:
     def __post_init__(self) -> None:
         if self.policy not in ("strict", "adapt"):
             raise ValueError(f"expected policy 'strict' or 'adapt', got {self.policy!r}")
-        if self.base_task not in BASE_TASKS:
-            raise ValueError(f"expected base_task in {BASE_TASKS}, got {self.base_task!r}")
         for name in ("budget_bytes", "components", "bits", "n_bits", "threads", "head_epochs"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -106,6 +104,19 @@ class DemoConfig:
             raise ValueError(f"expected head_bits 32, 16 or 8, got {self.head_bits!r}")
         if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
             raise ValueError(f"expected epochs as an int >= 1 or None, got {self.epochs!r}")
+
+    def base_config(self) -> Any:
+        """The :class:`edgecl.train.recipes.BaseTrainConfig` of this run (imports torch)."""
+        from edgecl.train.recipes import BaseTrainConfig
+
+        return BaseTrainConfig(
+            base_task=self.base_task,
+            epochs=self.epochs,
+            n_bits=self.n_bits,
+            channels=tuple(self.channels),
+            threads=self.threads,
+            seed=self.seed,
+        )
 
     @classmethod
     def quick_config(cls, **kw: Any) -> DemoConfig:
@@ -158,180 +169,13 @@ def load_demo_data(
 # -- host phase (torch) -------------------------------------------------------------------
 
 
-def _rotations(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The rotation-augmented base task: every image at k·90° (k = 0..3), label digit·4 + k."""
-    xs = [np.ascontiguousarray(np.rot90(x, k, axes=(1, 2))) for k in range(4)]
-    ys = [y * 4 + k for k in range(4)]
-    return np.concatenate(xs), np.concatenate(ys)
-
-
-def _fit_pretext(model: Any, x: np.ndarray, y: np.ndarray, *, epochs: int, seed: int) -> None:
-    """The "rotflipae" base task (the lead's recipe): every batch, each image gets a random
-    rotation k·90° and a random horizontal flip f (label (class·4 + k)·2 + f), the batch a
-    random shift of -2..2 pixels; an autoencoder (512 -> 256 -> 784 from the embedding bits,
-    sigmoid) adds 10 x the MSE to the pixels. Adam 1e-3, batch 128; binary weights clipped."""
-    import torch
-    import torch.nn.functional as F
-    from tqdm import tqdm
-
-    from edgecl.train import clip_weights_
-
-    gen = torch.Generator().manual_seed(seed)
-    d = int(model.head.in_features)
-    h, w = x.shape[1], x.shape[2]
-    decoder = torch.nn.Sequential(
-        torch.nn.Linear(d, 256), torch.nn.ReLU(), torch.nn.Linear(256, h * w)
-    )
-    opt = torch.optim.Adam(list(model.parameters()) + list(decoder.parameters()), lr=1e-3)
-    xt = torch.from_numpy(np.ascontiguousarray(x)).float().unsqueeze(1)
-    yt = torch.from_numpy(y)
-    model.train()
-    for epoch in range(epochs):
-        perm = torch.randperm(len(yt), generator=gen)
-        bar = tqdm(range(0, len(yt), 128), desc=f"epoch {epoch + 1}/{epochs}", leave=False)
-        for i in bar:
-            j = perm[i : i + 128]
-            xb, yb = xt[j], yt[j]
-            sh = torch.randint(-2, 3, (2,), generator=gen)
-            xb = torch.roll(xb, (int(sh[0]), int(sh[1])), (2, 3))
-            k = torch.randint(0, 4, (len(yb),), generator=gen)
-            f = torch.randint(0, 2, (len(yb),), generator=gen)
-            xb = torch.stack(
-                [
-                    torch.rot90(torch.flip(xi, (2,)) if fi else xi, int(ki), (1, 2))
-                    for xi, ki, fi in zip(xb, k, f, strict=True)
-                ]
-            )
-            label = (yb * 4 + k) * 2 + f
-            z = model.features(xb)
-            loss = F.cross_entropy(model.head(z), label)
-            loss = loss + 10 * F.mse_loss(torch.sigmoid(decoder(z)), xb.flatten(1) / 255.0)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            clip_weights_(model)
-            bar.set_postfix(loss=f"{float(loss):.4f}")
-        bar.close()
-    model.eval()
-
-
-def train_base(
-    cfg: DemoConfig,
-    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
-    checkpoint: str | os.PathLike[str],
-    *,
-    classes: Sequence[int] = BASE_CLASSES,
-    log: Callable[[str], None] = print,
-) -> tuple[Any, dict[str, Any]]:
-    """Train F+G on ``classes`` (host, torch) and save the checkpoint; returns
-    ``(model, summary)``. ``cfg.base_task="rotation"`` trains F on the rotation-augmented
-    task (label = class index·4 + k) and then fits a ``len(classes)``-way head on the
-    unrotated images with F frozen (eval mode, BatchNorm statistics untouched)."""
-    import torch
-    import torch.nn.functional as F
-
-    from edgecl.train import fit, mnist_bnn, save_checkpoint
-
-    torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    xtr, ytr, xte, yte = data
-    classes = [int(c) for c in classes]
-    row = {c: i for i, c in enumerate(classes)}
-    base = np.isin(ytr, classes)
-    xb = xtr[base]
-    yb = np.array([row[int(v)] for v in ytr[base]], np.int64)
-    if xb.shape[0] == 0:
-        raise ValueError(f"expected training images of classes {classes}, got none")
-    kwargs = dict(n_bits=cfg.n_bits, channels=tuple(cfg.channels))
-    t0 = time.perf_counter()
-    if cfg.base_task == "rotflipae":
-        n_out = 8 * len(classes)
-        epochs = cfg.epochs if cfg.epochs is not None else 4
-        xa = xb
-        log(
-            f"host: training F+G on classes {classes} (rotflipae base task: {len(xb)} images "
-            f"x random rotation/flip/shift, {n_out} outputs + an autoencoder loss, {epochs} "
-            f"epochs, D={cfg.n_bits})"
-        )
-        model = mnist_bnn(n_out, **kwargs)
-        _fit_pretext(model, xb, yb, epochs=epochs, seed=cfg.seed)
-    else:
-        if cfg.base_task == "rotation":
-            xa, ya = _rotations(xb, yb)
-            n_out = 4 * len(classes)
-        else:
-            xa, ya, n_out = xb, yb, len(classes)
-        epochs = cfg.epochs if cfg.epochs is not None else (1 if len(xa) > 60_000 else 3)
-        log(
-            f"host: training F+G on classes {classes} ({cfg.base_task} base task: {len(xa)} "
-            f"images, {n_out} outputs, {epochs} epochs, D={cfg.n_bits})"
-        )
-        model = mnist_bnn(n_out, **kwargs)
-        fit(model, (xa, ya), epochs=epochs, batch_size=128, seed=cfg.seed, progress=True)
-
-    model5 = mnist_bnn(len(classes), **kwargs)
-    model5.features.load_state_dict(model.features.state_dict())
-    model5.eval()
-
-    def embed(x: np.ndarray) -> torch.Tensor:
-        with torch.no_grad():
-            parts = [
-                model5.features(torch.from_numpy(x[i : i + 1000]).float().unsqueeze(1))
-                for i in range(0, len(x), 1000)
-            ]
-        return torch.cat(parts)
-
-    if cfg.base_task in ("rotation", "rotflipae"):
-        z = embed(xb)
-        yt = torch.from_numpy(yb)
-        gen = torch.Generator().manual_seed(cfg.seed)
-        opt = torch.optim.Adam(model5.head.parameters(), lr=1e-2)
-        for _ in range(10):
-            perm = torch.randperm(len(yt), generator=gen)
-            for i in range(0, len(yt), 256):
-                j = perm[i : i + 256]
-                loss = F.cross_entropy(model5.head(z[j]), yt[j])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-    else:
-        model5.head.load_state_dict(model.head.state_dict())
-    model5.eval()
-    train_s = time.perf_counter() - t0
-    mt = np.isin(yte, classes)
-    with torch.no_grad():
-        pred = model5.head(embed(xte[mt])).argmax(1).numpy()
-    truth = np.array([row[int(v)] for v in yte[mt]], np.int64)
-    base_acc = float(np.mean(pred == truth)) if len(truth) else float("nan")
-    log(
-        f"host: accuracy on the test images of {classes}: {base_acc:.4f}; "
-        f"trained in {train_s:.0f} s"
-    )
-    names = [str(c) for c in classes]
-    ckpt = save_checkpoint(
-        model5,
-        checkpoint,
-        class_names=names,
-        meta={"base_task": cfg.base_task, "epochs": epochs, "seed": cfg.seed, "classes": classes},
-    )
-    return model5, {
-        "checkpoint": str(ckpt),
-        "classes": classes,
-        "base_task": cfg.base_task,
-        "epochs": epochs,
-        "train_images": int(len(xa)),
-        "base_accuracy": base_acc,
-        "train_s": train_s,
-        "torch": torch.__version__,
-    }
-
-
 def host_phase(
     cfg: DemoConfig,
     data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     out: Path,
     *,
     log: Callable[[str], None] = print,
+    progress: bool = True,
 ) -> dict[str, Any]:
     """Train F+G on the base classes, write ``base.pt`` (checkpoint) and ``base.ecl``."""
     from edgecl.export import ExportConfig, HeadConfig, export_bundle
@@ -348,7 +192,16 @@ def host_phase(
         log(f"host: using the trained checkpoint {cfg.checkpoint} (no training)")
         summary = {"checkpoint": str(cfg.checkpoint), "train_s": 0.0, **meta.get("meta", {})}
     else:
-        model5, summary = train_base(cfg, data, out / "base.pt", log=log)
+        from edgecl.train.recipes import train_base
+
+        model5, summary = train_base(
+            cfg.base_config(),
+            data,
+            out / "base.pt",
+            classes=BASE_CLASSES,
+            log=log,
+            progress=progress,
+        )
     xtr, ytr = data[0], data[1]
     base = np.isin(ytr, BASE_CLASSES)
     xb, yb = xtr[base], ytr[base]
@@ -382,33 +235,6 @@ def host_phase(
 # -- device phase (no torch) -----------------------------------------------------------------
 
 
-class _TorchBlocker:
-    """A meta-path finder refusing ``torch`` and its submodules."""
-
-    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError(f"torch is blocked in the device phase (tried to import {name})")
-        return None
-
-
-def block_torch() -> None:
-    """Install an import hook that makes ``import torch`` fail (the device has no torch).
-    Refuses if torch is already imported."""
-    if any(m == "torch" or m.startswith("torch.") for m in sys.modules):
-        raise RuntimeError("expected torch not imported before blocking it, got it imported")
-    if not any(isinstance(f, _TorchBlocker) for f in sys.meta_path):
-        sys.meta_path.insert(0, _TorchBlocker())
-
-
-def _percentiles(samples_s: Sequence[float]) -> dict[str, float]:
-    a = np.asarray(samples_s, dtype=np.float64) * 1e6
-    return {
-        "min_us": float(a.min()),
-        "p50_us": float(np.percentile(a, 50)),
-        "p90_us": float(np.percentile(a, 90)),
-    }
-
-
 def device_phase(
     bundle: str | os.PathLike[str],
     data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
@@ -422,6 +248,7 @@ def device_phase(
 ) -> dict[str, Any]:
     """Learn classes 5..9 one ``learn_class`` call at a time on the loaded bundle; return
     the accuracies, bytes and times; save the learned bundle to ``out_bundle``."""
+    from edgecl.bench import Stats, warm_up
     from edgecl.device import Runtime
     from edgecl.metrics import accuracy_matrix, average_incremental_accuracy, final_accuracy
 
@@ -429,6 +256,10 @@ def device_phase(
     t0 = time.perf_counter()
     rt = Runtime.load(bundle, threads=threads)
     load_s = time.perf_counter() - t0
+    # compile (or load from Numba's cache) every kernel before any bar or timer starts
+    t1 = time.perf_counter()
+    warm_up(rt, xtr[:16])
+    warm_s = time.perf_counter() - t1
     steps = [list(BASE_CLASSES)] + [[c] for c in NEW_CLASSES]
     preds: list[np.ndarray] = []
 
@@ -452,8 +283,8 @@ def device_phase(
     ]
     budget = mem.budget_bytes
     log(
-        f"device: loaded {bundle} in {load_s * 1e3:.0f} ms "
-        f"(torch imported: {'torch' in sys.modules})"
+        f"device: loaded {bundle} in {load_s * 1e3:.0f} ms, kernels compiled or loaded from "
+        f"the cache in {warm_s:.1f} s (torch imported: {'torch' in sys.modules})"
     )
     log(
         f"{'step':>4} {'class':>5} {'acc (seen)':>10} {'stored B':>9} {'class mem B':>11} "
@@ -514,7 +345,8 @@ def device_phase(
         t = time.perf_counter()
         rt.predict(x1)
         times.append(time.perf_counter() - t)
-    lat = _percentiles(times)
+    stats = Stats.of(times, 1e6)
+    lat = {"min_us": stats.min, "p50_us": stats.p50, "p90_us": stats.p90}
     info = rt.save(out_bundle)
     final = rt.memory()
     log(
@@ -542,6 +374,7 @@ def device_phase(
         "predict_latency_us": lat,
         "first_predict_ms": first_predict_s * 1e3,
         "load_ms": load_s * 1e3,
+        "warm_up_s": warm_s,
         "bundle_path": str(info.path),
         "torch_imported": "torch" in sys.modules,
     }
@@ -599,15 +432,18 @@ def _plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
-def run_demo(cfg: DemoConfig, *, log: Callable[[str], None] = print) -> dict[str, Any]:
+def run_demo(
+    cfg: DemoConfig, *, log: Callable[[str], None] = print, progress: bool = True
+) -> dict[str, Any]:
     """Host phase here, device phase in a new process with torch blocked; write
-    ``report.json`` (and ``--json``/``--plot`` files); return the report."""
+    ``report.json`` (and ``--json``/``--plot`` files); return the report. ``progress``
+    shows a bar for the host training and for every learn_class (stderr)."""
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     xtr, ytr, xte, yte, dataset = load_demo_data(cfg.data_dir, seed=cfg.seed, quick=cfg.quick)
     log(f"data: {dataset}: {len(xtr)} train / {len(xte)} test images")
-    host = host_phase(cfg, (xtr, ytr, xte, yte), out, log=log)
+    host = host_phase(cfg, (xtr, ytr, xte, yte), out, log=log, progress=progress)
     result = out / "device.json"
     cmd = [
         sys.executable,
@@ -629,6 +465,8 @@ def run_demo(cfg: DemoConfig, *, log: Callable[[str], None] = print) -> dict[str
         cmd += ["--data-dir", str(cfg.data_dir)]
     if cfg.quick:
         cmd.append("--quick")
+    if not progress:
+        cmd.append("--no-progress")
     log("device: a new process with torch blocked: " + " ".join(cmd[1:4]) + " ...")
     sys.stdout.flush()
     t1 = time.perf_counter()
@@ -662,7 +500,7 @@ def run_demo(cfg: DemoConfig, *, log: Callable[[str], None] = print) -> dict[str
         "device_process_s": device_s,
         "total_s": time.perf_counter() - t0,
     }
-    from edgecl.cli import machine_info
+    from edgecl.machine import machine_info
 
     report["machine"] = machine_info()
     text = json.dumps(report, indent=2, sort_keys=True, default=str) + "\n"
@@ -683,10 +521,18 @@ def run_demo(cfg: DemoConfig, *, log: Callable[[str], None] = print) -> dict[str
 
 
 def _device_main(args: argparse.Namespace) -> int:
+    from edgecl.testing import block_torch
+
     block_torch()
     data = load_demo_data(args.data_dir, seed=args.seed, quick=args.quick)[:4]
     result = device_phase(
-        args.bundle, data, args.out_bundle, seed=args.seed, threads=args.threads, log=print
+        args.bundle,
+        data,
+        args.out_bundle,
+        seed=args.seed,
+        threads=args.threads,
+        log=print,
+        progress=not args.no_progress,
     )
     if "torch" in sys.modules:  # the hook makes this impossible; say so if it ever is not
         raise RuntimeError("torch was imported in the device phase")
@@ -695,25 +541,27 @@ def _device_main(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m edgecl.demo --device-phase ...`` (the demo's device half); anything else
-    goes to ``edgecl demo``."""
-    p = argparse.ArgumentParser(prog="python -m edgecl.demo")
-    p.add_argument("--device-phase", action="store_true")
-    p.add_argument("--bundle")
-    p.add_argument("--out-bundle")
-    p.add_argument("--result")
-    p.add_argument("--data-dir")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--quick", action="store_true")
-    args, rest = p.parse_known_args(argv)
-    if args.device_phase:
-        if not (args.bundle and args.out_bundle and args.result):
-            p.error("--device-phase needs --bundle, --out-bundle and --result")
-        return _device_main(args)
-    from edgecl.cli import main as cli_main
-
-    return cli_main(["demo", *(argv if argv is not None else sys.argv[1:])])
+    """``python -m edgecl.demo --device-phase ...``: the demo's device half, which
+    ``edgecl demo`` starts in a new process (run ``edgecl demo`` for the demo itself)."""
+    p = argparse.ArgumentParser(
+        prog="python -m edgecl.demo",
+        description="the device half of `edgecl demo` (run `edgecl demo` for the demo)",
+    )
+    p.add_argument("--device-phase", action="store_true", help="run the device half")
+    p.add_argument("--bundle", help="the base bundle to load")
+    p.add_argument("--out-bundle", help="where to save the learned bundle")
+    p.add_argument("--result", help="where to write the result (JSON)")
+    p.add_argument("--data-dir", help="an IDX data set folder (default: the shipped sample)")
+    p.add_argument("--seed", type=int, default=0, help="the seed of every learn_class")
+    p.add_argument("--threads", type=int, default=1, help="kernel threads")
+    p.add_argument("--quick", action="store_true", help="the smoke run's data")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = p.parse_args(argv)
+    if not args.device_phase:
+        p.error("expected --device-phase (run `edgecl demo` for the demo)")
+    if not (args.bundle and args.out_bundle and args.result):
+        p.error("--device-phase needs --bundle, --out-bundle and --result")
+    return _device_main(args)
 
 
 if __name__ == "__main__":

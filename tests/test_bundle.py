@@ -431,7 +431,7 @@ def test_failed_replace_keeps_the_old_file(written, monkeypatch):
     def boom(src, dst):
         raise OSError("disk on fire")
 
-    monkeypatch.setattr(B.os, "replace", boom)
+    monkeypatch.setattr(os, "replace", boom)
     with pytest.raises(OSError, match="disk on fire"):
         B.write_bundle(path, manifest, {"new": np.ones(10)}, overwrite=True)
     assert path.read_bytes() == before
@@ -446,7 +446,7 @@ def test_failed_write_keeps_the_old_file(written, monkeypatch):
     def boom(fd):
         raise OSError("fsync failed")
 
-    monkeypatch.setattr(B.os, "fsync", boom)
+    monkeypatch.setattr(os, "fsync", boom)
     with pytest.raises(OSError, match="fsync failed"):
         B.write_bundle(path, manifest, {"new": np.ones(10)}, overwrite=True)
     assert path.read_bytes() == before
@@ -479,7 +479,7 @@ def test_save_killed_midway_leaves_old_file(written):
             def __exit__(self, *a):
                 return self.fh.__exit__(*a)
         real_fdopen = os.fdopen
-        B.os.fdopen = lambda *a, **k: Slow(real_fdopen(*a, **k))
+        os.fdopen = lambda *a, **k: Slow(real_fdopen(*a, **k))
         B.write_bundle({str(path)!r}, {{"x": 1}}, {{"big": np.ones(200_000)}}, overwrite=True)
         """
     )

@@ -34,12 +34,19 @@ DEVICE_MODULES = [
     "edgecl.device.reports",
     "edgecl.device.head",
     "edgecl.device.persist",
-    "edgecl.device.fused",
-    "edgecl.device.reference",
-    "edgecl.cli_device",
+    "edgecl.device.scores",
+    "edgecl.program",
+    "edgecl.kernels.first_layer",
     "edgecl.demo",
     "edgecl.data",
     "edgecl.cli",
+    "edgecl.cli.main",
+    "edgecl.cli.learn",
+    "edgecl.cli.bench",
+    "edgecl.cli.compile",
+    "edgecl.bench",
+    "edgecl.machine",
+    "edgecl.testing",
 ]
 
 

@@ -10,7 +10,7 @@ what was expected.
 """
 
 from edgecl.data.cifar import load_cifar10, load_cifar100, read_cifar_batch
-from edgecl.data.folder import load_image_folder
+from edgecl.data.folder import load_image_files, load_image_folder
 from edgecl.data.idx import IDX_FILES, find_idx_file, load_idx_dataset, load_idx_pair, read_idx
 from edgecl.data.sample import load_mnist_sample, sample_dir
 from edgecl.data.splits import (
@@ -32,6 +32,7 @@ __all__ = [
     "load_cifar100",
     "load_idx_dataset",
     "load_idx_pair",
+    "load_image_files",
     "load_image_folder",
     "load_mnist_sample",
     "read_cifar_batch",

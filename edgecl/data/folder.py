@@ -1,7 +1,9 @@
-"""An image-folder reader: one sub-folder per class. NumPy, with Pillow (optional).
+"""Image-folder readers, NumPy with Pillow (optional): :func:`load_image_files` reads the
+images of one folder (that folder only, sub-folders ignored); :func:`load_image_folder`
+reads one sub-folder per class.
 
-Pillow is an optional dependency (``pip install edgecl[images]``); without it
-:func:`load_image_folder` raises ``ImportError`` saying so.
+Pillow is an optional dependency (``pip install edgecl[images]``); without it both raise
+``ImportError`` saying so.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 
 from edgecl.errors import DataFormatError
 
-__all__ = ["IMAGE_EXTENSIONS", "load_image_folder"]
+__all__ = ["IMAGE_EXTENSIONS", "load_image_files", "load_image_folder"]
 
 IMAGE_EXTENSIONS = (
     ".png",
@@ -40,6 +42,75 @@ def _pillow():
     return Image
 
 
+def _check_options(mode: str, size: tuple[int, int] | None) -> tuple[int, int] | None:
+    if mode not in ("L", "RGB"):
+        raise ValueError(f"expected mode 'L' or 'RGB', got {mode!r}")
+    if size is None:
+        return None
+    if len(size) != 2 or any(int(s) < 1 for s in size):
+        raise ValueError(f"expected size (width, height) of positive ints, got {size!r}")
+    return (int(size[0]), int(size[1]))
+
+
+def _image_files(folder: Path, extensions: Sequence[str]) -> list[Path]:
+    exts = tuple(e.lower() for e in extensions)
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in exts
+    )
+
+
+def _read_images(
+    files: Sequence[Path], mode: str, size: tuple[int, int] | None, shape: tuple | None = None
+) -> list[np.ndarray]:
+    """Every file as a uint8 array of one common shape (``shape``: the first file's)."""
+    Image = _pillow()
+    images: list[np.ndarray] = []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                im = im.convert(mode)
+                if size is not None:
+                    im = im.resize(size)
+                a = np.asarray(im, dtype=np.uint8)
+        except OSError as e:
+            raise DataFormatError(f"{f}: expected a readable image, got {e}") from e
+        if shape is None:
+            shape = a.shape
+        elif a.shape != shape:
+            raise DataFormatError(
+                f"{f}: expected an image of shape {shape} like the others "
+                f"(pass size=(W, H) to resize), got {a.shape}"
+            )
+        images.append(a)
+    return images
+
+
+def load_image_files(
+    folder: str | os.PathLike[str],
+    *,
+    mode: str = "L",
+    size: tuple[int, int] | None = None,
+    extensions: Sequence[str] = IMAGE_EXTENSIONS,
+) -> np.ndarray:
+    """The images directly in ``folder`` (sorted by name; sub-folders and hidden files
+    ignored) as uint8 ``(n, H, W)`` for ``mode="L"`` or ``(n, H, W, 3)`` for ``"RGB"``.
+    ``size=(W, H)`` resizes every image; without it all must have the same size."""
+    size = _check_options(mode, size)
+    d = Path(folder)
+    if not d.is_dir():
+        raise FileNotFoundError(f"expected a folder of images, got {d}")
+    files = _image_files(d, extensions)
+    if not files:
+        subs = sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+        hint = f" (it has sub-folders: {', '.join(subs[:5])})" if subs else ""
+        raise DataFormatError(
+            f"{d}: expected images with extensions {tuple(extensions)} in it, found none{hint}"
+        )
+    return np.stack(_read_images(files, mode, size))
+
+
 def load_image_folder(
     root: str | os.PathLike[str],
     *,
@@ -51,43 +122,24 @@ def load_image_folder(
     ``(n, H, W)`` for ``mode="L"`` or ``(n, H, W, 3)`` for ``mode="RGB"``, ``y`` int64
     indices into ``class_names`` (the sub-folder names, sorted). ``size=(W, H)`` resizes
     every image; without it all images must have the same size."""
-    if mode not in ("L", "RGB"):
-        raise ValueError(f"expected mode 'L' or 'RGB', got {mode!r}")
-    if size is not None:
-        if len(size) != 2 or any(int(s) < 1 for s in size):
-            raise ValueError(f"expected size (width, height) of positive ints, got {size!r}")
-        size = (int(size[0]), int(size[1]))
+    size = _check_options(mode, size)
     d = Path(root)
     if not d.is_dir():
         raise FileNotFoundError(f"expected an image folder (one sub-folder per class), got {d}")
     classes = sorted(p.name for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise DataFormatError(f"{d}: expected one sub-folder per class, found none")
-    exts = tuple(e.lower() for e in extensions)
-    Image = _pillow()
     images: list[np.ndarray] = []
     labels: list[int] = []
     shape = None
     for ci, name in enumerate(classes):
-        files = sorted(p for p in (d / name).iterdir() if p.is_file() and p.suffix.lower() in exts)
-        for f in files:
-            try:
-                with Image.open(f) as im:
-                    im = im.convert(mode)
-                    if size is not None:
-                        im = im.resize(size)
-                    a = np.asarray(im, dtype=np.uint8)
-            except OSError as e:
-                raise DataFormatError(f"{f}: expected a readable image, got {e}") from e
-            if shape is None:
-                shape = a.shape
-            elif a.shape != shape:
-                raise DataFormatError(
-                    f"{f}: expected an image of shape {shape} like the others "
-                    f"(pass size=(W, H) to resize), got {a.shape}"
-                )
-            images.append(a)
-            labels.append(ci)
+        part = _read_images(_image_files(d / name, extensions), mode, size, shape)
+        if part:
+            shape = part[0].shape
+        images += part
+        labels += [ci] * len(part)
     if not images:
-        raise DataFormatError(f"{d}: expected images with extensions {exts}, found none")
+        raise DataFormatError(
+            f"{d}: expected images with extensions {tuple(extensions)}, found none"
+        )
     return np.stack(images), np.asarray(labels, dtype=np.int64), classes

@@ -1,10 +1,9 @@
-"""A learner to and from a bundle's (validated) manifest and arrays: the head, classes,
-class memory, budget and settings. (The typed ``Manifest.with_state`` of the bundle package
-replaces :func:`manifest_update`'s dict surgery once it lands.)"""
+"""The learner of a bundle's (validated) manifest and arrays: the head, classes, class
+memory, budget and settings. (The way back, a learner's state into a manifest, is
+:meth:`edgecl.bundle.Manifest.with_state`.)"""
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,7 +14,7 @@ from edgecl.device.head import HeadSettings
 from edgecl.device.learner import Learner
 from edgecl.memory import Budget, memory_from_state
 
-__all__ = ["learner_from_manifest", "manifest_update"]
+__all__ = ["learner_from_manifest"]
 
 
 def learner_from_manifest(
@@ -54,42 +53,3 @@ def learner_from_manifest(
     if budget_bytes is not None:
         learner.set_budget(budget_bytes)
     return learner
-
-
-def manifest_update(
-    learner: Learner, manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """A copy of ``(manifest, arrays)`` holding ``learner``'s classes, head, memory and
-    budget (old memory arrays dropped)."""
-    man = copy.deepcopy(dict(manifest))
-    for key in ("format", "schema_version", "creator", "arrays"):
-        man.pop(key, None)
-    old_mem = man.get("memory") or {}
-    drop = set((old_mem.get("arrays") or {}).values())
-    out = {k: v for k, v in arrays.items() if k not in drop}
-    head = dict(man["head"])
-    out.pop(head.get("scale"), None)
-    stored = learner.head.stored_arrays()
-    out[head["weight"]] = stored["weight"]
-    out[head["bias"]] = stored["bias"]
-    head["bits"] = learner.head_bits
-    head.pop("scale", None)
-    if "scale" in stored:
-        head["scale"] = f"{head['weight']}.scale"
-        out[head["scale"]] = stored["scale"]
-    man["head"] = head
-    man["classes"] = list(learner.classes)
-    if learner.memory is not None:
-        spec, mem_arrays = learner.memory.to_state()
-        refs = {key: f"memory.{key}" for key in sorted(mem_arrays)}
-        new_mem = {k: v for k, v in old_mem.items() if k not in ("spec", "arrays", "nbytes")}
-        new_mem.update({"kind": learner.memory.kind, "spec": spec, "arrays": refs})
-        new_mem["nbytes"] = int(learner.memory.nbytes)
-        new_mem["head_bytes_per_class"] = learner.head_bytes_per_class
-        man["memory"] = new_mem
-        for key, ref in refs.items():
-            out[ref] = np.asarray(mem_arrays[key])
-    else:
-        man["memory"] = None
-    man["budget"] = {"bytes": learner.budget_bytes, "policy": learner.policy}
-    return man, out

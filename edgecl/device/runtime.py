@@ -1,7 +1,7 @@
 """The device runtime, forward half: load a bundle and run the feature extractor F with
 the bit kernels, then the float head G. Torch-free (NumPy + Numba only).
 
-A bundle's ``layers`` list is a small program (:data:`edgecl.bundle.LAYER_OPS`): values
+A bundle's ``layers`` list is a small program (:mod:`edgecl.program`): values
 flow as float32 (NHWC images or (N, F) vectors), int32 accumulators of ±1 products, or
 bits packed into uint64 words along the channel axis (:mod:`edgecl.kernels.bits`).
 BatchNorm + sign was folded by the exporter into one threshold per channel (with a flip
@@ -28,197 +28,62 @@ from typing import Any
 
 import numpy as np
 
-from edgecl.bundle import BundleInfo, read_bundle, validate_manifest, write_bundle
-from edgecl.device.fused import compile_program
+from edgecl.bundle import (
+    BudgetSpec,
+    BundleInfo,
+    InputSpec,
+    Manifest,
+    read_bundle,
+    write_bundle,
+)
 from edgecl.device.learner import Learner
-from edgecl.device.persist import learner_from_manifest, manifest_update
+from edgecl.device.persist import learner_from_manifest
 from edgecl.device.reports import LearnReport, MemoryReport
-from edgecl.errors import BundleError, InvalidTypeError, InvalidValueError
-from edgecl.kernels import (
-    binary_conv2d,
-    binary_dense,
-    maxpool2d,
-    maxpool_bits,
-    n_words,
-    threshold,
-    threshold_float,
+from edgecl.errors import InvalidTypeError, InvalidValueError
+from edgecl.kernels import binary_float_dense_reference, n_words
+from edgecl.program import (
+    FAST_KERNELS,
+    REFERENCE_KERNELS,
+    LayerKernels,
+    compile_program,
+    parse_layers,
+    run_layers,
 )
 from edgecl.validate import pos_int
 
-__all__ = ["FAST_KERNELS", "InputSpec", "LayerKernels", "Runtime", "RuntimeSnapshot", "run_layers"]
+__all__ = [
+    "FAST_KERNELS",
+    "InputSpec",
+    "LayerKernels",
+    "Runtime",
+    "RuntimeSnapshot",
+    "embed_reference",
+    "logits_reference",
+    "run_layers",
+]
 
 #: Samples processed per chunk by :meth:`Runtime.embed` (bounds working memory).
 CHUNK = 256
 
 
-@dataclass(frozen=True)
-class InputSpec:
-    """What one sample looks like and how it is normalised: ``(x * scale - mean) / std``."""
-
-    shape: tuple[int, int, int]  # (H, W, C)
-    scale: float
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    @classmethod
-    def from_manifest(cls, spec: Mapping[str, Any]) -> InputSpec:
-        return cls(
-            shape=tuple(int(s) for s in spec["shape"]),  # type: ignore[arg-type]
-            scale=float(spec["scale"]),
-            mean=tuple(float(m) for m in spec["mean"]),
-            std=tuple(float(s) for s in spec["std"]),
+def embed_reference(rt: Runtime, x: object) -> np.ndarray:
+    """The packed embeddings of raw samples through the reference kernels (the slow,
+    obviously-correct path that ``edgecl bench latency`` checks the fast one against)."""
+    xf = rt.input_spec.check(x)
+    ops = parse_layers(rt.layers, rt.input_spec.shape, rt.arrays)
+    parts = [
+        run_layers(
+            rt.input_spec.normalize(xf[i : i + CHUNK]), ops, rt.arrays, kernels=REFERENCE_KERNELS
         )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "shape": list(self.shape),
-            "scale": self.scale,
-            "mean": list(self.mean),
-            "std": list(self.std),
-        }
-
-    def _expected(self) -> str:
-        h, w, c = self.shape
-        return f"(k, {h}, {w})" if c == 1 else f"(k, {h}, {w}, {c})"
-
-    def check(self, x: object) -> np.ndarray:
-        """Check raw samples against the spec; return them as float32 (n, H, W, C).
-
-        Accepts uint8/integer or float arrays of shape (n, H, W) (one channel) or
-        (n, H, W, C). Refuses anything else, empty batches, NaN and inf. Never modifies ``x``.
-        """
-        h, w, c = self.shape
-        if not isinstance(x, np.ndarray):
-            x = np.asarray(x)
-        if x.dtype == np.bool_ or not (
-            np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
-        ):
-            raise TypeError(f"expected uint8 or float samples, got dtype {x.dtype}")
-        if x.ndim == 3 and c == 1 and x.shape[1:] == (h, w):
-            x = x[..., None]
-        if x.ndim != 4 or x.shape[1:] != (h, w, c):
-            raise ValueError(f"expected {self._expected()} samples, got {x.shape}")
-        if x.shape[0] == 0:
-            raise ValueError(f"expected at least one sample {self._expected()}, got {x.shape}")
-        out = x.astype(np.float32)  # a copy: the caller's array is never touched
-        if np.issubdtype(x.dtype, np.floating) and not np.isfinite(out).all():
-            raise ValueError("expected finite sample values, got NaN or inf")
-        return out
-
-    def normalize(self, x: np.ndarray) -> np.ndarray:
-        """``(x * scale - mean) / std`` in float32, per channel (as torch's ``Normalize``)."""
-        mean = np.asarray(self.mean, np.float32)
-        std = np.asarray(self.std, np.float32)
-        y = x * np.float32(self.scale)
-        y -= mean
-        y /= std
-        return y
+        for i in range(0, xf.shape[0], CHUNK)
+    ]
+    return np.concatenate(parts)
 
 
-def _conv2d_float(x: np.ndarray, layer: Mapping[str, Any], arrays: Mapping[str, np.ndarray]):
-    """Float conv on NHWC float32 (the first layer): float64 sums, rounded to float32."""
-    w = arrays[layer["weight"]]
-    o, kh, kw, c = w.shape
-    top, bottom, left, right = layer["pads"]
-    s = int(layer["stride"])
-    if top or bottom or left or right:
-        x = np.pad(
-            x,
-            ((0, 0), (top, bottom), (left, right), (0, 0)),
-            constant_values=np.float32(layer["pad_value"]),
-        )
-    n, hp, wp, _ = x.shape
-    ho, wo = (hp - kh) // s + 1, (wp - kw) // s + 1
-    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))
-    win = win[:, : s * (ho - 1) + 1 : s, : s * (wo - 1) + 1 : s]  # (N, Ho, Wo, C, kh, kw)
-    cols = win.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, kh * kw * c)
-    y = cols.astype(np.float64) @ w.reshape(o, kh * kw * c).T.astype(np.float64)
-    if layer.get("bias") is not None:
-        y += arrays[layer["bias"]]
-    return y.astype(np.float32).reshape(n, ho, wo, o)
-
-
-def _repeat(v: np.ndarray, r: int) -> np.ndarray:
-    return v if r == 1 else np.repeat(v, r, axis=-1)
-
-
-@dataclass(frozen=True)
-class LayerKernels:
-    """The kernels a layer program runs on: the fast Numba ones (:data:`FAST_KERNELS`) or
-    their NumPy reference twins (``edgecl.device.reference.REFERENCE_KERNELS``). The binary
-    products take ``threads`` and return ``int32``."""
-
-    binary_conv2d: Callable[..., np.ndarray]
-    binary_dense: Callable[..., np.ndarray]
-    threshold: Callable[..., np.ndarray]
-    threshold_float: Callable[..., np.ndarray]
-    maxpool_bits: Callable[..., np.ndarray]
-    maxpool2d: Callable[..., np.ndarray]
-
-
-FAST_KERNELS = LayerKernels(
-    binary_conv2d=binary_conv2d,
-    binary_dense=binary_dense,
-    threshold=threshold,
-    threshold_float=threshold_float,
-    maxpool_bits=maxpool_bits,
-    maxpool2d=maxpool2d,
-)
-
-
-def run_layers(
-    x: np.ndarray,
-    layers: list[Mapping[str, Any]],
-    arrays: Mapping[str, np.ndarray],
-    *,
-    threads: int = 1,
-    kernels: LayerKernels = FAST_KERNELS,
-) -> np.ndarray:
-    """Run a bundle's layer program on normalised float32 NHWC input; returns the last
-    value (for a complete program, the packed embedding bits (N, n_words(D)))."""
-    k = kernels
-    v = x
-    for layer in layers:
-        op = layer["op"]
-        if op == "conv2d_float":
-            v = _conv2d_float(v, layer, arrays)
-        elif op == "dense_float":
-            y = v.astype(np.float64) @ arrays[layer["weight"]].astype(np.float64)
-            if layer.get("bias") is not None:
-                y += arrays[layer["bias"]]
-            v = y.astype(np.float32)
-        elif op == "affine":
-            v = v.astype(np.float32) * arrays[layer["scale"]] + arrays[layer["shift"]]
-        elif op == "maxpool_float":
-            v = k.maxpool2d(v, size=int(layer["size"]), stride=int(layer["stride"]))
-        elif op == "maxpool_bits":
-            v = k.maxpool_bits(v, size=int(layer["size"]), stride=int(layer["stride"]))
-        elif op == "flatten":
-            v = np.ascontiguousarray(v).reshape(v.shape[0], -1)
-        elif op == "threshold":
-            r = int(layer["repeat"])
-            v = k.threshold(_repeat(v, r), arrays[layer["thresholds"]], arrays[layer["flip"]])
-        elif op == "threshold_float":
-            r = int(layer["repeat"])
-            y = _repeat(v, r)
-            v = k.threshold_float(y, arrays[layer["thresholds"]], arrays[layer["flip"]])
-        elif op == "conv2d_binary":
-            v = k.binary_conv2d(
-                v,
-                arrays[layer["weight"]],
-                int(layer["in_shape"][2]),
-                stride=int(layer["stride"]),
-                padding=layer["padding"],
-                pad_value=int(layer["pad_value"]),
-                threads=threads,
-            )
-        elif op == "dense_binary":
-            acc = k.binary_dense(v, arrays[layer["weight"]], int(layer["n"]), threads=threads)
-            off = int(layer["offset"])
-            v = acc if off == 0 else acc + np.int32(off)
-        else:  # validate_manifest refuses unknown ops before this runs
-            raise BundleError(f"unknown layer op {op!r}")
-    return v
+def logits_reference(rt: Runtime, x: object) -> np.ndarray:
+    """Head logits through the reference kernels (float32)."""
+    z = embed_reference(rt, x)
+    return binary_float_dense_reference(z, rt.head_weight, rt.n_bits) + rt.head_bias
 
 
 @contextmanager
@@ -272,7 +137,7 @@ class Runtime:
         budget_bytes: int | None = None,
     ) -> None:
         threads = pos_int(threads, "threads")
-        validate_manifest(manifest, arrays)
+        self._typed = Manifest.from_dict(manifest, arrays)  # the validation
         self.manifest: dict[str, Any] = dict(manifest)
         self.arrays: dict[str, np.ndarray] = dict(arrays)
         self.path = Path(path) if path is not None else None
@@ -280,8 +145,12 @@ class Runtime:
         self.input_spec = InputSpec.from_manifest(manifest["input"])
         self.layers: list[Mapping[str, Any]] = list(manifest["layers"])
         self.n_bits = int(manifest["embedding"]["bits"])
-        # F as one callable, the first conv+threshold+pool fused (edgecl.device.fused)
-        self._program = compile_program(self.layers, self.arrays, run_layers, threads=self.threads)
+        # F as one callable, the first conv+threshold+pool fused (edgecl.program.compile)
+        self._program = compile_program(
+            parse_layers(self.layers, self.input_spec.shape, self.arrays),
+            self.arrays,
+            threads=self.threads,
+        )
         # the learning half (edgecl.device.learner): head, class memory, budget
         self.learner = learner_from_manifest(
             manifest, arrays, backend=backend, budget_bytes=budget_bytes, threads=threads
@@ -455,9 +324,18 @@ class Runtime:
         target = self.path if path is None else Path(path)
         if target is None:
             raise InvalidValueError("expected a path to save to, got none (not loaded from a file)")
-        manifest, arrays = manifest_update(self.learner, self.manifest, self.arrays)
-        info = write_bundle(target, manifest, arrays, overwrite=True)
+        lr = self.learner
+        typed, arrays = self._typed.with_state(
+            self.arrays,
+            classes=lr.classes,
+            head_weight=lr.weight,
+            head_bias=lr.bias,
+            memory=lr.memory,
+            budget=BudgetSpec(lr.budget_bytes, lr.policy),
+        )
+        info = write_bundle(target, typed.to_dict(), arrays, overwrite=True)
         self.manifest, self.arrays, self.path = dict(info.manifest), arrays, Path(target)
+        self._typed = typed
         return info
 
     def __repr__(self) -> str:

@@ -11,10 +11,10 @@ output against torch's eval output and writes the bundle atomically.
 from __future__ import annotations
 
 import copy
-import math
+import dataclasses
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +24,16 @@ from torch import nn
 
 from edgecl import __version__
 from edgecl.bundle import (
-    HEAD_BITS,
+    BudgetSpec,
     BundleInfo,
-    decode_head,
-    encode_head,
+    EmbeddingSpec,
+    HeadRefs,
+    HeadSpec,
+    InputSpec,
+    Manifest,
+    class_name_error,
     head_bytes_per_class,
+    round_head,
     write_bundle,
 )
 from edgecl.device.runtime import Runtime
@@ -43,37 +48,10 @@ __all__ = ["ExportConfig", "HeadConfig", "export_bundle", "torch_reference"]
 LOGIT_TOLERANCE = 1e-4
 
 
-@dataclass(frozen=True)
-class HeadConfig:
-    """How the device retrains the head G (stored in the bundle for the learner):
-    SGD learning rate, passes over the data, batch size, L2 weight decay."""
-
-    lr: float = 0.05
-    epochs: int = 5
-    batch_size: int = 64
-    weight_decay: float = 0.0
-    onnx: bool = True  # store the ONNX head-update graph (needs the onnx package here)
-    bits: int = 32  # stored precision of the head's weights: 32, 16 or 8 (int8 + a scale)
-    #: predictions add ``gbm_weight * log_softmax(GBM log-likelihood)`` (0: the head alone)
-    gbm_weight: float = 0.0
-
-    def __post_init__(self) -> None:
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"expected a positive finite head lr, got {self.lr!r}")
-        for name in ("epochs", "batch_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"expected head {name} to be a positive int, got {v!r}")
-        wd = self.weight_decay
-        if not (isinstance(wd, (int, float)) and math.isfinite(wd) and wd >= 0):
-            raise ValueError(f"expected a finite head weight_decay >= 0, got {wd!r}")
-        if not isinstance(self.onnx, bool):
-            raise TypeError(f"expected onnx to be a bool, got {self.onnx!r}")
-        g = self.gbm_weight
-        if isinstance(g, bool) or not isinstance(g, (int, float)) or not 0 <= g < math.inf:
-            raise ValueError(f"expected a finite head gbm_weight >= 0, got {g!r}")
-        if isinstance(self.bits, bool) or self.bits not in HEAD_BITS:
-            raise ValueError(f"expected head bits in {HEAD_BITS}, got {self.bits!r}")
+#: How the device stores and retrains the head G (:class:`edgecl.bundle.HeadSpec`, the
+#: one head settings type of the export and the device): SGD lr, epochs, batch size,
+#: weight decay, ``gbm_weight``, stored ``bits`` and whether to store the ONNX graph.
+HeadConfig = HeadSpec
 
 
 @dataclass(frozen=True)
@@ -130,6 +108,10 @@ def _check_class_names(class_names: Sequence[str], n_classes: int) -> list[str]:
     names = list(class_names)
     if not all(isinstance(c, str) and c for c in names):
         raise TypeError(f"expected non-empty str class names, got {names!r}")
+    for name in names:
+        error = class_name_error(name)  # the rule the device loads the bundle with
+        if error is not None:
+            raise ValueError(error)
     if len(names) != n_classes:
         raise ValueError(f"expected {n_classes} class names (one per head row), got {len(names)}")
     if len(set(names)) != len(names):
@@ -166,11 +148,11 @@ def torch_reference(model: nn.Module, x: np.ndarray) -> tuple[np.ndarray, np.nda
     return z.numpy().astype(np.uint8), logits.numpy()
 
 
-def _memory_state(
+def _fit_memory(
     config: ExportConfig, n_bits: int, names: list[str], z_words: np.ndarray, y: np.ndarray
-) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+) -> tuple[Any, list[dict[str, Any]]]:
     """Fit the class memory on the base classes' embeddings, inside the budget if any
-    (strict: ``BudgetError``; adapt: shrink, recorded in ``plans``)."""
+    (strict: ``BudgetError``; adapt: shrink, recorded in the returned plans)."""
     from edgecl.memory import GBMConfig, GBMMemory, LatentBuffer, add_class_within_budget
 
     memory: Any = (
@@ -197,17 +179,7 @@ def _memory_state(
             )
             if plan.gave_up:
                 plans.append(plan.to_dict())
-    spec, arrays = memory.to_state()
-    refs = {key: f"memory.{key}" for key in sorted(arrays)}
-    manifest = {
-        "kind": memory.kind,
-        "spec": spec,
-        "arrays": refs,
-        "nbytes": int(memory.nbytes),
-        "head_bytes_per_class": head_row_bytes,
-        "export_plans": plans,
-    }
-    return manifest, {refs[k]: np.asarray(v) for k, v in arrays.items()}
+    return memory, plans
 
 
 def export_bundle(
@@ -251,42 +223,39 @@ def export_bundle(
     )
     arrays: dict[str, np.ndarray] = dict(low.arrays)
     arrays["head.weight"], arrays["head.bias"] = head_w, head_b
-    head = {"weight": "head.weight", "bias": "head.bias", "bits": 32, "onnx": None}
-    head.update({k: v for k, v in asdict(config.head).items() if k not in ("onnx", "bits")})
+    onnx_ref = None
     if config.head.onnx:
         from edgecl.export.onnx_head import head_update_bytes
 
         # the class count stays dynamic: the same graph serves classes learned later
         graph = head_update_bytes(d, None, weight_decay=config.head.weight_decay)
         arrays["head.onnx"] = np.frombuffer(graph, np.uint8).copy()
-        head["onnx"] = "head.onnx"
+        onnx_ref = "head.onnx"
     budget = config.budget
-    manifest: dict[str, Any] = {
-        "input": low.input,
-        "layers": low.layers,
-        "embedding": low.embedding,
-        "head": head,
-        "classes": names,
-        "base_classes": list(names),
-        "memory": None,
-        "budget": {
-            "bytes": None if budget is None else int(budget.bytes),
-            "policy": "strict" if budget is None else str(budget.policy),
-        },
-        "model": {"config": copy.deepcopy(getattr(model, "config", None))},
-    }
-    # the float32 head serves the verification; the budget is checked below, on the head
-    # as it will be stored (HeadConfig.bits)
-    unbounded = {**manifest, "budget": {"bytes": None, "policy": manifest["budget"]["policy"]}}
-    runtime = Runtime(unbounded, arrays)
+    policy = "strict" if budget is None else str(budget.policy)
+    # the float32 head and no budget serve the verification; the budget is checked
+    # below, on the head as it will be stored (HeadConfig.bits)
+    unbounded = Manifest(
+        input=InputSpec.from_dict(low.input),
+        layers=tuple(op.to_dict() for op in low.layers),
+        embedding=EmbeddingSpec.from_dict(low.embedding),
+        head=dataclasses.replace(config.head, bits=32),
+        head_refs=HeadRefs(weight="head.weight", bias="head.bias", onnx=onnx_ref),
+        classes=tuple(names),
+        memory=None,
+        budget=BudgetSpec(None, policy),
+        base_classes=tuple(names),
+        model={"config": copy.deepcopy(getattr(model, "config", None))},
+    )
+    runtime = Runtime(unbounded.to_dict(), arrays)
     z_words = runtime.embed(x)
 
     head_bytes = head_bytes_per_class(d, config.head.bits) * len(names)
     stored = head_bytes
+    memory, plans = None, []
     if config.memory is not None:
-        manifest["memory"], mem_arrays = _memory_state(config, d, names, z_words, y)
-        arrays.update(mem_arrays)
-        stored += manifest["memory"]["nbytes"]
+        memory, plans = _fit_memory(config, d, names, z_words, y)
+        stored += int(memory.nbytes)
     if budget is not None and stored > budget.bytes:
         raise BudgetError(
             f"the base classes need {stored} stored bytes (head {head_bytes}), over the "
@@ -302,13 +271,7 @@ def export_bundle(
             model, runtime, x, z_words, config.verify_samples, config.allow_differing_samples
         )
     if config.head.bits != 32:  # stored at lower precision (verified above in float32)
-        stored_head = encode_head(head_w, config.head.bits)
-        arrays["head.weight"] = stored_head["weight"]
-        head["bits"] = config.head.bits
-        if "scale" in stored_head:
-            arrays["head.weight.scale"] = stored_head["scale"]
-            head["scale"] = "head.weight.scale"
-        rounded = decode_head(stored_head, config.head.bits)
+        rounded = round_head(head_w, config.head.bits)
         report["head_bits"] = config.head.bits
         report["head_rounding_max_logit_change"] = float(
             np.abs(
@@ -316,8 +279,20 @@ def export_bundle(
                 - (binary_float_dense(z_words, rounded, d) + head_b)
             ).max()
         )
-    manifest["export"] = {"edgecl": __version__, "torch": torch.__version__, **report}
-    info = write_bundle(path, manifest, arrays, overwrite=overwrite)
+    manifest, arrays = unbounded.with_state(
+        arrays,
+        classes=names,
+        head_weight=head_w,
+        head_bias=head_b,
+        memory=memory,
+        budget=BudgetSpec(None if budget is None else int(budget.bytes), policy),
+        head=config.head,
+        memory_extra={"export_plans": plans},
+    )
+    manifest = dataclasses.replace(
+        manifest, export={"edgecl": __version__, "torch": torch.__version__, **report}
+    )
+    info = write_bundle(path, manifest.to_dict(), arrays, overwrite=overwrite)
     if verify:
         again = Runtime.load(path)
         k = min(len(x), 16)

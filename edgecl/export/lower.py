@@ -1,6 +1,7 @@
 """Lower a trained :class:`~edgecl.train.backbones.BinaryNet` to the device layer program.
 
-The program is the ``layers`` list of a bundle (:data:`edgecl.bundle.LAYER_OPS`). Two
+The program is a tuple of op dataclasses (:mod:`edgecl.program.ops`), written into a
+bundle's ``layers`` list with ``to_dict()``. Two
 rules make the device output equal torch's eval output:
 
 - **BatchNorm + sign -> one threshold per channel, read off torch itself.** A binary
@@ -31,7 +32,21 @@ import torch
 from torch import nn
 
 from edgecl.errors import ExportError
+from edgecl.export.thresholds import StepFn, float_thresholds, int_thresholds
 from edgecl.kernels.bits import WORD_BITS, pack_signs
+from edgecl.program.ops import (
+    Affine,
+    Conv2dBinary,
+    Conv2dFloat,
+    DenseBinary,
+    DenseFloat,
+    Flatten,
+    MaxPoolBits,
+    MaxPoolFloat,
+    Op,
+    Threshold,
+    ThresholdFloat,
+)
 from edgecl.train.binarizers import HeavisideBinarizer, ThermometerBinarizer, ThermometerEncoder
 from edgecl.train.layers import Normalize, QuantConv2d, QuantLinear
 
@@ -51,8 +66,6 @@ SUPPORTED_MODULES: tuple[str, ...] = (
     "HeavisideBinarizer / ThermometerBinarizer (last module of features)",
     "head: nn.Linear",
 )
-
-_F32_MAX = float(np.finfo(np.float32).max)
 
 
 def _fail(path: str, module: nn.Module, why: str) -> ExportError:
@@ -164,123 +177,15 @@ def check_model(model: nn.Module) -> None:
         )
 
 
-# -- threshold read-off -----------------------------------------------------------------
-
-# A step function maps a torch value (channel axis 1) to 0/1 bits with C * r channels,
-# channel c * r + j for input channel c and repeat j.
-StepFn = Callable[[torch.Tensor], torch.Tensor]
-
-
-def _arrange(values: torch.Tensor, c: int, r: int, layout: str) -> tuple[torch.Tensor, Any]:
-    """Place candidate values (C*r,) so output bit c*r+j reads input channel c at slot j.
-
-    ``values`` is (C, K) (the same K candidates for every channel) or (C, r) (one per
-    output bit). Returns the torch input and a function picking the output bits (C*r, K).
-    """
-    k = values.shape[1]
-    if layout == "1d":
-        x = values.T.contiguous()  # (K, C)
-
-        def pick(out):
-            return out.T  # (C*r, K)
-
-    elif layout == "2d_spatial":
-        x = values.reshape(1, c, 1, k).contiguous()
-
-        def pick(out):
-            return out[0, :, 0, :]
-
-    else:  # "2d_point"
-        x = values.T.reshape(k, c, 1, 1).contiguous()
-
-        def pick(out):
-            return out[:, :, 0, 0].T
-
-    return x, pick
-
-
-def _int_thresholds(
-    fn: StepFn, c: int, r: int, n: int, layout: str
-) -> tuple[np.ndarray, np.ndarray]:
-    """Thresholds for integer accumulators in [-n, n], read off ``fn`` on every integer."""
-    a = torch.arange(-n, n + 1, dtype=torch.float32)
-    x, pick = _arrange(a.expand(c, -1), c, r, layout)
-    with torch.no_grad():
-        bits = pick(fn(x)).cpu().numpy() > 0.5  # (C*r, K)
-    vals = np.arange(-n, n + 1, dtype=np.int64)
-    thr = np.empty(c * r, np.int64)
-    flip = np.zeros(c * r, bool)
-    d = np.diff(bits.astype(np.int8), axis=1)
-    for o in range(c * r):
-        row = bits[o]
-        if row.all():
-            thr[o] = -n
-        elif not row.any():
-            thr[o] = n + 1
-        elif (d[o] >= 0).all():
-            thr[o] = vals[np.argmax(row)]
-        elif (d[o] <= 0).all():
-            thr[o], flip[o] = vals[len(row) - 1 - np.argmax(row[::-1])], True
-        else:
-            raise ExportError(f"channel {o // r}: the bit is not monotone in the accumulator")
-    return thr.astype(np.int32), flip
-
-
-def _f32_key(x: np.ndarray) -> np.ndarray:
-    i = np.asarray(x, np.float32).view(np.int32).astype(np.int64)
-    return np.where(i >= 0, i, -(i & 0x7FFFFFFF) - 1)
-
-
-def _key_f32(k: np.ndarray) -> np.ndarray:
-    k = np.asarray(k, np.int64)
-    bits = np.where(k >= 0, k, (-k - 1) | 0x80000000).astype(np.uint32)
-    return bits.view(np.float32)
-
-
-def _float_thresholds(fn: StepFn, c: int, r: int, layout: str) -> tuple[np.ndarray, np.ndarray]:
-    """Thresholds on float32 inputs, by bisection over every float32 value per bit."""
-    slots = max(r, 2) if layout == "2d_spatial" else r
-    o = np.arange(c * r)
-
-    def g(vals: np.ndarray) -> np.ndarray:
-        cand = np.zeros((c, slots), np.float32)
-        cand[:, :r] = vals.reshape(c, r)
-        x, pick = _arrange(torch.from_numpy(cand), c, r, layout)
-        with torch.no_grad():
-            out = pick(fn(x)).cpu().numpy() > 0.5  # (C*r, slots)
-        return out[o, o % r]
-
-    lo = np.full(c * r, _f32_key(np.float32(-_F32_MAX)))
-    hi = np.full(c * r, _f32_key(np.float32(_F32_MAX)))
-    g_lo, g_hi = g(_key_f32(lo)), g(_key_f32(hi))
-    moving = g_lo != g_hi
-    while True:
-        active = moving & (hi - lo > 1)
-        if not active.any():
-            break
-        mid = (lo + hi) // 2
-        gm = g(_key_f32(np.where(active, mid, lo)))
-        to_hi = active & (gm == g_hi)
-        to_lo = active & (gm != g_hi)
-        hi = np.where(to_hi, mid, hi)
-        lo = np.where(to_lo, mid, lo)
-    thr = np.where(g_lo & g_hi, -np.inf, np.inf).astype(np.float32)
-    inc = moving & g_hi
-    dec = moving & g_lo
-    thr[inc] = _key_f32(hi[inc])
-    thr[dec] = _key_f32(lo[dec])
-    return thr, dec.copy()
-
-
 # -- the lowering state machine ---------------------------------------------------------
 
 
 @dataclass
 class Lowered:
-    """The device program: ``layers`` (manifest entries), their ``arrays``, the input
-    spec and the embedding spec."""
+    """The device program: ``layers`` (the ops; ``op.to_dict()`` is the manifest entry),
+    their ``arrays``, the input spec and the embedding spec."""
 
-    layers: list[dict[str, Any]] = field(default_factory=list)
+    layers: tuple[Op, ...] = ()
     arrays: dict[str, np.ndarray] = field(default_factory=dict)
     input: dict[str, Any] = field(default_factory=dict)
     embedding: dict[str, Any] = field(default_factory=dict)
@@ -301,23 +206,25 @@ class _Value:
 class _Lowerer:
     def __init__(self, input_shape: tuple[int, int, int]) -> None:
         self.out = Lowered()
+        self.ops: list[Op] = []
         self.v = _Value("float", tuple(input_shape), spatial_size=input_shape[0] * input_shape[1])
 
     # emit one op; array arguments become members "layers.<i>.<key>"
-    def emit(self, op: str, source: str, out_shape, arrays: dict[str, np.ndarray], **params):
-        i = len(self.out.layers)
-        entry: dict[str, Any] = {"op": op, "source": source, "in_shape": list(self.v.shape)}
+    def emit(
+        self, op: type[Op], source: str, out_shape, arrays: dict[str, np.ndarray], **params
+    ) -> None:
+        i = len(self.ops)
+        refs: dict[str, str | None] = {}
         for key, value in arrays.items():
             if value is None:
-                entry[key] = None
+                refs[key] = None
                 continue
             name = f"layers.{i}.{key}"
             self.out.arrays[name] = value
-            entry[key] = name
-        entry.update(params)
-        entry["out_shape"] = [int(s) for s in out_shape]
-        self.out.layers.append(entry)
-        self.v.shape = tuple(int(s) for s in out_shape)
+            refs[key] = name
+        shape = tuple(int(s) for s in out_shape)
+        self.ops.append(op(in_shape=self.v.shape, out_shape=shape, source=source, **refs, **params))
+        self.v.shape = shape
 
     def layout(self) -> str:
         if len(self.v.shape) == 1:
@@ -337,12 +244,12 @@ class _Lowerer:
     def emit_struct_bits(self) -> None:
         for path, m in self.v.struct:
             if isinstance(m, nn.MaxPool2d):
-                self._pool(path, m, "maxpool_bits")
+                self._pool(path, m, MaxPoolBits)
             else:
                 self._flatten(path)
         self.v.struct = []
 
-    def _pool(self, path: str, m: nn.MaxPool2d, op: str) -> None:
+    def _pool(self, path: str, m: nn.MaxPool2d, op: type[MaxPoolBits | MaxPoolFloat]) -> None:
         if len(self.v.shape) != 3:
             raise _fail(path, m, f"a pool on a flat value of shape {self.v.shape}")
         k = _pair(m.kernel_size)[0]
@@ -355,7 +262,7 @@ class _Lowerer:
     def _flatten(self, path: str) -> None:
         if len(self.v.shape) == 3:
             h, w, c = self.v.shape
-            self.emit("flatten", path, (h * w * c,), {})
+            self.emit(Flatten, path, (h * w * c,), {})
             self.v.flat_from = (h, w, c)
 
     def to_bits(self, source: str, final: StepFn | None, r: int) -> None:
@@ -370,11 +277,11 @@ class _Lowerer:
             fn = self.step_fn(final if final is not None else (lambda y: (y >= 0).float()))
             c = v.shape[-1]
             if v.kind == "int":
-                thr, flip = _int_thresholds(fn, c, r, v.fan_in, self.layout())
-                op = "threshold"
+                thr, flip = int_thresholds(fn, c, r, v.fan_in, self.layout())
+                op: type[Threshold | ThresholdFloat] = Threshold
             else:
-                thr, flip = _float_thresholds(fn, c, r, self.layout())
-                op = "threshold_float"
+                thr, flip = float_thresholds(fn, c, r, self.layout())
+                op = ThresholdFloat
             out = v.shape[:-1] + (c * r,)
             # name the modules folded into the threshold (BatchNorms, biases) and the step
             folded = [path for path, _, _ in v.fx]
@@ -402,7 +309,7 @@ class _Lowerer:
             scale, shift = scale * a, shift * a + b
         if v.kind == "int" or v.fx:
             self.emit(
-                "affine",
+                Affine,
                 source,
                 v.shape,
                 {"scale": scale.astype(np.float32), "shift": shift.astype(np.float32)},
@@ -410,7 +317,7 @@ class _Lowerer:
         v.kind, v.fx = "float", []
         for path, m in v.struct:
             if isinstance(m, nn.MaxPool2d):
-                self._pool(path, m, "maxpool_float")
+                self._pool(path, m, MaxPoolFloat)
             else:
                 self._flatten(path)
         v.struct = []
@@ -456,7 +363,7 @@ class _Lowerer:
             raise _fail(path, m, f"a {kh}x{kw} kernel on a {h}x{w} input")
         if binary:
             self.emit(
-                "conv2d_binary",
+                Conv2dBinary,
                 path,
                 (ho, wo, o),
                 {"weight": pack_signs(wq, axis=-1)},
@@ -471,12 +378,12 @@ class _Lowerer:
                 self.v.fx.append((path, lambda y, t=t: y + t.view(1, -1, 1, 1), t))
         else:
             self.emit(
-                "conv2d_float",
+                Conv2dFloat,
                 path,
                 (ho, wo, o),
                 {"weight": wq.astype(np.float32), "bias": bias},
                 stride=s,
-                pads=[top, bottom, left, right],
+                pads=(top, bottom, left, right),
                 pad_value=pad_value,
                 bits=32,
             )
@@ -513,7 +420,7 @@ class _Lowerer:
             # the (n - f) agreeing tail positions from the ±1 dot product
             n = packed.shape[1] * WORD_BITS if flat is not None else f
             self.emit(
-                "dense_binary",
+                DenseBinary,
                 path,
                 (o,),
                 {"weight": np.ascontiguousarray(packed)},
@@ -527,7 +434,7 @@ class _Lowerer:
                 self.v.fx.append((path, lambda y, t=t: y + t.view(1, -1), t))
         else:
             w2 = np.ascontiguousarray(wq.reshape(o, f).T, np.float32)  # (F, O)
-            self.emit("dense_float", path, (o,), {"weight": w2, "bias": bias}, bits=32)
+            self.emit(DenseFloat, path, (o,), {"weight": w2, "bias": bias}, bits=32)
             self.v.kind = "float"
         self.v.flat_from = None
         self.v.spatial_size = 1
@@ -620,4 +527,5 @@ def lower_model(model: nn.Module, input_shape: tuple[int, int, int]) -> Lowered:
             raise _fail(path, m, "unsupported module type")
     if low.v.shape != (low.out.embedding.get("bits"),):
         raise ExportError(f"expected the program to end in the embedding, got {low.v.shape}")
+    low.out.layers = tuple(low.ops)
     return low.out

@@ -19,7 +19,8 @@ IR version and opset (:mod:`edgecl.export._onnx`).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,20 @@ from onnx import TensorProto, helper, numpy_helper
 from edgecl.bundle import head_weight, read_bundle, validate_manifest
 from edgecl.export._onnx import make_model
 from edgecl.kernels.bits import WORD_BITS, unpack_bits
+from edgecl.program.ops import (
+    Affine,
+    Conv2dBinary,
+    Conv2dFloat,
+    DenseBinary,
+    DenseFloat,
+    Flatten,
+    MaxPoolBits,
+    MaxPoolFloat,
+    Op,
+    Threshold,
+    ThresholdFloat,
+    parse_layers,
+)
 
 __all__ = ["bitpacked_dense_model", "export_onnx", "forward_model"]
 
@@ -60,6 +75,123 @@ def _signs(words: np.ndarray, n: int) -> np.ndarray:
     return unpack_bits(words, n).astype(np.float32) * 2 - 1
 
 
+@dataclass(frozen=True)
+class _At:
+    """Where an op stands in the program: the last op (whose bits are the embedding,
+    {0,1} floats rather than ±1), and the (H, W, C) a Flatten right before it flattened."""
+
+    last: bool
+    flat_from: tuple[int, ...] | None
+
+
+def _conv(g: _Graph, v: str, wt, bias, pads4, pad_value: float, stride: int) -> str:
+    """``Conv`` (NCHW) with pads (top, bottom, left, right); a non-zero pad value goes
+    through an explicit ``Pad``."""
+    top, bottom, left, right = pads4
+    inputs = [v, g.const(np.ascontiguousarray(wt), "w")]
+    if bias is not None:
+        inputs.append(g.const(np.asarray(bias, np.float32), "b"))
+    pads = [top, left, bottom, right]
+    if any(pads) and pad_value != 0.0:
+        pad_spec = np.array([0, 0, top, left, 0, 0, bottom, right], np.int64)
+        inputs[0] = g.op(
+            "Pad", [v, g.const(pad_spec, "pads"), g.const(np.float32(pad_value), "pv")]
+        )
+        pads = [0, 0, 0, 0]
+    return g.op("Conv", inputs, strides=[stride] * 2, pads=pads)
+
+
+def _conv2d_float(g: _Graph, op: Conv2dFloat, arrays, v: str, at: _At) -> str:
+    wt = np.asarray(arrays[op.weight], np.float32).transpose(0, 3, 1, 2)
+    bias = None if op.bias is None else arrays[op.bias]
+    return _conv(g, v, wt, bias, op.pads, float(op.pad_value), op.stride)
+
+
+def _conv2d_binary(g: _Graph, op: Conv2dBinary, arrays, v: str, at: _At) -> str:
+    wt = _signs(arrays[op.weight], op.in_shape[2]).transpose(0, 3, 1, 2)
+    kh, kw = wt.shape[2:]
+    ph, pw = (kh // 2, kw // 2) if op.padding == "same" else (0, 0)
+    return _conv(g, v, wt, None, (ph, ph, pw, pw), float(op.pad_value), op.stride)
+
+
+def _dense_float(g: _Graph, op: DenseFloat, arrays, v: str, at: _At) -> str:
+    wt = np.asarray(arrays[op.weight], np.float32)  # (F, O)
+    v = g.op("MatMul", [v, g.const(wt, "w")])
+    if op.bias is not None:
+        v = g.op("Add", [v, g.const(np.asarray(arrays[op.bias], np.float32), "b")])
+    return v
+
+
+def _dense_binary(g: _Graph, op: DenseBinary, arrays, v: str, at: _At) -> str:
+    words = arrays[op.weight]
+    (f,) = op.in_shape
+    if at.flat_from is not None and words.shape[1] * WORD_BITS != f:
+        fh, fw, fc = at.flat_from  # pixel-padded (H, W, n_words(C)) layout
+        s = _signs(words.reshape(words.shape[0], fh * fw, -1), fc)
+        s = s.reshape(words.shape[0], f)
+    else:
+        s = _signs(words, f)
+    return g.op("MatMul", [v, g.const(np.ascontiguousarray(s.T), "w")])
+
+
+def _affine(g: _Graph, op: Affine, arrays, v: str, at: _At) -> str:
+    shape = (1, -1, 1, 1) if len(op.in_shape) == 3 else (1, -1)
+    sc = np.asarray(arrays[op.scale], np.float32).reshape(shape)
+    sh = np.asarray(arrays[op.shift], np.float32).reshape(shape)
+    return g.op("Add", [g.op("Mul", [v, g.const(sc, "scale")]), g.const(sh, "shift")])
+
+
+def _maxpool(g: _Graph, op: MaxPoolFloat | MaxPoolBits, arrays, v: str, at: _At) -> str:
+    k, s = op.size, op.stride
+    return g.op("MaxPool", [v], kernel_shape=[k, k], strides=[s, s])
+
+
+def _flatten(g: _Graph, op: Flatten, arrays, v: str, at: _At) -> str:
+    return g.op("Flatten", [g.op("Transpose", [v], perm=[0, 2, 3, 1])], axis=1)
+
+
+def _threshold(g: _Graph, op: Threshold | ThresholdFloat, arrays, v: str, at: _At) -> str:
+    r = op.repeat
+    rank4 = len(op.in_shape) == 3
+    cin = op.in_shape[-1]
+    thr = np.asarray(arrays[op.thresholds], np.float32).reshape(cin, r)
+    sign = np.where(arrays[op.flip], -1.0, 1.0).astype(np.float32).reshape(cin, r)
+    tail = (1, 1) if rank4 else ()
+    if r > 1:
+        v = g.op("Unsqueeze", [v, g.const(np.array([2], np.int64), "ax")])
+        shape = (1, cin, r, *tail)
+    else:
+        shape = (1, cin, *tail)
+    st = g.const((sign * thr).reshape(shape), "st")
+    cond = g.op("GreaterOrEqual", [g.op("Mul", [v, g.const(sign.reshape(shape), "s")]), st])
+    if at.last:
+        v = g.op("Cast", [cond], to=TensorProto.FLOAT)
+    else:
+        v = g.op(
+            "Where",
+            [cond, g.const(np.float32(1.0), "one"), g.const(np.float32(-1.0), "mone")],
+        )
+    if r > 1:
+        out = [0, cin * r, *op.in_shape[:2]] if rank4 else [0, cin * r]
+        v = g.op("Reshape", [v, g.const(np.array(out, np.int64), "shape")])
+    return v
+
+
+#: The ONNX nodes of each op (NCHW float32 values; bits as ±1, the last op's as {0,1}).
+_BUILDERS: dict[type[Op], Callable[..., str]] = {
+    Conv2dFloat: _conv2d_float,
+    Conv2dBinary: _conv2d_binary,
+    DenseFloat: _dense_float,
+    DenseBinary: _dense_binary,
+    Affine: _affine,
+    MaxPoolFloat: _maxpool,
+    MaxPoolBits: _maxpool,
+    Flatten: _flatten,
+    Threshold: _threshold,
+    ThresholdFloat: _threshold,
+}
+
+
 def forward_model(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> onnx.ModelProto:
     """The forward graph (a) of a bundle's manifest and arrays."""
     validate_manifest(manifest, arrays)
@@ -71,91 +203,11 @@ def forward_model(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray])
     v = g.op("Sub", [v, g.const(np.asarray(spec["mean"], np.float32), "mean")])
     v = g.op("Div", [v, g.const(np.asarray(spec["std"], np.float32), "std")])
     v = g.op("Transpose", [v], "nchw", perm=[0, 3, 1, 2])
-    layers = manifest["layers"]
-    flat_from: tuple[int, int, int] | None = None
-    for i, layer in enumerate(layers):
-        op = layer["op"]
-        last = i == len(layers) - 1
-        rank4 = len(layer["in_shape"]) == 3
-        if op in ("conv2d_float", "conv2d_binary"):
-            if op == "conv2d_float":
-                wt = np.asarray(arrays[layer["weight"]], np.float32).transpose(0, 3, 1, 2)
-                top, bottom, left, right = layer["pads"]
-                pad_value = float(layer["pad_value"])
-            else:
-                cin = layer["in_shape"][2]
-                wt = _signs(arrays[layer["weight"]], cin).transpose(0, 3, 1, 2)
-                kh, kw = wt.shape[2:]
-                ph, pw = (kh // 2, kw // 2) if layer["padding"] == "same" else (0, 0)
-                top = bottom = ph
-                left = right = pw
-                pad_value = float(layer["pad_value"])
-            inputs = [v, g.const(np.ascontiguousarray(wt), "w")]
-            if layer.get("bias") is not None:
-                inputs.append(g.const(np.asarray(arrays[layer["bias"]], np.float32), "b"))
-            pads = [top, left, bottom, right]
-            if any(pads) and pad_value != 0.0:
-                pad_spec = np.array([0, 0, top, left, 0, 0, bottom, right], np.int64)
-                inputs[0] = g.op(
-                    "Pad", [v, g.const(pad_spec, "pads"), g.const(np.float32(pad_value), "pv")]
-                )
-                pads = [0, 0, 0, 0]
-            v = g.op("Conv", inputs, strides=[layer["stride"]] * 2, pads=pads)
-        elif op in ("dense_float", "dense_binary"):
-            if op == "dense_float":
-                wt = np.asarray(arrays[layer["weight"]], np.float32)  # (F, O)
-            else:
-                words = arrays[layer["weight"]]
-                (f,) = layer["in_shape"]
-                if flat_from is not None and words.shape[1] * WORD_BITS != f:
-                    fh, fw, fc = flat_from  # pixel-padded (H, W, n_words(C)) layout
-                    s = _signs(words.reshape(words.shape[0], fh * fw, -1), fc)
-                    s = s.reshape(words.shape[0], f)
-                else:
-                    s = _signs(words, f)
-                wt = np.ascontiguousarray(s.T)
-            v = g.op("MatMul", [v, g.const(wt, "w")])
-            if layer.get("bias") is not None:
-                v = g.op("Add", [v, g.const(np.asarray(arrays[layer["bias"]], np.float32), "b")])
-        elif op == "affine":
-            shape = (1, -1, 1, 1) if rank4 else (1, -1)
-            sc = np.asarray(arrays[layer["scale"]], np.float32).reshape(shape)
-            sh = np.asarray(arrays[layer["shift"]], np.float32).reshape(shape)
-            v = g.op("Add", [g.op("Mul", [v, g.const(sc, "scale")]), g.const(sh, "shift")])
-        elif op in ("maxpool_float", "maxpool_bits"):
-            k, s = layer["size"], layer["stride"]
-            v = g.op("MaxPool", [v], kernel_shape=[k, k], strides=[s, s])
-        elif op == "flatten":
-            ih, iw, ic = layer["in_shape"]
-            flat_from = (ih, iw, ic)
-            v = g.op("Flatten", [g.op("Transpose", [v], perm=[0, 2, 3, 1])], axis=1)
-            continue
-        elif op in ("threshold", "threshold_float"):
-            r = int(layer["repeat"])
-            cin = layer["in_shape"][-1]
-            thr = np.asarray(arrays[layer["thresholds"]], np.float32).reshape(cin, r)
-            sign = np.where(arrays[layer["flip"]], -1.0, 1.0).astype(np.float32).reshape(cin, r)
-            tail = (1, 1) if rank4 else ()
-            if r > 1:
-                v = g.op("Unsqueeze", [v, g.const(np.array([2], np.int64), "ax")])
-                shape = (1, cin, r, *tail)
-            else:
-                shape = (1, cin, *tail)
-            st = g.const((sign * thr).reshape(shape), "st")
-            cond = g.op("GreaterOrEqual", [g.op("Mul", [v, g.const(sign.reshape(shape), "s")]), st])
-            if last:
-                v = g.op("Cast", [cond], to=TensorProto.FLOAT)
-            else:
-                v = g.op(
-                    "Where",
-                    [cond, g.const(np.float32(1.0), "one"), g.const(np.float32(-1.0), "mone")],
-                )
-            if r > 1:
-                out = [0, cin * r, *layer["in_shape"][:2]] if rank4 else [0, cin * r]
-                v = g.op("Reshape", [v, g.const(np.array(out, np.int64), "shape")])
-        else:  # validate_manifest refuses unknown ops
-            raise ValueError(f"unknown layer op {op!r}")
-        flat_from = None if op != "flatten" else flat_from
+    ops = parse_layers(manifest["layers"], spec["shape"], arrays)
+    flat_from: tuple[int, ...] | None = None
+    for i, op in enumerate(ops):
+        v = _BUILDERS[type(op)](g, op, arrays, v, _At(i == len(ops) - 1, flat_from))
+        flat_from = op.in_shape if isinstance(op, Flatten) else None
     emb = g.op("Identity", [v], "embedding_out")
     head = manifest["head"]
     logits = g.op("MatMul", [emb, g.const(head_weight(head, arrays), "hw")])
@@ -180,24 +232,14 @@ def export_onnx(
     bundle: str | os.PathLike[str], path: str | os.PathLike[str], *, overwrite: bool = False
 ) -> Path:
     """Write the forward graph (a) of the bundle at ``bundle`` to ``path`` (atomically)."""
-    from edgecl.bundle import _fsync_dir
+    from edgecl.bundle import write_atomic
 
     manifest, arrays = read_bundle(bundle)
     data = forward_model(manifest, arrays).SerializeToString()
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent if str(path.parent) else Path("."))
+    write_atomic(path, data, overwrite=overwrite)
     return path
 
 

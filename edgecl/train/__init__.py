@@ -1,5 +1,7 @@
 """The host side of edgecl, in torch: quantizers, binarized layers, embedding binarizers,
-backbones, checkpoints, BayesBiNN and the training loop.
+backbones, checkpoints, BayesBiNN, the training loop, and the base-training recipe of
+``edgecl train`` and the demo (:mod:`edgecl.train.recipes`). The research baselines
+(BinPlay, DGM) live in :mod:`edgecl.train.baselines`.
 
 Import it explicitly (``import edgecl.train``); ``import edgecl`` never imports torch.
 """
@@ -13,31 +15,8 @@ from edgecl.train.binarizers import (
     heaviside,
     set_thermometer_phase,
 )
-from edgecl.train.binplay import (
-    BinPlay,
-    BinPlayConfig,
-    BinPlayMemory,
-    BinPlayReport,
-    CodeSpec,
-    ConvAutoencoder,
-    VectorAutoencoder,
-    greedy_assign,
-    lemma1_bits,
-    lemma1_multiplier,
-)
 from edgecl.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from edgecl.train.dataset import ArrayDataset, images_to_tensor, remap_labels
-from edgecl.train.dgm import (
-    DGM,
-    ACDiscriminator,
-    DGMConfig,
-    DGMTaskReport,
-    MaskedGenerator,
-    MaskedLinear,
-    annealed_scale,
-    gradient_penalty,
-    sparsity_regularizer,
-)
 from edgecl.train.layers import Normalize, QuantConv2d, QuantLinear, clip_weights_
 from edgecl.train.loop import History, evaluate, fit, predict_logits
 from edgecl.train.quantizers import (
@@ -50,25 +29,6 @@ from edgecl.train.quantizers import (
 )
 
 __all__ = [
-    "BinPlay",
-    "BinPlayConfig",
-    "BinPlayMemory",
-    "BinPlayReport",
-    "CodeSpec",
-    "ConvAutoencoder",
-    "VectorAutoencoder",
-    "greedy_assign",
-    "lemma1_bits",
-    "lemma1_multiplier",
-    "DGM",
-    "ACDiscriminator",
-    "DGMConfig",
-    "DGMTaskReport",
-    "MaskedGenerator",
-    "MaskedLinear",
-    "annealed_scale",
-    "gradient_penalty",
-    "sparsity_regularizer",
     "ArrayDataset",
     "BayesBiNN",
     "History",

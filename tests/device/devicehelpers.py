@@ -1,5 +1,5 @@
 """Small hand-made bundles for the device tests (no torch, no training); imported by
-tests/device/conftest.py and tests/test_cli_device.py (a unique module name: a plain
+tests/device/conftest.py and tests/cli/test_cli_device.py (a unique module name: a plain
 ``conftest`` import would be shadowed by another folder's conftest).
 
 F is a random projection of the normalised pixels followed by a threshold at the median

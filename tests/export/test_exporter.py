@@ -183,13 +183,13 @@ def test_a_few_differing_samples_pass_only_when_allowed(small, tmp_path, monkeyp
 
 def test_failed_verification_writes_nothing(small, tmp_path, monkeypatch):
     model, x, y = small
-    real = lower_mod._int_thresholds
+    real = lower_mod.int_thresholds
 
     def off_by_one(*args, **kwargs):
         thr, flip = real(*args, **kwargs)
         return thr + 1, flip
 
-    monkeypatch.setattr(lower_mod, "_int_thresholds", off_by_one)
+    monkeypatch.setattr(lower_mod, "int_thresholds", off_by_one)
     with pytest.raises(ExportError, match="verification failed"):
         export_bundle(model, tmp_path / "m.ecl", calibration=(x, y), class_names=NAMES5)
     assert not list(tmp_path.iterdir())

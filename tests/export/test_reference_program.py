@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from edgecl.device import Runtime
-from edgecl.device.reference import embed_reference, logits_reference
-from edgecl.device.runtime import FAST_KERNELS, run_layers
-from edgecl.export import export_bundle
+from edgecl.device.runtime import embed_reference, logits_reference
+from edgecl.export import export_bundle, lower_model
+from edgecl.program import FAST_KERNELS, parse_layers, run_layers
 
 from .conftest import random_samples
 
@@ -25,12 +25,14 @@ def test_reference_program_equals_fast_program(random_model, tmp_path):
     np.testing.assert_allclose(logits_reference(rt, x[:5]), rt.logits(x[:5]), atol=1e-4, rtol=0)
     # the unfused fast program too (Runtime.embed fuses the first layers where it can)
     xn = rt.input_spec.normalize(rt.input_spec.check(x[:5]))
-    fast = run_layers(xn, rt.layers, rt.arrays, kernels=FAST_KERNELS)
+    ops = parse_layers(rt.layers, rt.input_spec.shape, rt.arrays)
+    fast = run_layers(xn, ops, rt.arrays, kernels=FAST_KERNELS)
     np.testing.assert_array_equal(fast, rt.embed(x[:5]))
 
 
 def test_program_steps_cover_every_layer_once(random_model, tmp_path):
-    """The runtime's program runs each layer exactly once, in order, binary blocks fused."""
+    """The runtime's program runs each layer exactly once, in order, binary blocks fused;
+    the layers round-trip through the op classes."""
     name, model, shape = random_model
     x = random_samples(shape, 8)
     k = model.head.out_features
@@ -39,6 +41,11 @@ def test_program_steps_cover_every_layer_once(random_model, tmp_path):
         model, path, calibration=(x, np.arange(8) % k), class_names=[f"c{i}" for i in range(k)]
     )
     rt = Runtime.load(path)
+    # the ops the exporter lowered are the bundle's layers, read back exactly
+    ops = parse_layers(rt.layers, shape, rt.arrays)
+    assert lower_model(model, shape).layers == ops
+    assert [op.to_dict() for op in ops] == rt.layers
+    assert all(type(op).from_dict(op.to_dict(), rt.arrays) == op for op in ops)
     names = [n for n, _ in rt._program.steps]
     assert "+".join(names).split("+") == [layer["op"] for layer in rt.layers]
     ops = [layer["op"] for layer in rt.layers]

@@ -9,7 +9,7 @@ import torch
 
 from edgecl.data import load_mnist_sample
 from edgecl.train import mlp
-from edgecl.train.binplay import (
+from edgecl.train.baselines.binplay import (
     ODD_PRIMES,
     BinPlay,
     BinPlayConfig,

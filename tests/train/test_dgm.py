@@ -9,7 +9,7 @@ import torch
 
 from edgecl.data import load_mnist_sample
 from edgecl.kernels.bits import n_words
-from edgecl.train.dgm import (
+from edgecl.train.baselines.dgm import (
     DGM,
     ACDiscriminator,
     DGMConfig,

@@ -16,9 +16,8 @@ from edgecl.cli import EXIT_BUDGET, EXIT_BUNDLE, EXIT_OK, EXIT_USAGE
 
 
 def _device_helpers():
-    """tests/device/conftest.py by path: a bare ``import conftest`` would find whichever
-    conftest pytest put on sys.path first (tests/memory has one too)."""
-    path = Path(__file__).parent / "device" / "conftest.py"
+    """tests/device/devicehelpers.py by path (tests/device is not on sys.path here)."""
+    path = Path(__file__).parents[1] / "device" / "devicehelpers.py"
     spec = importlib.util.spec_from_file_location("_edgecl_device_test_helpers", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -115,21 +114,28 @@ def test_update_in_place(files, tmp_path):
     d, base = files
     target = tmp_path / "b.ecl"
     target.write_bytes(base.read_bytes())
+    before = target.read_bytes()
     r = edgecl("learn", target, "--class", "a", "--update", "--data", d / "new.npy")
+    assert r.returncode == EXIT_USAGE and "--in-place" in r.stderr  # never in place by default
+    assert target.read_bytes() == before
+    r = edgecl("learn", target, "--class", "a", "--update", "--data", d / "new.npy", "--in-place")
     assert r.returncode == EXIT_OK, r.stderr
-    assert "updated class 'a'" in r.stdout
+    assert "updated class 'a'" in r.stdout and target.read_bytes() != before
 
 
 def test_exit_codes_and_no_traceback(files, tmp_path):
     d, base = files
-    r = edgecl("learn", base, "--class", "d", "--data", d / "new.npy", "--budget", "100")
-    assert r.returncode == EXIT_BUDGET
+    out = tmp_path / "out.ecl"
+    r = edgecl("learn", base, "--class", "d", "--data", d / "new.npy", "--budget", "100", "-o", out)
+    assert r.returncode == EXIT_BUDGET and not out.exists()
     assert "Traceback" not in r.stderr and "BudgetError" in r.stderr
     copy = tmp_path / "c.ecl"
     copy.write_bytes(base.read_bytes())
     before = copy.read_bytes()
     # the new class does not fit under a budget just above what is stored now
-    r = edgecl("learn", copy, "--class", "d", "--data", d / "new.npy", "--budget", "5000")
+    r = edgecl(
+        "learn", copy, "--class", "d", "--data", d / "new.npy", "--budget", "5000", "--in-place"
+    )
     assert r.returncode in (EXIT_BUDGET, EXIT_OK), r.stderr
     if r.returncode == EXIT_BUDGET:
         assert copy.read_bytes() == before
@@ -141,7 +147,9 @@ def test_exit_codes_and_no_traceback(files, tmp_path):
     assert r.returncode == EXIT_USAGE
     r = edgecl("bench", "latency", base, "--repeat", "0")
     assert r.returncode == EXIT_USAGE
-    r = edgecl("learn", base, "--class", "a", "--data", d / "new.npy")  # exists
-    assert r.returncode == 1 and "already learned" in r.stderr and "Traceback" not in r.stderr
-    r = edgecl("--debug", "learn", base, "--class", "a", "--data", d / "new.npy")
+    r = edgecl("learn", base, "--class", "a", "--data", d / "new.npy", "-o", out)  # exists
+    assert r.returncode == EXIT_USAGE and "already learned" in r.stderr and "--update" in r.stderr
+    assert "Traceback" not in r.stderr and "head" not in r.stderr  # no bar before the error
+    assert not out.exists()
+    r = edgecl("--debug", "learn", base, "--class", "a", "--data", d / "new.npy", "-o", out)
     assert "Traceback" in r.stderr

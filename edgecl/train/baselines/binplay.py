@@ -37,7 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edgecl.train._rehearsal import (
+from edgecl.train.baselines._rehearsal import (
     ClassOrder,
     as_float_images,
     check_same_length,

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from edgecl.demo import block_torch
+from edgecl.testing import block_torch
 
 
 def _demo(tmp_path, *extra: str, timeout: int = 600) -> dict:
@@ -19,7 +19,7 @@ def _demo(tmp_path, *extra: str, timeout: int = 600) -> dict:
             "-m",
             "edgecl.cli",
             "demo",
-            "--out",
+            "-o",
             str(out),
             "--json",
             str(tmp_path / "r.json"),
@@ -69,7 +69,7 @@ def test_quick_demo(tmp_path):
 
 def test_block_torch_refuses_torch_in_a_fresh_interpreter():
     code = (
-        "from edgecl.demo import block_torch\n"
+        "from edgecl.testing import block_torch\n"
         "block_torch()\n"
         "try:\n"
         "    import torch\n"
@@ -95,7 +95,7 @@ def test_one_report_file_only(tmp_path):
     from edgecl.cli import main
 
     code = main(
-        ["demo", "--quick", "--out", str(tmp_path), "--json", "a.json", "--json-file", "b.json"]
+        ["demo", "--quick", "-o", str(tmp_path), "--json", "a.json", "--json-file", "b.json"]
     )
     assert code == 2
     assert not (tmp_path / "report.json").exists()

@@ -1,5 +1,5 @@
-"""Pieces shared by the generative-rehearsal learners (:mod:`edgecl.train.binplay`,
-:mod:`edgecl.train.dgm`): the order in which classes arrive, logits restricted to the
+"""Pieces shared by the generative-rehearsal learners (:mod:`edgecl.train.baselines.binplay`,
+:mod:`edgecl.train.baselines.dgm`): the order in which classes arrive, logits restricted to the
 classes seen so far (one head over all outputs, single-head class-incremental evaluation),
 soft targets from a frozen copy, and the classifier's training step with replay.
 """

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgecl.kernels.bits import n_words
-from edgecl.train._rehearsal import (
+from edgecl.train.baselines._rehearsal import (
     ClassOrder,
     as_float_images,
     check_same_length,

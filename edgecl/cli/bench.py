@@ -1,0 +1,163 @@
+"""``edgecl bench latency|memory``: :mod:`edgecl.bench` on a bundle, printed (torch-free)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+from edgecl.cli._common import (
+    DATA_HELP,
+    EXIT_OK,
+    add_seed,
+    add_threads,
+    compile_notice,
+    emit_json,
+    load_samples,
+    positive_int,
+    status,
+)
+from edgecl.cli.learn import check_input, load_runtime
+
+__all__ = ["add_bench", "cmd_bench"]
+
+
+def add_bench(p: argparse.ArgumentParser) -> None:
+    p.add_argument("what", choices=("latency", "memory"), help="what to measure")
+    p.add_argument("bundle", type=Path, help="a device bundle (.ecl)")
+    p.add_argument("--batch", type=positive_int, default=1, help="predict batch size (default 1)")
+    add_threads(p)
+    p.add_argument("--repeat", type=positive_int, default=100, help="timed repeats (default 100)")
+    p.add_argument(
+        "--learn-samples",
+        type=positive_int,
+        default=100,
+        help="samples of the timed learn_class (default 100)",
+    )
+    p.add_argument(
+        "--learn-repeat", type=positive_int, default=10, help="timed learn_class calls (10)"
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        help="samples to use (" + DATA_HELP + "); default: the "
+        "shipped MNIST sample when the input is 28x28x1, else random images",
+    )
+    p.add_argument(
+        "--backend",
+        choices=("numba", "onnxruntime"),
+        default="numba",
+        help="what runs the head updates of learn_class: numba (default) or onnxruntime",
+    )
+    add_seed(p, "seed of the samples and of every learn_class")
+
+
+def _print_latency(r: dict[str, Any]) -> None:
+    p, lc, lz = r["predict_us"], r["learn_class_ms"], r["learn_from_embeddings_ms"]
+    ref = r["reference_check"]
+    print(
+        f"bundle        {r['bundle']} ({r['n_classes']} classes, D={r['n_bits']}, "
+        f"{r['memory']} {r['default_size']})"
+    )
+    print(f"backend       {r['backend']}, {r['threads']} thread(s); samples: {r['samples']}")
+    print(
+        f"load          {r['load_ms']:.1f} ms; first predict (compile/cache) "
+        f"{r['first_predict_ms']:.1f} ms; first learn_class {r['first_learn_class_ms']:.1f} ms"
+    )
+    print(
+        f"reference     embedding bits equal: {ref['embedding_bits_equal']}, max logit "
+        f"diff {ref['max_logit_diff']:.2e} ({ref['samples']} samples)"
+    )
+    print(f"{'':14}{'min':>10}{'p50':>10}{'p90':>10}")
+    print(
+        f"predict b={r['batch']:<4} {p['min']:>8.1f}us{p['p50']:>8.1f}us{p['p90']:>8.1f}us"
+        f"   ({p['per_sample_us_p50']:.1f} us per sample)"
+    )
+    print(
+        f"learn_class   {lc['min']:>8.2f}ms{lc['p50']:>8.2f}ms{lc['p90']:>8.2f}ms"
+        f"   ({r['learn_samples']} samples, embedding included)"
+    )
+    print(
+        f"  from z      {lz['min']:>8.2f}ms{lz['p50']:>8.2f}ms{lz['p90']:>8.2f}ms"
+        "   (memory fit + head retraining only)"
+    )
+
+
+def _print_memory(r: dict[str, Any]) -> None:
+    from edgecl.device.reports import format_bytes
+
+    m = r["memory"]
+    print(f"bundle         {r['bundle']}")
+    print(
+        f"stored bytes   {format_bytes(m['stored_bytes'])} of budget "
+        f"{format_bytes(m['budget_bytes'])} ({m['policy']}); headroom "
+        f"{format_bytes(m['headroom_bytes'])}"
+    )
+    print(
+        f"class memory   {format_bytes(m['class_memory_bytes'])} ({m['memory_kind']}, "
+        f"{m['n_classes']} classes)"
+    )
+    print(
+        f"head           {format_bytes(m['head_bytes'])} ({m['head_bytes_per_class']} B per class)"
+    )
+    cf = r.get("closed_form")
+    if cf:
+        print(
+            f"closed form    {cf['formula']} = {cf['bits']} bits = {cf['bytes']} B "
+            f"(measured {cf['measured_class_memory_bytes']} B: +{cf['overhead_bytes']} B "
+            "of mixing weights, counts and word padding)"
+        )
+    print("parts:")
+    for k, v in m["parts"].items():
+        print(f"  {k:<20} {v:>10} B")
+    lc = r.get("learn_class")
+    if lc and "refused" in lc:
+        print(f"learn_class    refused: {lc['refused']}")
+    elif lc:
+        print(
+            f"learn_class    peak working memory {format_bytes(lc['peak_bytes'])} "
+            f"({lc['samples']} samples of {lc['source']}; stored after: "
+            f"{format_bytes(lc['stored_bytes_after'])})"
+        )
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    """``edgecl bench latency|memory model.ecl``."""
+    from edgecl.bench import bench_latency, bench_memory
+
+    data = None if args.data is None else load_samples(args.data)[0]
+    status(args, f"bench {args.what}: {args.bundle}")
+    t0 = time.perf_counter()
+    rt = load_runtime(args)
+    load_ms = (time.perf_counter() - t0) * 1e3
+    if data is not None:
+        check_input(rt, data)
+    source = None if args.data is None else str(args.data)
+    compiled = compile_notice(args)
+    if args.what == "latency":
+        rep = bench_latency(
+            rt,
+            batch=args.batch,
+            repeat=args.repeat,
+            learn_samples=args.learn_samples,
+            learn_repeat=args.learn_repeat,
+            data=data,
+            source=source,
+            seed=args.seed,
+        )
+        r = {"command": "bench latency", "bundle": str(args.bundle), "load_ms": load_ms}
+    else:
+        rep = bench_memory(
+            rt, learn_samples=args.learn_samples, data=data, source=source, seed=args.seed
+        )
+        r = {"command": "bench memory", "bundle": str(args.bundle)}
+    compiled()
+    r.update(rep.to_dict())
+    if args.json:
+        emit_json(r)
+    elif args.what == "latency":
+        _print_latency(r)
+    else:
+        _print_memory(r)
+    return EXIT_OK

@@ -1,0 +1,231 @@
+"""``edgecl export`` (host: checkpoint -> device bundle, and ONNX graph) and ``edgecl info``
+(what a bundle holds; torch-free)."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from edgecl.cli._common import (
+    EXIT_OK,
+    SIZE_HELP,
+    UsageError,
+    add_hidden_alias,
+    add_seed,
+    add_threads,
+    check_targets,
+    compile_notice,
+    emit_json,
+    parse_bytes,
+    require_extras,
+    status,
+)
+
+__all__ = ["add_export", "add_info", "cmd_export", "cmd_info"]
+
+
+def add_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("checkpoint", type=Path, help="a checkpoint saved by edgecl.train")
+    p.add_argument("-o", "--output", type=Path, required=True, help="the bundle to write (.ecl)")
+    p.add_argument("--onnx", type=Path, help="also write the forward graph (ONNX) here")
+    p.add_argument(
+        "--memory",
+        choices=("gbm", "latent", "none"),
+        default="gbm",
+        help="class memory fitted on the base classes (default gbm)",
+    )
+    p.add_argument("--components", type=int, help="GBM prototypes per class K (default 8)")
+    p.add_argument("--bits", type=int, help="GBM bits per prototype value q (default 8)")
+    p.add_argument("--per-class", type=int, help="latent buffer exemplars per class E")
+    p.add_argument(
+        "--budget",
+        type=parse_bytes,
+        help=f"budget of stored bytes (class memory + head), e.g. 64KiB; {SIZE_HELP}",
+    )
+    p.add_argument(
+        "--policy",
+        choices=("strict", "adapt"),
+        default="strict",
+        help="when a class does not fit the budget: strict refuses (BudgetError), adapt "
+        "shrinks the class memory (default strict)",
+    )
+    p.add_argument(
+        "--head-bits",
+        type=int,
+        choices=(32, 16, 8),
+        default=32,
+        help="stored precision of the head's weights: 32 (default), 16, or 8 (int8 + a scale)",
+    )
+    p.add_argument(
+        "--gbm-weight",
+        type=float,
+        default=0.0,
+        help="predictions add this times the GBM log-likelihood's log-softmax (default 0)",
+    )
+    p.add_argument(
+        "--data",
+        dest="calibration_data",
+        type=Path,
+        help="calibration data: an IDX data set folder (the four standard file names); "
+        "default: the shipped MNIST sample",
+    )
+    add_hidden_alias(p, "--calibration-data", "calibration_data", type=Path)
+    p.add_argument(
+        "--calibration-samples",
+        type=int,
+        default=2000,
+        help="calibration samples of the base classes used (default 2000)",
+    )
+    add_seed(p, "seed of the class memory's fit")
+    add_threads(p, "torch and kernel threads")
+    p.add_argument("--no-verify", action="store_true", help="skip the torch/device comparison")
+    p.add_argument(
+        "--allow-differing-samples",
+        type=int,
+        default=0,
+        metavar="N",
+        help="verification passes with up to N samples whose embedding bits differ from "
+        "torch's (float near-ties at a threshold; default 0)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def _memory_config(args: argparse.Namespace) -> Any:
+    gbm_opts = args.components is not None or args.bits is not None
+    if args.memory != "gbm" and gbm_opts:
+        raise UsageError("--components/--bits go with --memory gbm")
+    if args.memory != "latent" and args.per_class is not None:
+        raise UsageError("--per-class goes with --memory latent")
+    if args.memory == "none":
+        if args.budget is not None:
+            raise UsageError("--budget needs a class memory (--memory gbm or latent)")
+        return None
+    from edgecl.memory import GBMConfig, LatentBufferConfig
+
+    try:
+        if args.memory == "gbm":
+            return GBMConfig(
+                components=8 if args.components is None else args.components,
+                bits=8 if args.bits is None else args.bits,
+            )
+        return LatentBufferConfig(per_class=20 if args.per_class is None else args.per_class)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def _calibration(args: argparse.Namespace, class_names: Sequence[str]):
+    import numpy as np
+
+    from edgecl.data import load_idx_dataset, load_mnist_sample
+
+    if args.calibration_data is not None:
+        x, y, _, _ = load_idx_dataset(args.calibration_data)
+        source = str(args.calibration_data)
+    else:
+        x, y, _, _ = load_mnist_sample()
+        source = "the shipped MNIST sample"
+    row = {name: i for i, name in enumerate(class_names)}
+    rows = np.array([row.get(str(int(label)), -1) for label in y], np.int64)
+    keep = np.flatnonzero(rows >= 0)
+    if keep.size == 0:
+        raise UsageError(
+            f"expected samples of the checkpoint's classes {list(class_names)} in {source}, "
+            "got none"
+        )
+    keep = keep[: args.calibration_samples]
+    return x[keep], rows[keep], source
+
+
+def _export_config(args: argparse.Namespace) -> Any:
+    memory = _memory_config(args)
+    from edgecl.export import ExportConfig, HeadConfig
+    from edgecl.memory import Budget
+
+    try:
+        budget = None if args.budget is None else Budget(args.budget, args.policy)
+        return ExportConfig(
+            memory=memory,
+            budget=budget,
+            head=HeadConfig(bits=args.head_bits, gbm_weight=args.gbm_weight),
+            seed=args.seed,
+            allow_differing_samples=args.allow_differing_samples,
+        )
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """``edgecl export CHECKPOINT -o model.ecl``: checkpoint -> device bundle (+ ONNX)."""
+    require_extras("export", ["torch", "onnx"])
+    if args.calibration_samples < 1:
+        raise UsageError(f"expected --calibration-samples >= 1, got {args.calibration_samples}")
+    if args.onnx is not None and args.onnx.resolve() == args.output.resolve():
+        raise UsageError(f"expected --onnx and -o/--output to differ, got {args.output} twice")
+    check_targets([args.output, args.onnx], args.overwrite)
+    if args.calibration_data is not None and not args.calibration_data.is_dir():
+        raise UsageError(f"expected --data as an IDX data set folder, got {args.calibration_data}")
+    config = _export_config(args)
+    status(args, f"loading {args.checkpoint}")
+    import numba
+    import torch
+
+    torch.set_num_threads(args.threads)
+    numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
+    from edgecl.export import export_bundle
+    from edgecl.train import load_checkpoint
+
+    model, meta = load_checkpoint(args.checkpoint)
+    names = [str(c) for c in meta["class_names"]]
+    x, y, source = _calibration(args, names)
+    status(args, f"exporting with {len(x)} calibration samples from {source}")
+    compiled = compile_notice(args)
+    info = export_bundle(
+        model,
+        args.output,
+        config,
+        calibration=(x, y),
+        class_names=names,
+        verify=not args.no_verify,
+        overwrite=args.overwrite,
+    )
+    compiled()
+    onnx_path = None
+    if args.onnx is not None:
+        from edgecl.export import export_onnx
+
+        onnx_path = export_onnx(args.output, args.onnx, overwrite=args.overwrite)
+    from edgecl.bundle import inspect_bundle
+
+    report = inspect_bundle(info.path)
+    if args.json:
+        emit_json(
+            {
+                "command": "export",
+                "bundle": report.to_dict(),
+                "onnx": None if onnx_path is None else str(onnx_path),
+                "calibration": {"source": source, "samples": int(len(x))},
+            }
+        )
+    else:
+        print(report)
+        if onnx_path is not None:
+            print(f"onnx         {onnx_path} ({onnx_path.stat().st_size} bytes)")
+    return EXIT_OK
+
+
+def add_info(p: argparse.ArgumentParser) -> None:
+    p.add_argument("bundle", type=Path, help="a device bundle (.ecl)")
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    """``edgecl info model.ecl``: manifest, classes, layers, bytes per part, headroom."""
+    from edgecl.bundle import inspect_bundle
+
+    report = inspect_bundle(args.bundle)
+    if args.json:
+        emit_json({"command": "info", "bundle": report.to_dict()})
+    else:
+        print(report)
+    return EXIT_OK

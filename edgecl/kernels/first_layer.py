@@ -1,0 +1,344 @@
+"""The first layer in one pass: float convolution, BatchNorm+sign threshold and bit max-pool,
+from float32 NHWC to packed bits (no im2col, no float feature map kept).
+
+``conv2d_float -> threshold_float (repeat 1) [-> maxpool_bits]`` is what the exporter
+emits for a float first layer (BN folded into per-channel thresholds, the pool moved after
+the sign, where max-pooling {0,1} bits is an OR). The fused kernel computes each conv
+output as the unfused program does (:func:`conv2d_float`): float64 sums of the float32
+products, plus the bias, rounded to float32; then ``y >= t`` (``y <= t`` where flipped;
+NaN gives 0) and ORs the bits of every pool window. Its NumPy twin is the unfused path,
+:func:`conv_threshold_pool_reference` (:func:`conv2d_float`, then the reference threshold
+and pool); tests compare them bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit
+
+from edgecl.kernels.bits import WORD_DTYPE, n_words
+from edgecl.kernels.fused import gather_patch, tap_offsets
+from edgecl.kernels.pool import maxpool_bits_reference
+from edgecl.kernels.threshold import threshold_float_reference
+
+__all__ = [
+    "TAIL_TAPS",
+    "FirstLayer",
+    "conv2d_float",
+    "conv_threshold_pool",
+    "conv_threshold_pool_reference",
+    "prepare_first_layer",
+]
+
+
+#: Taps summed (with the threshold and the bit packing) in one vectorised pass; the taps
+#: before them are added into a float64 accumulator row first. A first layer with fewer
+#: taps gets zero taps appended (0 * 0 adds nothing).
+TAIL_TAPS = 9
+
+
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def _tail_word(acc, wk, k0, patch, p, bias, sgn, sthr, q0):
+    """Bits ``q0..q0 + 63`` (one word) of ``sgn * float32(acc + the last 9 taps + bias) >=
+    sthr`` for the conv output of ``patch[p]``: a reduction with no store and a fixed trip
+    count, so LLVM vectorises it across channels (channels are padded to whole words)."""
+    p0, p1, p2 = patch[p, k0], patch[p, k0 + 1], patch[p, k0 + 2]
+    p3, p4, p5 = patch[p, k0 + 3], patch[p, k0 + 4], patch[p, k0 + 5]
+    p6, p7, p8 = patch[p, k0 + 6], patch[p, k0 + 7], patch[p, k0 + 8]
+    word = np.uint64(0)
+    for t in range(64):
+        q = q0 + t
+        a = acc[p, q] + p0 * wk[k0, q] + p1 * wk[k0 + 1, q] + p2 * wk[k0 + 2, q]
+        a = a + p3 * wk[k0 + 3, q] + p4 * wk[k0 + 4, q] + p5 * wk[k0 + 5, q]
+        a = a + p6 * wk[k0 + 6, q] + p7 * wk[k0 + 7, q] + p8 * wk[k0 + 8, q]
+        word |= np.uint64(sgn[q] * np.float32(a + bias[q]) >= sthr[q]) << np.uint64(t)
+    return word
+
+
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def _tail_word4(acc, wk, k0, patch, p, bias, sgn, sthr, q0):
+    """:func:`_tail_word` for the outputs of ``patch[p .. p + 3]`` at once, ORed: four
+    independent sums per channel (each in the same order as alone) share the weight
+    loads and hide the FMA latency."""
+    a0, a1, a2 = patch[p, k0], patch[p, k0 + 1], patch[p, k0 + 2]
+    a3, a4, a5 = patch[p, k0 + 3], patch[p, k0 + 4], patch[p, k0 + 5]
+    a6, a7, a8 = patch[p, k0 + 6], patch[p, k0 + 7], patch[p, k0 + 8]
+    b0, b1, b2 = patch[p + 1, k0], patch[p + 1, k0 + 1], patch[p + 1, k0 + 2]
+    b3, b4, b5 = patch[p + 1, k0 + 3], patch[p + 1, k0 + 4], patch[p + 1, k0 + 5]
+    b6, b7, b8 = patch[p + 1, k0 + 6], patch[p + 1, k0 + 7], patch[p + 1, k0 + 8]
+    c0, c1, c2 = patch[p + 2, k0], patch[p + 2, k0 + 1], patch[p + 2, k0 + 2]
+    c3, c4, c5 = patch[p + 2, k0 + 3], patch[p + 2, k0 + 4], patch[p + 2, k0 + 5]
+    c6, c7, c8 = patch[p + 2, k0 + 6], patch[p + 2, k0 + 7], patch[p + 2, k0 + 8]
+    d0, d1, d2 = patch[p + 3, k0], patch[p + 3, k0 + 1], patch[p + 3, k0 + 2]
+    d3, d4, d5 = patch[p + 3, k0 + 3], patch[p + 3, k0 + 4], patch[p + 3, k0 + 5]
+    d6, d7, d8 = patch[p + 3, k0 + 6], patch[p + 3, k0 + 7], patch[p + 3, k0 + 8]
+    word = np.uint64(0)
+    for t in range(64):
+        q = q0 + t
+        w0, w1, w2 = wk[k0, q], wk[k0 + 1, q], wk[k0 + 2, q]
+        w3, w4, w5 = wk[k0 + 3, q], wk[k0 + 4, q], wk[k0 + 5, q]
+        w6, w7, w8 = wk[k0 + 6, q], wk[k0 + 7, q], wk[k0 + 8, q]
+        sa = acc[p, q] + a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3 + a4 * w4
+        sa = sa + a5 * w5 + a6 * w6 + a7 * w7 + a8 * w8
+        sb = acc[p + 1, q] + b0 * w0 + b1 * w1 + b2 * w2 + b3 * w3 + b4 * w4
+        sb = sb + b5 * w5 + b6 * w6 + b7 * w7 + b8 * w8
+        sc = acc[p + 2, q] + c0 * w0 + c1 * w1 + c2 * w2 + c3 * w3 + c4 * w4
+        sc = sc + c5 * w5 + c6 * w6 + c7 * w7 + c8 * w8
+        sd = acc[p + 3, q] + d0 * w0 + d1 * w1 + d2 * w2 + d3 * w3 + d4 * w4
+        sd = sd + d5 * w5 + d6 * w6 + d7 * w7 + d8 * w8
+        g, t0, bq = sgn[q], sthr[q], bias[q]
+        hit = (g * np.float32(sa + bq) >= t0) | (g * np.float32(sb + bq) >= t0)
+        hit |= (g * np.float32(sc + bq) >= t0) | (g * np.float32(sd + bq) >= t0)
+        word |= np.uint64(hit) << np.uint64(t)
+    return word
+
+
+@njit(cache=True, fastmath={"contract"})
+def _conv_thr_pool(x, wk, kh, kw, bias, pads, stride, pad_value, sgn, sthr, pool, pstride, out):
+    """For each pooled output and each conv output of its ``win x win`` window: the patch
+    (k in (di, dj, c) order, from the image padded once with ``pad_value``), then
+    ``sum_k patch[k] * wk[k, q]`` in float64, k in order (each float32 x float32 product
+    is exact in float64, so contracting it into an FMA rounds exactly as a multiply then
+    an add), ``y = float32(sum + bias)``, and the bits ``sgn * y >= sthr`` ORed over the
+    window into packed words."""
+    n, h, wd, c = x.shape
+    n_k, o = wk.shape
+    head = n_k - TAIL_TAPS
+    top, bottom, left, right = pads
+    win = max(pool, 1)
+    step = pstride if pool > 0 else 1
+    n_pix = win * win
+    hp, wp = h + top + bottom, wd + left + right
+    xp = np.full(hp * wp * c, pad_value, np.float64)  # one padded image, flat
+    offs = tap_offsets(kh, kw, wp, c)
+    patch = np.zeros((n_pix, n_k), np.float64)  # taps past kh * kw * c stay 0
+    acc = np.zeros((n_pix, o), np.float64)
+    for s in range(n):
+        for i in range(h):
+            for j in range(wd):
+                for cc in range(c):
+                    xp[((i + top) * wp + j + left) * c + cc] = x[s, i, j, cc]
+        for pi in range(out.shape[1]):
+            for pj in range(out.shape[2]):
+                for p in range(n_pix):
+                    i = (pi * step + p // win) * stride
+                    j = (pj * step + p % win) * stride
+                    gather_patch(patch, p, xp, (i * wp + j) * c, offs, kh * kw * c)
+                    if head > 0:
+                        for q in range(o):
+                            acc[p, q] = 0.0
+                        for k in range(head):
+                            pk = patch[p, k]
+                            for q in range(o):
+                                acc[p, q] += pk * wk[k, q]
+                for kk in range(out.shape[3]):
+                    word = np.uint64(0)
+                    p = 0
+                    while p + 4 <= n_pix:
+                        word |= _tail_word4(acc, wk, head, patch, p, bias, sgn, sthr, kk * 64)
+                        p += 4
+                    while p < n_pix:
+                        word |= _tail_word(acc, wk, head, patch, p, bias, sgn, sthr, kk * 64)
+                        p += 1
+                    out[s, pi, pj, kk] = word
+
+
+def conv2d_float(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None = None,
+    *,
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+    stride: int = 1,
+    pad_value: float = 0.0,
+) -> np.ndarray:
+    """Float conv on NHWC float32 ``x`` with ``weight`` (O, kh, kw, C): float64 sums of the
+    products, plus ``bias`` (O,), rounded to float32 (N, Ho, Wo, O). ``pads`` are (top,
+    bottom, left, right), filled with ``pad_value``. NumPy (im2col and one matmul): the
+    layer program's float conv and the twin's."""
+    o, kh, kw, c = weight.shape
+    top, bottom, left, right = pads
+    s = int(stride)
+    if top or bottom or left or right:
+        x = np.pad(
+            x,
+            ((0, 0), (top, bottom), (left, right), (0, 0)),
+            constant_values=np.float32(pad_value),
+        )
+    n, hp, wp, _ = x.shape
+    ho, wo = (hp - kh) // s + 1, (wp - kw) // s + 1
+    win = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))
+    win = win[:, : s * (ho - 1) + 1 : s, : s * (wo - 1) + 1 : s]  # (N, Ho, Wo, C, kh, kw)
+    cols = win.transpose(0, 1, 2, 4, 5, 3).reshape(n * ho * wo, kh * kw * c)
+    y = cols.astype(np.float64) @ weight.reshape(o, kh * kw * c).T.astype(np.float64)
+    if bias is not None:
+        y += bias
+    return y.astype(np.float32).reshape(n, ho, wo, o)
+
+
+@dataclass(frozen=True)
+class FirstLayer:
+    """The constants of one fused first layer, laid out once (:func:`prepare_first_layer`).
+
+    ``wk``: weights as (max(kh * kw * C, TAIL_TAPS), O64) float64, taps in (di, dj, c)
+    order, zero taps appended and the outputs padded to whole words with zero weights;
+    ``bias`` (O64,) float64; ``sgn``/``sthr``: ``sgn * y >= sthr`` is the bit (padded
+    outputs: threshold +inf, bit 0)."""
+
+    wk: np.ndarray
+    bias: np.ndarray
+    sgn: np.ndarray
+    sthr: np.ndarray
+    kh: int
+    kw: int
+    n_channels: int
+    n_out: int
+    pads: tuple[int, int, int, int]
+    stride: int
+    pad_value: float
+    pool: int
+    pool_stride: int
+
+    def out_shape(self, h: int, w: int) -> tuple[int, int, int]:
+        """(Ho, Wo, n_words(O)) of the fused layer on an (h, w) input."""
+        top, bottom, left, right = self.pads
+        ho = (h + top + bottom - self.kh) // self.stride + 1
+        wo = (w + left + right - self.kw) // self.stride + 1
+        if ho < 1 or wo < 1:
+            raise ValueError(
+                f"expected an input large enough for a {self.kh}x{self.kw} kernel, got ({h}, {w})"
+            )
+        if self.pool:
+            if ho < self.pool or wo < self.pool:
+                raise ValueError(
+                    f"expected a conv output of at least ({self.pool}, {self.pool}) pixels for "
+                    f"pool={self.pool}, got ({ho}, {wo})"
+                )
+            ho = (ho - self.pool) // self.pool_stride + 1
+            wo = (wo - self.pool) // self.pool_stride + 1
+        return ho, wo, n_words(self.n_out)
+
+
+def _check_layer(weight, bias, thresholds, flip, pads, stride, pool, pool_stride):
+    w = np.asarray(weight)
+    if w.ndim != 4 or w.dtype != np.float32:
+        raise ValueError(f"expected a float32 weight (O, kh, kw, C), got {w.dtype} {w.shape}")
+    o = w.shape[0]
+    for name, a, dtype in (
+        ("bias", bias, np.float32),
+        ("thresholds", thresholds, np.float32),
+        ("flip", flip, np.bool_),
+    ):
+        if a is not None and (np.asarray(a).dtype != dtype or np.asarray(a).shape != (o,)):
+            a = np.asarray(a)
+            raise ValueError(f"expected {name} {np.dtype(dtype)} ({o},), got {a.dtype} {a.shape}")
+    if len(pads) != 4 or any(int(p) < 0 for p in pads):
+        raise ValueError(f"expected 4 pads >= 0 (top, bottom, left, right), got {pads!r}")
+    if int(stride) < 1 or int(pool) < 0 or int(pool_stride) < 1:
+        raise ValueError(
+            "expected stride >= 1, pool >= 0 and pool_stride >= 1, got "
+            f"{stride}, {pool}, {pool_stride}"
+        )
+    return w
+
+
+def prepare_first_layer(
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    thresholds: np.ndarray,
+    flip: np.ndarray,
+    *,
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+    stride: int = 1,
+    pad_value: float = 0.0,
+    pool: int = 0,
+    pool_stride: int = 1,
+) -> FirstLayer:
+    """Check the layer's arrays and lay them out for :func:`conv_threshold_pool` (once).
+
+    ``weight`` (O, kh, kw, C) float32, ``bias`` (O,) float32 or None, ``thresholds``
+    (O,) float32 and ``flip`` (O,) bool (the bit is ``y >= t``, ``y <= t`` where
+    flipped); ``pool`` 0 means no pooling."""
+    w = _check_layer(weight, bias, thresholds, flip, pads, stride, pool, pool_stride)
+    o, kh, kw, c = w.shape
+    n_k = kh * kw * c
+    # taps: zero taps appended up to TAIL_TAPS; channels: padded to whole words with
+    # zero weights, zero bias and threshold +inf (their bits stay 0)
+    o64 = n_words(o) * 64
+    wk = np.zeros((max(n_k, TAIL_TAPS), o64), np.float64)
+    wk[:n_k, :o] = w.transpose(1, 2, 3, 0).reshape(n_k, o)
+    b = np.zeros(o64, np.float64)
+    if bias is not None:
+        b[:o] = bias
+    # y <= t  <=>  -y >= -t exactly (IEEE negation); NaN compares false either way
+    flip = np.asarray(flip, np.bool_)
+    t = np.asarray(thresholds, np.float32)
+    sgn = np.ones(o64, np.float32)
+    sgn[:o] = np.where(flip, np.float32(-1), np.float32(1))
+    sthr = np.full(o64, np.inf, np.float32)
+    sthr[:o] = np.where(flip, -t, t)
+    return FirstLayer(
+        wk=wk,
+        bias=b,
+        sgn=sgn,
+        sthr=sthr,
+        kh=kh,
+        kw=kw,
+        n_channels=c,
+        n_out=o,
+        pads=tuple(int(p) for p in pads),  # type: ignore[arg-type]
+        stride=int(stride),
+        pad_value=float(pad_value),
+        pool=int(pool),
+        pool_stride=int(pool_stride),
+    )
+
+
+def conv_threshold_pool(x: np.ndarray, layer: FirstLayer) -> np.ndarray:
+    """The fused ``conv2d_float -> threshold_float [-> maxpool_bits]`` on NHWC float32 ``x``
+    (N, H, W, C): packed bits (N, Ho, Wo, n_words(O)). ``x`` is never modified."""
+    if x.ndim != 4 or x.shape[3] != layer.n_channels:
+        raise ValueError(f"expected (N, H, W, {layer.n_channels}) samples, got {x.shape}")
+    oh, ow, ow_words = layer.out_shape(x.shape[1], x.shape[2])
+    out = np.empty((x.shape[0], oh, ow, ow_words), WORD_DTYPE)
+    _conv_thr_pool(
+        np.ascontiguousarray(x, np.float32),
+        layer.wk,
+        layer.kh,
+        layer.kw,
+        layer.bias,
+        layer.pads,
+        layer.stride,
+        layer.pad_value,
+        layer.sgn,
+        layer.sthr,
+        layer.pool,
+        layer.pool_stride,
+        out,
+    )
+    return out
+
+
+def conv_threshold_pool_reference(
+    x: np.ndarray,
+    weight: np.ndarray,
+    bias: np.ndarray | None,
+    thresholds: np.ndarray,
+    flip: np.ndarray,
+    *,
+    pads: tuple[int, int, int, int] = (0, 0, 0, 0),
+    stride: int = 1,
+    pad_value: float = 0.0,
+    pool: int = 0,
+    pool_stride: int = 1,
+) -> np.ndarray:
+    """NumPy twin of :func:`conv_threshold_pool` (arguments as :func:`prepare_first_layer`):
+    :func:`conv2d_float`, the reference threshold, the reference bit pool."""
+    _check_layer(weight, bias, thresholds, flip, pads, stride, pool, pool_stride)
+    y = conv2d_float(
+        np.asarray(x, np.float32), weight, bias, pads=pads, stride=stride, pad_value=pad_value
+    )
+    bits = threshold_float_reference(y, thresholds, flip)
+    return bits if not pool else maxpool_bits_reference(bits, size=pool, stride=pool_stride)

@@ -1,0 +1,144 @@
+"""Compile a layer program into the steps the runtime runs: runs of ops fused where a
+fused kernel exists, every other op alone.
+
+Fused steps (constants laid out once, here): ``conv2d_float -> threshold_float (repeat 1)
+[-> maxpool_bits]`` (:func:`edgecl.kernels.first_layer.conv_threshold_pool`),
+``conv2d_binary -> threshold [-> maxpool_bits]`` and ``dense_binary -> threshold``
+(:func:`edgecl.kernels.fused.run_block`). The compiled :class:`Program` equals
+:func:`edgecl.program.run.run_layers` bit for bit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgecl.kernels.first_layer import FirstLayer, conv_threshold_pool, prepare_first_layer
+from edgecl.kernels.fused import BinaryBlock, prepare_block, run_block
+from edgecl.program.kernelset import FAST_KERNELS
+from edgecl.program.ops import (
+    Conv2dBinary,
+    Conv2dFloat,
+    DenseBinary,
+    MaxPoolBits,
+    Op,
+    Threshold,
+    ThresholdFloat,
+)
+
+__all__ = ["Program", "compile_program"]
+
+Step = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Program:
+    """A layer program as the runtime runs it: ``steps``, each ``(name, fn)``, where
+    ``name`` lists the ops the step runs (``"conv2d_binary+threshold+maxpool_bits"`` for a
+    fused block) and ``fn`` maps the previous step's value to the next. Calling it runs
+    every step in order."""
+
+    steps: tuple[tuple[str, Step], ...]
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        v = x
+        for _, step in self.steps:
+            v = step(v)
+        return v
+
+
+def _first_layer(
+    conv: Conv2dFloat, thr: ThresholdFloat, pool: MaxPoolBits | None, arrays
+) -> FirstLayer:
+    """The fused kernel's constants for ``conv2d_float -> threshold_float [-> maxpool_bits]``."""
+    return prepare_first_layer(
+        arrays[conv.weight],
+        None if conv.bias is None else arrays[conv.bias],
+        arrays[thr.thresholds],
+        arrays[thr.flip],
+        pads=conv.pads,
+        stride=conv.stride,
+        pad_value=float(conv.pad_value),
+        pool=pool.size if pool is not None else 0,
+        pool_stride=pool.stride if pool is not None else 1,
+    )
+
+
+def _binary_block(
+    conv: Conv2dBinary, thr: Threshold, pool: MaxPoolBits | None, arrays
+) -> BinaryBlock:
+    """The fused kernel's constants for ``conv2d_binary -> threshold [-> maxpool_bits]``."""
+    return prepare_block(
+        arrays[conv.weight],
+        int(conv.in_shape[2]),
+        arrays[thr.thresholds],
+        arrays[thr.flip],
+        stride=conv.stride,
+        padding=conv.padding,
+        pad_value=int(conv.pad_value),
+        repeat=thr.repeat,
+        pool=pool.size if pool is not None else 0,
+        pool_stride=pool.stride if pool is not None else 1,
+    )
+
+
+def _dense_block(dense: DenseBinary, thr: Threshold, arrays) -> BinaryBlock:
+    """The fused kernel's constants for ``dense_binary -> threshold`` (a 1x1 image)."""
+    w = arrays[dense.weight]
+    return prepare_block(
+        w.reshape(w.shape[0], 1, 1, w.shape[1]),
+        dense.n,
+        arrays[thr.thresholds],
+        arrays[thr.flip],
+        padding="valid",
+        repeat=thr.repeat,
+        offset=int(dense.offset),
+    )
+
+
+def _first_layer_step(layer: FirstLayer) -> Step:
+    return lambda v: conv_threshold_pool(v, layer)
+
+
+def _conv_step(blk: BinaryBlock, threads: int) -> Step:
+    return lambda v: run_block(np.ascontiguousarray(v), blk, threads=threads)
+
+
+def _dense_step(blk: BinaryBlock, threads: int) -> Step:
+    def run(v: np.ndarray) -> np.ndarray:
+        x4 = np.ascontiguousarray(v).reshape(v.shape[0], 1, 1, -1)
+        return run_block(x4, blk, threads=threads).reshape(v.shape[0], -1)
+
+    return run
+
+
+def _plain_step(op: Op, arrays: Mapping[str, np.ndarray], threads: int) -> Step:
+    return lambda v: op.run(v, arrays, FAST_KERNELS, threads=threads)
+
+
+def compile_program(
+    ops: Sequence[Op], arrays: Mapping[str, np.ndarray], *, threads: int = 1
+) -> Program:
+    """The :class:`Program` running the (checked) ops on normalised input on the fast
+    kernels, fused where the program allows it (the module's docstring lists the runs);
+    any other op runs alone. The result equals ``run_layers(x, ops, arrays)`` bit for bit."""
+    steps: list[tuple[str, Step]] = []
+    i = 0
+    while i < len(ops):
+        op = ops[i]
+        nxt = ops[i + 1] if i + 1 < len(ops) else None
+        after = ops[i + 2] if i + 2 < len(ops) else None
+        pool = after if isinstance(after, MaxPoolBits) else None
+        if isinstance(op, Conv2dFloat) and isinstance(nxt, ThresholdFloat) and nxt.repeat == 1:
+            fn, n = _first_layer_step(_first_layer(op, nxt, pool, arrays)), 3 if pool else 2
+        elif isinstance(op, Conv2dBinary) and isinstance(nxt, Threshold):
+            fn, n = _conv_step(_binary_block(op, nxt, pool, arrays), threads), 3 if pool else 2
+        elif isinstance(op, DenseBinary) and isinstance(nxt, Threshold):
+            fn, n = _dense_step(_dense_block(op, nxt, arrays), threads), 2
+        else:
+            fn, n = _plain_step(op, arrays, threads), 1
+        steps.append(("+".join(o.name for o in ops[i : i + n]), fn))
+        i += n
+    return Program(tuple(steps))

@@ -1,0 +1,57 @@
+"""``edgecl compile``: a line per kernel group, the one-line notice on the first compile
+only, and Numba's cache in NUMBA_CACHE_DIR (a read-only install still caches)."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from edgecl.cli.compile import COMPILE_BUNDLE
+from edgecl.data import sample_dir
+
+
+def _helpers():
+    path = Path(__file__).parents[1] / "device" / "devicehelpers.py"
+    spec = importlib.util.spec_from_file_location("_edgecl_compile_helpers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_default_bundle_is_shipped():
+    from edgecl.device import Runtime
+
+    rt = Runtime.load(sample_dir() / COMPILE_BUNDLE)
+    ops = {layer["op"] for layer in rt.layers}
+    assert {"conv2d_binary", "dense_binary"} <= ops and rt.input_spec.shape == (28, 28, 1)
+
+
+def test_compile_notice_once_and_cache_dir(tmp_path):
+    h = _helpers()
+    x, y = h.synthetic_stream(3, 20, seed=1)
+    bundle = h.make_bundle(tmp_path / "m.ecl", x, y, ["a", "b", "c"])
+    cache = tmp_path / "numba-cache"
+    env = dict(os.environ, NUMBA_CACHE_DIR=str(cache))
+
+    def run():
+        return subprocess.run(
+            [sys.executable, "-m", "edgecl", "compile", str(bundle)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=env,
+        )
+
+    r = run()
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("compiling edgecl's kernels for this CPU, once") == 1
+    assert "layer program and head (predict)" in r.stderr
+    assert "class memory and head training" in r.stderr
+    assert str(cache) in r.stdout
+    assert any(p.suffix in (".nbi", ".nbc") for p in cache.rglob("*"))
+    r = run()
+    assert r.returncode == 0, r.stderr
+    assert "compiling edgecl's kernels" not in r.stderr

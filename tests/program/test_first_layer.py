@@ -1,0 +1,102 @@
+"""The fused first-layer kernel (kernels/first_layer.py) equals its NumPy twin bit for bit
+on odd sizes, ties and NaN included, keeps tail bits zero and refuses wrong arrays."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgecl.kernels.bits import n_words
+from edgecl.kernels.first_layer import (
+    TAIL_TAPS,
+    conv2d_float,
+    conv_threshold_pool,
+    conv_threshold_pool_reference,
+    prepare_first_layer,
+)
+
+
+def _layer(rng, o, c, k, *, bias):
+    w = rng.normal(size=(o, k, k, c)).astype(np.float32)
+    b = rng.normal(size=o).astype(np.float32) if bias else None
+    t = rng.normal(size=o).astype(np.float32)
+    flip = rng.random(o) < 0.3
+    t[0], flip[0] = np.inf, False  # a channel that never fires
+    return w, b, t, flip
+
+
+@pytest.mark.parametrize("o", [1, 63, 64, 65, 127])
+@pytest.mark.parametrize(
+    "h,w,c,k,stride,pads,pool,bias,pad_value",
+    [
+        (28, 28, 1, 3, 1, (1, 1, 1, 1), (2, 2), False, 0.0),
+        (9, 7, 3, 3, 2, (1, 0, 0, 1), (2, 1), True, -0.4),
+        (5, 6, 2, 1, 1, (0, 0, 0, 0), (0, 1), True, 0.0),  # fewer taps than TAIL_TAPS
+        (7, 5, 5, 2, 1, (0, 1, 1, 0), (3, 2), True, 1.5),  # head taps before the tail
+    ],
+)
+def test_fused_equals_twin(o, h, w, c, k, stride, pads, pool, bias, pad_value):
+    rng = np.random.default_rng(o * 31 + h)
+    weight, b, t, flip = _layer(rng, o, c, k, bias=bias)
+    opts = dict(pads=pads, stride=stride, pad_value=pad_value, pool=pool[0], pool_stride=pool[1])
+    x = rng.normal(size=(3, h, w, c)).astype(np.float32)
+    x[0, 0, 0, 0] = np.nan
+    keep = x.copy()
+    got = conv_threshold_pool(x, prepare_first_layer(weight, b, t, flip, **opts))
+    want = conv_threshold_pool_reference(x, weight, b, t, flip, **opts)
+    np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(x, keep)
+    assert got.dtype == np.uint64 and got.shape[-1] == n_words(o)
+    if o % 64:
+        assert not (got[..., -1] >> np.uint64(o % 64)).any()  # tail bits stay zero
+    assert not (got[..., 0] & np.uint64(1)).any()  # the +inf threshold channel
+
+
+def test_ties_fire_on_both_sides():
+    """Integer images and weights give exact conv outputs: a threshold equal to an output
+    fires (y >= t), and flipped (y <= t) too."""
+    rng = np.random.default_rng(5)
+    o, c, k = 65, 2, 3
+    weight = rng.integers(-2, 3, size=(o, k, k, c)).astype(np.float32)
+    x = rng.integers(0, 4, size=(2, 6, 6, c)).astype(np.float32)
+    y = conv2d_float(x, weight, None)
+    t = y[0, 1, 1].copy()  # every channel's threshold an actual output
+    for flip in (np.zeros(o, bool), np.ones(o, bool)):
+        got = conv_threshold_pool(x, prepare_first_layer(weight, None, t, flip))
+        np.testing.assert_array_equal(got, conv_threshold_pool_reference(x, weight, None, t, flip))
+        bits = np.unpackbits(got[0, 1, 1].view(np.uint8), bitorder="little")[:o]
+        assert bits.all()
+
+
+def test_twin_is_conv_then_threshold():
+    rng = np.random.default_rng(2)
+    weight, b, t, flip = _layer(rng, 10, 3, 3, bias=True)
+    x = rng.normal(size=(2, 5, 5, 3)).astype(np.float32)
+    y = conv2d_float(x, weight, b, pads=(1, 1, 1, 1))
+    bits = np.where(flip, y <= t, y >= t)
+    got = conv_threshold_pool_reference(x, weight, b, t, flip, pads=(1, 1, 1, 1))
+    want = np.unpackbits(got.view(np.uint8), axis=-1, bitorder="little")[..., :10]
+    np.testing.assert_array_equal(want.astype(bool), bits)
+    assert TAIL_TAPS == 9
+
+
+def test_wrong_arrays_are_refused():
+    rng = np.random.default_rng(0)
+    weight, b, t, flip = _layer(rng, 8, 2, 3, bias=True)
+    with pytest.raises(ValueError, match="expected a float32 weight"):
+        prepare_first_layer(weight.astype(np.float64), b, t, flip)
+    with pytest.raises(ValueError, match=r"expected thresholds float32 \(8,\)"):
+        prepare_first_layer(weight, b, t[:3], flip)
+    with pytest.raises(ValueError, match=r"expected flip bool \(8,\)"):
+        prepare_first_layer(weight, b, t, flip.astype(np.int8))
+    with pytest.raises(ValueError, match="expected 4 pads"):
+        prepare_first_layer(weight, b, t, flip, pads=(1, 1))
+    with pytest.raises(ValueError, match="expected stride >= 1"):
+        prepare_first_layer(weight, b, t, flip, stride=0)
+    layer = prepare_first_layer(weight, b, t, flip, pool=4, pool_stride=4)
+    with pytest.raises(ValueError, match=r"expected \(N, H, W, 2\) samples"):
+        conv_threshold_pool(np.zeros((1, 5, 5, 3), np.float32), layer)
+    with pytest.raises(ValueError, match="expected a conv output of at least"):
+        conv_threshold_pool(np.zeros((1, 5, 5, 2), np.float32), layer)
+    with pytest.raises(ValueError, match="large enough for a 3x3 kernel"):
+        conv_threshold_pool(np.zeros((1, 2, 2, 2), np.float32), layer)
