@@ -18,11 +18,12 @@ import numpy as np
 
 from edgecl.bundle.checks import need
 from edgecl.bundle.head import HEAD_BITS
-from edgecl.errors import BundleError
+from edgecl.errors import BundleError, InvalidTypeError, InvalidValueError
 from edgecl.memory.budget import POLICIES
+from edgecl.validate import MAX_NAME, check_class_name
 
-#: The longest class name, in characters (the rule of ``edgecl.device.learner.check_class_name``).
-MAX_CLASS_NAME = 128
+#: The longest class name, in characters (the rule of :func:`edgecl.validate.check_class_name`).
+MAX_CLASS_NAME = MAX_NAME
 #: Most values one input sample may hold (H * W * C).
 MAX_INPUT_VALUES = 1 << 24
 #: Bounds of the device's head training settings: a bundle outside them is refused.
@@ -70,16 +71,12 @@ def _section(d: object, what: str) -> Mapping[str, Any]:
 
 
 def class_name_error(name: object) -> str | None:
-    """What is wrong with a class name (None if nothing): a non-empty str of at most
-    :data:`MAX_CLASS_NAME` printable characters."""
-    if not isinstance(name, str):
-        return f"expected a class name as str, got {type(name).__name__}"
-    if not name or len(name) > MAX_CLASS_NAME or not name.isprintable():
-        shown = repr(name) if len(name) <= MAX_CLASS_NAME else f"{name[:40]!r}..."
-        return (
-            f"expected a non-empty printable class name of at most {MAX_CLASS_NAME} "
-            f"characters, got {shown} ({len(name)} characters)"
-        )
+    """What is wrong with a class name (None if nothing): the one rule of
+    :func:`edgecl.validate.check_class_name`."""
+    try:
+        check_class_name(name)
+    except (InvalidTypeError, InvalidValueError) as exc:
+        return str(exc)
     return None
 
 

@@ -277,3 +277,19 @@ BAD_OPTIONS = [
 def test_load_refuses_bad_options(bundle, options, exc, match):
     with pytest.raises(exc, match=match):
         Runtime.load(bundle, **options)
+
+
+@pytest.mark.parametrize("name", ["c/1", "c\\1", "c\n1", "x" * 129])
+def test_load_refuses_class_names_the_device_refuses(tmp_path, stream, bundle_maker, name):
+    from edgecl.bundle import read_bundle, write_bundle
+
+    x, y, _, _ = stream
+    m = y < 2
+    path = bundle_maker(tmp_path / "b.ecl", x[m], y[m], ["c0", "c1"], memory=None)
+    manifest, arrays = read_bundle(path)
+    for key in ("format", "schema_version", "creator", "arrays"):
+        manifest.pop(key)
+    manifest["classes"] = ["c0", name]
+    write_bundle(tmp_path / "bad.ecl", manifest, arrays)
+    with pytest.raises(BundleError, match="class name"):
+        Runtime.load(tmp_path / "bad.ecl")
