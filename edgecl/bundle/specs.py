@@ -171,20 +171,27 @@ class InputSpec:
         """
         h, w, c = self.shape
         if not isinstance(x, np.ndarray):
-            x = np.asarray(x)
+            try:
+                x = np.asarray(x)
+            except ValueError as exc:  # ragged nested lists
+                raise InvalidValueError(
+                    f"expected {self._expected()} samples of one shape, got: {exc}"
+                ) from exc
         if x.dtype == np.bool_ or not (
             np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
         ):
-            raise TypeError(f"expected uint8 or float samples, got dtype {x.dtype}")
+            raise InvalidTypeError(f"expected uint8 or float samples, got dtype {x.dtype}")
         if x.ndim == 3 and c == 1 and x.shape[1:] == (h, w):
             x = x[..., None]
         if x.ndim != 4 or x.shape[1:] != (h, w, c):
-            raise ValueError(f"expected {self._expected()} samples, got {x.shape}")
+            raise InvalidValueError(f"expected {self._expected()} samples, got {x.shape}")
         if x.shape[0] == 0:
-            raise ValueError(f"expected at least one sample {self._expected()}, got {x.shape}")
+            raise InvalidValueError(
+                f"expected at least one sample {self._expected()}, got {x.shape}"
+            )
         out = x.astype(np.float32)  # a copy: the caller's array is never touched
         if np.issubdtype(x.dtype, np.floating) and not np.isfinite(out).all():
-            raise ValueError("expected finite sample values, got NaN or inf")
+            raise InvalidValueError("expected finite sample values, got NaN or inf")
         return out
 
     def normalize(self, x: np.ndarray) -> np.ndarray:

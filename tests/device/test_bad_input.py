@@ -1,7 +1,8 @@
 """Hostile input on the device API (issue 13 item 16), one table per verb.
 
-Every refused call raises a ValueError / TypeError / KeyError / BundleError subclass with a
-message saying what was expected, and leaves the runtime byte-identical (the bytes of
+Every refused call raises an :class:`~edgecl.errors.EdgeclError` that is also a ValueError /
+TypeError / KeyError, with a message saying what was expected, and leaves the runtime
+byte-identical (the bytes of
 ``save()`` before and after). Inputs that are accepted (Python lists, views with odd
 strides, other numeric dtypes, one sample) give the same answer as the plain array.
 """
@@ -90,8 +91,9 @@ def test_bad_samples_are_refused_and_change_nothing(rt, samples, tmp_path, verb,
     before = _saved(rt, tmp_path / "before.ecl")
     bad = make(samples)
     keep = None if not isinstance(bad, np.ndarray) else bad.copy()
-    with pytest.raises(exc, match=match):
+    with pytest.raises(exc, match=match) as info:
         VERBS_ON_SAMPLES[verb](rt, bad)
+    assert isinstance(info.value, EdgeclError)
     assert _saved(rt, tmp_path / "after.ecl") == before
     if keep is not None:  # the caller's array is never modified
         np.testing.assert_array_equal(bad, keep)
@@ -275,8 +277,9 @@ BAD_OPTIONS = [
 @pytest.mark.parametrize(("options", "exc", "match"), [c[1:] for c in BAD_OPTIONS],
                          ids=[c[0] for c in BAD_OPTIONS])  # fmt: skip
 def test_load_refuses_bad_options(bundle, options, exc, match):
-    with pytest.raises(exc, match=match):
+    with pytest.raises(exc, match=match) as info:
         Runtime.load(bundle, **options)
+    assert isinstance(info.value, EdgeclError)
 
 
 @pytest.mark.parametrize("name", ["c/1", "c\\1", "c\n1", "x" * 129])
