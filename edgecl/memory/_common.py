@@ -10,7 +10,7 @@ import numpy as np
 
 from edgecl.errors import BundleError, InvalidTypeError, InvalidValueError, UnknownClassError
 from edgecl.kernels.bits import WORD_BITS, n_words
-from edgecl.validate import check_class_name
+from edgecl.validate import as_generator, check_class_name
 
 
 def stored_nbytes(bits_per_row: int, rows: int = 1) -> int:
@@ -26,7 +26,8 @@ def stored_nbytes(bits_per_row: int, rows: int = 1) -> int:
 
 
 def as_rng(seed: Any = None, rng: Any = None) -> np.random.Generator:
-    """A Generator from ``seed`` (int or None) or ``rng`` (a Generator); not both."""
+    """A Generator from ``seed`` (:func:`edgecl.validate.as_generator`) or ``rng`` (a
+    Generator); not both."""
     if seed is not None and rng is not None:
         raise InvalidValueError("expected seed or rng, got both")
     if rng is not None:
@@ -35,11 +36,7 @@ def as_rng(seed: Any = None, rng: Any = None) -> np.random.Generator:
                 f"expected rng as numpy.random.Generator, got {type(rng).__name__}"
             )
         return rng
-    if isinstance(seed, np.random.Generator):
-        return seed
-    if seed is not None and not isinstance(seed, (int, np.integer)):
-        raise InvalidTypeError(f"expected an int seed, got {type(seed).__name__}")
-    return np.random.default_rng(seed)
+    return as_generator(seed)
 
 
 def check_counts(counts: Mapping[str, int], classes: tuple[str, ...]) -> dict[str, int]:

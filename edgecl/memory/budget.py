@@ -29,7 +29,7 @@ import numpy as np
 
 from edgecl.errors import BudgetError, ClassExistsError, InvalidTypeError, InvalidValueError
 from edgecl.memory.protocol import ClassMemory
-from edgecl.validate import pos_int
+from edgecl.validate import as_generator, pos_int
 
 POLICIES = ("strict", "adapt")
 
@@ -268,7 +268,7 @@ def apply_plan(
             f"expected the memory the plan was made for ({plan.class_memory_bytes_before} "
             f"bytes), got one of {memory.nbytes} bytes"
         )
-    rng = np.random.default_rng(seed) if not isinstance(seed, np.random.Generator) else seed
+    rng = as_generator(seed)
     new = memory.copy()
     for ch in plan.changes:
         new.resize_class(ch.name, ch.after, seed=rng)
@@ -367,7 +367,7 @@ def add_class_within_budget(
         other_stored_bytes=other_stored_bytes,
         extra_bytes_per_class=extra_bytes_per_class,
     )
-    rng = np.random.default_rng(seed)
+    rng = as_generator(seed)
     new = apply_plan(memory, plan, seed=rng)
     new.fit_class(name, z, seed=rng, size=plan.new_class_size)
     return new, plan
