@@ -15,13 +15,13 @@ bundle's ONNX head-update graph.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from edgecl.bundle import HEAD_BITS, encode_head, head_bytes_per_class, round_head
+from edgecl.bundle import HEAD_BITS, HeadSpec, encode_head, head_bytes_per_class, round_head
 from edgecl.errors import BundleError, InvalidValueError, UnknownClassError
 from edgecl.kernels import binary_float_dense, unpack_bits
 from edgecl.kernels.headstep import HeadStepper
@@ -41,57 +41,9 @@ __all__ = [
 BACKENDS = ("numba", "onnxruntime")
 
 
-@dataclass(frozen=True)
-class HeadSettings:
-    """How the head G is retrained on the device: SGD ``lr``, ``epochs`` (passes over the
-    new class's samples), ``batch_size`` (B of eq. 4) and L2 ``weight_decay``; and how
-    predictions use the class memory: ``gbm_weight`` lambda > 0 scores a sample by
-    ``log_softmax(head logits) + lambda * log_softmax(log p(z | class))``, the GBM mixtures'
-    own likelihood (edgecl's addition beyond the paper; no extra stored bytes)."""
-
-    lr: float = 0.05
-    epochs: int = 5
-    batch_size: int = 64
-    weight_decay: float = 0.0
-    gbm_weight: float = 0.0
-
-    def __post_init__(self) -> None:
-        if (
-            isinstance(self.gbm_weight, bool)
-            or not isinstance(self.gbm_weight, (int, float))
-            or not (math.isfinite(self.gbm_weight) and self.gbm_weight >= 0)
-        ):
-            raise InvalidValueError(f"expected a finite gbm_weight >= 0, got {self.gbm_weight!r}")
-        for name in ("lr", "weight_decay"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise InvalidValueError(f"expected a finite head {name}, got {v!r}")
-        if self.lr <= 0 or self.weight_decay < 0:
-            raise InvalidValueError(
-                f"expected lr > 0 and weight_decay >= 0, got {self.lr}, {self.weight_decay}"
-            )
-        pos_int(self.epochs, "head epochs")
-        pos_int(self.batch_size, "head batch_size")
-
-    @classmethod
-    def from_manifest(cls, head: Mapping[str, Any]) -> HeadSettings:
-        d = cls()
-        return cls(
-            lr=float(head.get("lr", d.lr)),
-            epochs=int(head.get("epochs", d.epochs)),
-            batch_size=int(head.get("batch_size", d.batch_size)),
-            weight_decay=float(head.get("weight_decay", d.weight_decay)),
-            gbm_weight=float(head.get("gbm_weight", d.gbm_weight)),
-        )
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "lr": self.lr,
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "weight_decay": self.weight_decay,
-            "gbm_weight": self.gbm_weight,
-        }
+#: The head's settings on the device (lr, epochs, batch_size, weight_decay, gbm_weight,
+#: bits, onnx): the bundle's :class:`~edgecl.bundle.HeadSpec`, under the device's name.
+HeadSettings = HeadSpec
 
 
 @dataclass(frozen=True)

@@ -153,7 +153,7 @@ class Runtime:
         )
         # the learning half (edgecl.device.learner): head, class memory, budget
         self.learner = learner_from_manifest(
-            manifest, arrays, backend=backend, budget_bytes=budget_bytes, threads=threads
+            self._typed, arrays, backend=backend, budget_bytes=budget_bytes, threads=threads
         )
         self.backend = backend
 

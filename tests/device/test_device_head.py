@@ -83,12 +83,17 @@ def test_numba_steps_equal_the_reference_steps_on_odd_sizes():
 
 
 def test_a_diverging_head_is_refused():
-    rng = np.random.default_rng(2)
-    h = _head(rng, 64)
-    words = pack_bits(np.ones((4, 64), bool))
-    big = HeadSettings(lr=1e38)
+    n_bits = 64
+    huge = np.full((n_bits, 3), 3e38, np.float32)  # finite, but its logits overflow
+    h = Head(n_bits, ("a", "b", "c"), huge, np.zeros(3, np.float32))
+    words = pack_bits(np.ones((4, n_bits), bool))
     with pytest.raises(FloatingPointError, match="finite head"):
-        h.trained([(words, np.array([0, 1, 2, 0]))] * 3, NumbaHeadSteps(64), big, n_batches=3)
+        h.trained(
+            [(words, np.array([0, 1, 2, 0]))] * 3,
+            NumbaHeadSteps(n_bits),
+            HeadSettings(lr=10.0),
+            n_batches=3,
+        )
 
 
 def test_bad_heads_and_backends_are_refused():
