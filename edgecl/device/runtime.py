@@ -142,9 +142,9 @@ class Runtime:
         self.arrays: dict[str, np.ndarray] = dict(arrays)
         self.path = Path(path) if path is not None else None
         self.threads = int(threads)
-        self.input_spec = InputSpec.from_manifest(manifest["input"])
+        self.input_spec: InputSpec = self._typed.input
         self.layers: list[Mapping[str, Any]] = list(manifest["layers"])
-        self.n_bits = int(manifest["embedding"]["bits"])
+        self.n_bits = self._typed.embedding.bits
         # F as one callable, the first conv+threshold+pool fused (edgecl.program.compile)
         self._program = compile_program(
             parse_layers(self.layers, self.input_spec.shape, self.arrays),
