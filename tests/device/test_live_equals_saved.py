@@ -41,12 +41,22 @@ def test_live_predict_proba_equals_the_reloaded_bundle(tmp_path, bundle_maker, s
     rt.predict_proba(probe)
     step = 0
     while step < 50:
-        # a burst of 1-3 calls with no prediction between them (a prediction after every
-        # call would rebuild an id()-keyed cache each time and hide it going stale), then
-        # the live answers against the saved bundle's
-        for _ in range(int(rng.integers(1, 4))):
-            actions.append(_mutate(rt, rng, x, y, step))
-            step += 1
+        # a burst of calls with no prediction between them (a prediction after every call
+        # would rebuild an id()-keyed cache each time and hide it going stale): the issue's
+        # forget-learn-update cycle on one class, or 1-3 random calls; then the live
+        # answers against the saved bundle's
+        if rng.random() < 0.4 and len(rt.classes_) > 1:  # the cycle on one class
+            name = str(rng.choice(rt.classes_))
+            k = int(name[1:])
+            rt.forget_class(name)
+            rt.learn_class(name, x[y == k][:12], epochs=1, seed=step, trace_memory=False)
+            rt.update_class(name, x[y == k][12:18], epochs=1, seed=step)
+            actions.append(f"forget, learn, update {name}")
+            step += 3
+        else:
+            for _ in range(int(rng.integers(1, 4))):
+                actions.append(_mutate(rt, rng, x, y, step))
+                step += 1
         live = rt.predict_proba(probe)
         rt.save(tmp_path / "now.ecl")
         saved = Runtime.load(tmp_path / "now.ecl").predict_proba(probe)
