@@ -19,9 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-import tracemalloc
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +36,7 @@ from edgecl.bundle import (
 )
 from edgecl.device.learner import Learner
 from edgecl.device.persist import learner_from_manifest
-from edgecl.device.reports import LearnReport, MemoryReport
+from edgecl.device.reports import LearnReport, MemoryReport, peak_tracer
 from edgecl.errors import InvalidTypeError, InvalidValueError
 from edgecl.kernels import binary_float_dense_reference, n_words
 from edgecl.program import (
@@ -84,26 +82,6 @@ def logits_reference(rt: Runtime, x: object) -> np.ndarray:
     """Head logits through the reference kernels (float32)."""
     z = embed_reference(rt, x)
     return binary_float_dense_reference(z, rt.head_weight, rt.n_bits) + rt.head_bias
-
-
-@contextmanager
-def _peak(enabled: bool) -> Iterator[list[int | None]]:
-    """Yield a one-item list receiving the block's traced peak bytes (None if disabled)."""
-    out: list[int | None] = [None]
-    if not enabled:
-        yield out
-        return
-    started = not tracemalloc.is_tracing()
-    if started:
-        tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    try:
-        yield out
-    finally:
-        out[0] = max(0, tracemalloc.get_traced_memory()[1] - base)
-        if started:
-            tracemalloc.stop()
 
 
 @dataclass(frozen=True)
@@ -272,7 +250,7 @@ class Runtime:
         A name already learned raises :class:`~edgecl.errors.ClassExistsError` before the
         samples are embedded."""
         self.learner.check_name(name, "learn")  # before the samples are embedded
-        with _peak(trace_memory) as peak:
+        with peak_tracer(trace_memory) as peak:
             z, t_embed = self._embed_timed(x)
             report = self.learner.learn(
                 name,

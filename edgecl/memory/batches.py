@@ -85,7 +85,16 @@ def batches_per_epoch(batch_size: int, n_classes: int, new_sizes: Sequence[int])
 
 
 class BalancedBatches(Iterator[tuple[np.ndarray, np.ndarray]]):
-    """The iterator :func:`balanced_batches` returns; ``len()`` is its number of batches."""
+    """Class-balanced batches (eq. 4) ``(words, labels)`` for retraining a head: the new
+    classes' embeddings and fresh pseudo-exemplars of every old class.
+
+    ``new`` maps each new class name to its packed embeddings (N_c, n_words(D)); the old
+    classes are ``memory.classes`` minus the new names, replayed by ``memory.sample``.
+    Each epoch shows every new sample once: the number of batches is set by the largest new
+    class at its eq. 4 share. ``labels`` are ``int64`` indices from ``class_index`` (default:
+    old classes in memory order, then new ones). The inputs are checked when it is made;
+    ``len()`` is the number of batches.
+    """
 
     def __init__(
         self,
@@ -175,28 +184,9 @@ class BalancedBatches(Iterator[tuple[np.ndarray, np.ndarray]]):
                 yield words_all[lo:hi], labels_all[lo:hi]
 
 
-def balanced_batches(
-    memory: ClassMemory,
-    new: Mapping[str, np.ndarray],
-    *,
-    batch_size: int,
-    epochs: int = 1,
-    class_index: Mapping[str, int] | None = None,
-    seed: int | np.random.Generator | None = None,
-) -> BalancedBatches:
-    """Class-balanced batches (eq. 4) ``(words, labels)`` for retraining a head: the new
-    classes' embeddings and fresh pseudo-exemplars of every old class.
-
-    ``new`` maps each new class name to its packed embeddings (N_c, n_words(D)); the old
-    classes are ``memory.classes`` minus the new names, replayed by ``memory.sample``.
-    Each epoch shows every new sample once: the number of batches is set by the largest new
-    class at its eq. 4 share. ``labels`` are ``int64`` indices from ``class_index`` (default:
-    old classes in memory order, then new ones). Checks its inputs when called; ``len()`` of
-    the result is the number of batches.
-    """
-    return BalancedBatches(
-        memory, new, batch_size=batch_size, epochs=epochs, class_index=class_index, seed=seed
-    )
+#: The one eq. 4 scheduler, called as a function: ``balanced_batches(memory, new, *,
+#: batch_size, epochs=1, class_index=None, seed=None)``.
+balanced_batches = BalancedBatches
 
 
 __all__ = [
