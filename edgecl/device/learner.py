@@ -46,6 +46,7 @@ from edgecl.errors import (
     InvalidTypeError,
     InvalidValueError,
 )
+from edgecl.kernels.rng import ecl_generator
 from edgecl.memory import (
     Budget,
     ClassMemory,
@@ -55,7 +56,7 @@ from edgecl.memory import (
     plan_class_addition,
     plan_update,
 )
-from edgecl.validate import as_generator, check_class_name, check_words, pos_int
+from edgecl.validate import check_class_name, check_words, pos_int
 
 __all__ = ["BACKENDS", "HeadSettings", "Learner"]
 
@@ -250,7 +251,7 @@ class Learner:
         name = self.check_name(name, verb)
         z = check_words(z_words, self.n_bits)
         epochs = self.settings.epochs if epochs is None else pos_int(epochs, "epochs")
-        rng = as_generator(seed)
+        rng = ecl_generator(seed)  # ECL-RNG, the stream the C runtime draws too
         if self.memory is None:
             raise BundleError(
                 f"expected a bundle with a class memory to {verb} a class without forgetting "

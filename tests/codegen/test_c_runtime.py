@@ -28,7 +28,6 @@ from c_build import (
 
 from edgecl.bundle import read_bundle, write_bundle
 from edgecl.codegen.c import export_c
-from edgecl.codegen.c.rng import EclRng
 from edgecl.data import load_idx_pair, sample_dir
 from edgecl.device import Runtime
 from edgecl.errors import BudgetError
@@ -128,7 +127,7 @@ def _learn_script(tmp_path, x, y, classes, n, test, extra=()):
 def _python_learn(bundle, x, y, classes, n, **load):
     rt = Runtime.load(bundle, **load)
     for seed, c in enumerate(classes):
-        rt.learn_class(str(c), x[y == c][:n], seed=EclRng(seed), trace_memory=False)
+        rt.learn_class(str(c), x[y == c][:n], seed=seed, trace_memory=False)
     return rt
 
 

@@ -1,7 +1,7 @@
-"""ECL-RNG, the random numbers of a C runtime's ``ecl_learn_commit``, as a NumPy
-``Generator`` (its NumPy reference): pass ``EclRng(seed)`` as the ``seed`` of
-``Runtime.learn_class`` and the Python runtime draws the pseudo-exemplars, the sample
-orders and the EM initialisations the C runtime draws for the same seed.
+"""ECL-RNG, the one random-number stream of on-device learning, specified once: the
+Python runtime's learner draws from it (``Learner`` turns an int seed into ``EclRng(seed)``)
+and so does the C runtime's ``ecl_learn_commit`` (edgecl.codegen.c), so a given seed draws
+the same pseudo-exemplars, sample orders and EM initialisations in both.
 
 The stream is SplitMix64 (Steele et al. 2014): ``next() = mix(state += GOLDEN)``,
 ``uniform() = (next() >> 11) * 2**-53``. The learner's calls map onto it as the C runtime
@@ -14,7 +14,10 @@ draws (the export's README.md, "The random numbers"):
 - ``integers(0, 2**63)`` (the sample's Bernoulli kernel seed): ``kernel_seed``;
 - ``permutation(n)``: Fisher-Yates, ``j = ((next() >> 32) * (i + 1)) >> 32`` for
   ``i = n - 1 .. 1``;
-- ``standard_normal(shape)``: Box-Muller, ``sqrt(-2 ln(1 - u1)) * cos(2 pi u2)``.
+- ``standard_normal(shape)``: Box-Muller, ``sqrt(-2 ln(1 - u1)) * cos(2 pi u2)``;
+- for the latent buffer (Python only): ``choice(n, size, replace)`` without ``p`` (a partial
+  Fisher-Yates without replacement, else one bounded draw each) and ``integers(low, high)``
+  outside a sample (``low + (next() * (high - low)) >> 64``).
 Torch-free, NumPy only.
 """
 
@@ -24,7 +27,9 @@ import math
 
 import numpy as np
 
-__all__ = ["GOLDEN", "EclRng", "splitmix_mix"]
+from edgecl.errors import InvalidTypeError, InvalidValueError
+
+__all__ = ["GOLDEN", "EclRng", "ecl_generator", "splitmix_mix"]
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -59,9 +64,21 @@ class EclRng(np.random.Generator):
     def _uniform(self, n: int) -> np.ndarray:
         return (self._draws(n) >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
+    def _below(self, n: int) -> int:
+        return (int(self._draws(1)[0]) * int(n)) >> 64
+
     def choice(self, a, size=None, replace=True, p=None, axis=0, shuffle=True):  # noqa: D102
-        if p is None or size is None or not isinstance(a, (int, np.integer)):
-            raise NotImplementedError("EclRng.choice draws components: choice(k, size, p=...)")
+        if size is None or not isinstance(a, (int, np.integer)):
+            raise NotImplementedError("EclRng.choice(n, size, ...) only")
+        if p is None:
+            n, k = int(a), int(size)
+            if replace:
+                return np.array([self._below(n) for _ in range(k)], dtype=np.int64)
+            pool = np.arange(n, dtype=np.int64)
+            for i in range(k):
+                j = i + self._below(n - i)
+                pool[i], pool[j] = pool[j], pool[i]
+            return pool[:k].copy()
         if self._sample is None:
             d = self._draws(2)
             self._sample = [d[0], int(d[1] >> np.uint64(1)), 0]
@@ -76,8 +93,10 @@ class EclRng(np.random.Generator):
         return np.minimum(np.searchsorted(cdf, u, side="right"), int(a) - 1)
 
     def integers(self, low, high=None, size=None, dtype=np.int64, endpoint=False):  # noqa: D102
-        if self._sample is None or size is not None:
-            raise NotImplementedError("EclRng.integers gives a sample's kernel seed only")
+        if size is not None or high is None:
+            raise NotImplementedError("EclRng.integers(low, high) only")
+        if self._sample is None:
+            return int(low) + self._below(int(high) - int(low) + int(bool(endpoint)))
         seed = self._sample[1]
         self._sample = None
         return seed
@@ -103,3 +122,20 @@ class EclRng(np.random.Generator):
 
     def random(self, *args, **kwargs):  # noqa: D102
         raise NotImplementedError("EclRng draws only what the learner asks for")
+
+
+def ecl_generator(seed: object) -> np.random.Generator:
+    """The learner's stream for ``seed``: a Generator as given; an int >= 0 as
+    ``EclRng(seed)``; None as ``EclRng`` of fresh entropy."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise InvalidTypeError(
+                f"expected a seed as an int, a numpy Generator or None, got {type(seed).__name__}"
+            )
+        if seed < 0:
+            raise InvalidValueError(f"expected a seed >= 0, got {seed}")
+    if seed is None:
+        seed = int(np.random.SeedSequence().entropy) % (1 << 64)
+    return EclRng(int(seed))
