@@ -50,13 +50,13 @@ def commands() -> list[Command]:
     """Every subcommand, in the order ``edgecl --help`` lists them."""
     return [
         Command("export", "checkpoint -> device bundle (and ONNX graph)", add_export, cmd_export),
+        Command("info", "what a bundle holds: classes, layers, bytes, budget", add_info, cmd_info),
         Command(
             "export-c",
             "bundle -> C99 project (predict and learn, no Python)",
             add_export_c,
             cmd_export_c,
         ),
-        Command("info", "what a bundle holds: classes, layers, bytes, budget", add_info, cmd_info),
         Command(
             "train",
             "host: train F+G on a data set's base classes -> checkpoint",

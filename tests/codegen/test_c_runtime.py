@@ -306,3 +306,28 @@ def test_cortex_m4_learns_as_the_host(exported, driver, tmp_path, mnist):
     )
     script = _learn_script(tmp_path, x, y, [5], 100, x[:20])
     assert results(run_m4(elf, script, 3600)) == results(run([str(driver), str(script)]))
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["edgecl.codegen.c", "edgecl.codegen.c.bench", "edgecl.cli.export_c", "edgecl.kernels.rng"],
+)
+def test_imports_without_torch(module):
+    import subprocess
+    import sys
+
+    code = f"from edgecl.testing import block_torch; block_torch(); import {module}"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_export_refuses_a_bundle_without_a_budget(tmp_path):
+    from edgecl.errors import ExportError
+
+    manifest, arrays = read_bundle(BUNDLE)
+    skip = ("format", "schema_version", "creator", "arrays")
+    man = {k: v for k, v in manifest.items() if k not in skip}
+    man["budget"] = {"bytes": None, "policy": "strict"}
+    write_bundle(tmp_path / "b.ecl", man, arrays)
+    with pytest.raises(ExportError, match="budget"):
+        export_c(tmp_path / "b.ecl", tmp_path / "out", measure_stack=False)
