@@ -179,17 +179,16 @@ class GBMMemory(ClassStore):
         classes) — a generative classifier, a novelty score, the device's ``gbm_weight``
         term. One dense product with tables the memory keeps until its state changes."""
         names = self.classes if classes is None else tuple(classes)
-        for c in names:
-            self._get(c)
+        if self._tables is None or self._tables[0] != names:
+            for c in names:  # unknown names are refused before the tables are built
+                self._get(c)
         z = check_words(z_words, self._n_bits)
         if not names:
             return np.empty((z.shape[0], 0))
-        a, const, owner = self._likelihood_tables(names)
+        a, const, owner, same_k = self._likelihood_tables(names)
         comp = binary_float_dense(z, a, self._n_bits, threads=threads) + const
         n_cls = len(names)
-        if owner.size % n_cls == 0 and np.array_equal(
-            owner, np.repeat(np.arange(n_cls), owner.size // n_cls)
-        ):  # every class has the same K: one vectorised logsumexp
+        if same_k:  # every class has the same K: one vectorised logsumexp
             part = comp.reshape(z.shape[0], n_cls, -1)
             top = part.max(axis=2)
             return top + np.log(np.exp(part - top[:, :, None]).sum(axis=2))
@@ -200,11 +199,12 @@ class GBMMemory(ClassStore):
             out[:, i] = top + np.log(np.exp(part - top[:, None]).sum(axis=1))
         return out
 
-    def _likelihood_tables(self, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
-        """``(A (D, K_total) float32, const (K_total,), owner (K_total,))`` with
+    def _likelihood_tables(self, names: tuple[str, ...]) -> tuple[Any, ...]:
+        """``(A (D, K_total) float32, const (K_total,), owner (K_total,), same_k)`` with
         ``log pi_k p(z | mu_k) = z . A[:, k] + const[k]`` for every component of ``names``,
-        in that order. Kept until the next change of the memory's state (:meth:`_store`,
-        :meth:`remove_class` drop them)."""
+        in that order (``same_k``: every class has the same number of components). Kept
+        until the next change of the memory's state (:meth:`_store`, :meth:`remove_class`
+        drop them)."""
         if self._tables is not None and self._tables[0] == names:
             return self._tables[1]
         cols, consts, owner = [], [], []
@@ -216,10 +216,16 @@ class GBMMemory(ClassStore):
                 cols.append((np.log(mu) - np.log1p(-mu)).T)
                 consts.append(np.log1p(-mu).sum(axis=1) + np.log(pi))
             owner.append(np.full(mu.shape[0], i, np.int64))
+        owner_all = np.concatenate(owner)
+        n_cls = len(names)
+        same_k = owner_all.size % n_cls == 0 and np.array_equal(
+            owner_all, np.repeat(np.arange(n_cls), owner_all.size // n_cls)
+        )
         tables = (
             np.ascontiguousarray(np.concatenate(cols, axis=1), np.float32),
             np.concatenate(consts),
-            np.concatenate(owner),
+            owner_all,
+            same_k,
         )
         self._tables = (names, tables)
         return tables
