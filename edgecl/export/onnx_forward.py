@@ -31,6 +31,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgecl.bundle import head_weight, read_bundle, validate_manifest
 from edgecl.export._onnx import make_model
 from edgecl.kernels.bits import WORD_BITS, unpack_bits
+from edgecl.kernels.conv import conv_pads
 from edgecl.program.ops import (
     Affine,
     Conv2dBinary,
@@ -110,8 +111,7 @@ def _conv2d_float(g: _Graph, op: Conv2dFloat, arrays, v: str, at: _At) -> str:
 def _conv2d_binary(g: _Graph, op: Conv2dBinary, arrays, v: str, at: _At) -> str:
     wt = _signs(arrays[op.weight], op.in_shape[2]).transpose(0, 3, 1, 2)
     kh, kw = wt.shape[2:]
-    ph, pw = (kh // 2, kw // 2) if op.padding == "same" else (0, 0)
-    return _conv(g, v, wt, None, (ph, ph, pw, pw), float(op.pad_value), op.stride)
+    return _conv(g, v, wt, None, conv_pads(op.padding, kh, kw), float(op.pad_value), op.stride)
 
 
 def _dense_float(g: _Graph, op: DenseFloat, arrays, v: str, at: _At) -> str:
