@@ -154,6 +154,7 @@ def import_larq(
     *,
     calibration: tuple[np.ndarray, np.ndarray],
     class_names: Sequence[str] | None = None,
+    max_samples: int | None = None,
     embedding_layer: str | None = None,
     input_scale: float = 1.0,
     mean: float | Sequence[float] = 0.0,
@@ -171,7 +172,8 @@ def import_larq(
 
     ``calibration`` = ``(samples, labels)``: raw samples ((n, H, W) or (n, H, W, C), uint8
     or float 0..255) and their labels; the head's output i is class ``class_names[i]``
-    (default ``"0" .. "n-1"``), samples whose label (as str) is none of them are ignored.
+    (default ``"0" .. "n-1"``), samples whose label (as str) is none of them are ignored,
+    and the first ``max_samples`` of the others are used (default all).
     They fit the base classes' class memories (``memory``: ``GBMConfig``,
     ``LatentBufferConfig`` or None, inside ``budget``, a ``Budget`` or None) and verify
     the import: the device's embedding bits must equal the model's float forward in NumPy
@@ -204,6 +206,10 @@ def import_larq(
     )
     names = _names(class_names, imp.head_weight.shape[1])
     x, y = _samples(calibration, names, model.input_shape)
+    if max_samples is not None:
+        if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
+            raise ValueError(f"expected max_samples an int >= 1, got {max_samples!r}")
+        x, y = x[:max_samples], y[:max_samples]
     d = int(imp.embedding["bits"])
     arrays: dict[str, np.ndarray] = dict(imp.arrays)
     arrays["head.weight"], arrays["head.bias"] = imp.head_weight, imp.head_bias

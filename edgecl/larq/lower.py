@@ -133,7 +133,8 @@ def _float_thresholds(fn: Fn, c: int) -> tuple[np.ndarray, np.ndarray]:
     """Thresholds on float32 inputs, by bisection over every float32 value per channel."""
 
     def g(vals: np.ndarray) -> np.ndarray:
-        return np.asarray(fn(vals[None, :].astype(_F32)))[0]
+        with np.errstate(over="ignore", invalid="ignore"):  # the float32 extremes overflow
+            return np.asarray(fn(vals[None, :].astype(_F32)))[0]
 
     lo = np.full(c, _f32_key(_F32(-_F32_MAX)))
     hi = np.full(c, _f32_key(_F32(_F32_MAX)))
