@@ -12,6 +12,7 @@ from edgecl.cli._common import (
     SIZE_HELP,
     UsageError,
     add_seed,
+    add_threads,
     check_targets,
     compile_notice,
     emit_json,
@@ -72,9 +73,26 @@ def add_import_larq(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--budget", type=parse_bytes, help=f"budget of stored bytes, e.g. 64KiB; {SIZE_HELP}"
     )
-    p.add_argument("--policy", choices=("strict", "adapt"), default="strict")
-    p.add_argument("--head-bits", type=int, choices=(32, 16, 8), default=32)
-    p.add_argument("--gbm-weight", type=float, default=0.0)
+    p.add_argument(
+        "--policy",
+        choices=("strict", "adapt"),
+        default="strict",
+        help="when a class does not fit the budget: strict refuses (BudgetError), adapt "
+        "shrinks the class memory (default strict)",
+    )
+    p.add_argument(
+        "--head-bits",
+        type=int,
+        choices=(32, 16, 8),
+        default=32,
+        help="stored precision of the head's weights: 32 (default), 16, or 8 (int8 + a scale)",
+    )
+    p.add_argument(
+        "--gbm-weight",
+        type=float,
+        default=0.0,
+        help="predictions add this times the GBM log-likelihood's log-softmax (default 0)",
+    )
     p.add_argument(
         "--samples",
         type=int,
@@ -82,6 +100,7 @@ def add_import_larq(p: argparse.ArgumentParser) -> None:
         help="samples of the model's classes used (default 2000)",
     )
     add_seed(p, "seed of the class memory's fit")
+    add_threads(p)
     p.add_argument("--no-verify", action="store_true", help="skip the comparison with the model")
     p.add_argument(
         "--allow-differing-samples",
@@ -177,6 +196,7 @@ def cmd_import_larq(args: argparse.Namespace) -> int:
             seed=args.seed,
             verify=not args.no_verify,
             allow_differing_samples=args.allow_differing_samples,
+            threads=args.threads,
             overwrite=args.overwrite,
         )
     except (TypeError, ValueError) as exc:

@@ -166,6 +166,7 @@ def import_larq(
     verify: bool = True,
     verify_samples: int = 512,
     allow_differing_samples: int = 0,
+    threads: int = 1,
     overwrite: bool = False,
 ) -> BundleInfo:
     """Import a Larq / Keras model file (``.h5`` or ``.keras``) as a device bundle.
@@ -181,7 +182,8 @@ def import_larq(
     :data:`LOGIT_TOLERANCE`, or :class:`ExportError` and nothing is written. The model's
     input is ``(x * input_scale - mean) / std`` (a first ``Rescaling`` layer is folded in
     instead). ``embedding_layer`` names the layer whose output bits are the embedding
-    (default: the last conv or dense layer before the head)."""
+    (default: the last conv or dense layer before the head). The kernels run on
+    ``threads`` threads."""
     from edgecl.memory import Budget, GBMConfig, LatentBufferConfig
 
     if memory is not None and not isinstance(memory, (GBMConfig, LatentBufferConfig)):
@@ -233,7 +235,7 @@ def import_larq(
             }
         },
     )
-    runtime = Runtime(unbounded.to_dict(), arrays)
+    runtime = Runtime(unbounded.to_dict(), arrays, threads=threads)
     z_words = runtime.embed(x)
     head_bytes = head_bytes_per_class(d, head.bits) * len(names)
     fitted, plans = fit_base_memory(

@@ -179,3 +179,19 @@ assert not any(m == "torch" or m.startswith("torch.") for m in sys.modules)
     assert proc.returncode == 0, proc.stderr
     rt = Runtime.load(tmp_path / "b.ecl")
     np.testing.assert_array_equal(unpack_bits(rt.embed(x), rt.n_bits), bits)
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["edgecl.larq", "edgecl.larq.lower", "edgecl.cli.import_larq", "edgecl.memory.base_classes"],
+)
+def test_modules_import_without_torch(module):
+    code = (
+        "import importlib, sys\n"
+        "from edgecl.testing import block_torch\n"
+        "block_torch()\n"
+        f"importlib.import_module({module!r})\n"
+        "assert not any(m == 'torch' or m.startswith('torch.') for m in sys.modules)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
