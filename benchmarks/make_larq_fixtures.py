@@ -201,9 +201,7 @@ def make_fixtures(out: Path, seed: int) -> None:
         model.save(out / f"{name}.h5")
         if also_keras:
             model.save(out / f"{name}.keras")
-        np.savez_compressed(
-            out / f"{name}.npz", x=x.astype(np.uint8), bits=bits, logits=logits
-        )
+        np.savez_compressed(out / f"{name}.npz", x=x.astype(np.uint8), bits=bits, logits=logits)
         print(f"{name}: input {shape}, embedding {bits.shape[1]} bits, logits {logits.shape}")
 
 
@@ -287,7 +285,7 @@ def train(out: Path, seed: int, epochs: int) -> None:
         out / "mnist04_test.npz",
         x=x[te].astype(np.uint8),
         y=y[te],
-        logits_0_4=logits.astype(np.float32),
+        logits_0_4=logits.astype(np.float32),  # on the test samples of 0-4, in order
         base_mask=base[te],
     )
     print(json.dumps(record))
