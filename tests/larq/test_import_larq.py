@@ -195,3 +195,42 @@ def test_modules_import_without_torch(module):
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def _functional_copy(src, dst, *, branch=False):
+    """``src`` (a Sequential .h5) rewritten as a Keras 2 functional model (same weights)."""
+    import json
+    import shutil
+
+    import h5py
+
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        cfg = json.loads(f.attrs["model_config"])
+        layers, prev = [], None
+        for ly in cfg["config"]["layers"]:
+            name = ly["config"]["name"]
+            ly = dict(ly, name=name, inbound_nodes=[] if prev is None else [[[prev, 0, 0, {}]]])
+            layers.append(ly)
+            prev = name
+        if branch:  # the last layer reads the first one: not a chain
+            layers[-1]["inbound_nodes"] = [[[layers[0]["name"], 0, 0, {}]]]
+        body = {
+            "name": "f",
+            "layers": layers,
+            "input_layers": [[layers[0]["name"], 0, 0]],
+            "output_layers": [[prev, 0, 0]],
+        }
+        f.attrs["model_config"] = json.dumps({"class_name": "Functional", "config": body})
+
+
+def test_functional_chain_reads_as_the_sequential_model(tmp_path):
+    src = FIXTURES / "quicknet_like.h5"
+    _functional_copy(src, tmp_path / "f.h5")
+    a = lower_keras_model(read_keras_model(src))
+    b = lower_keras_model(read_keras_model(tmp_path / "f.h5"))
+    assert [op.to_dict() for op in a.layers] == [op.to_dict() for op in b.layers]
+    np.testing.assert_array_equal(a.head_weight, b.head_weight)
+    _functional_copy(src, tmp_path / "g.h5", branch=True)
+    with pytest.raises(ExportError, match="expected a chain of layers"):
+        read_keras_model(tmp_path / "g.h5")
