@@ -417,7 +417,7 @@ def _input(specs: list[Spec], shape: tuple[int, int, int], scale, mean, std) -> 
         if not plain:
             raise ValueError(
                 f"the model rescales its input itself (layer {r.layer.name!r}, Rescaling "
-                "scale {r.scale}, offset {r.offset}): expected no input scale, mean or std"
+                f"scale {r.scale}, offset {r.offset}): expected no input scale, mean or std"
             )
         # (x * scale - mean) / std with mean = -offset, std = 1: x * scale + offset
         spec.update(scale=r.scale, mean=[-r.offset] * c, std=[1.0] * c)

@@ -130,3 +130,35 @@ def test_usage_errors_exit_2(tmp_path, capsys):
         == 2
     )
     assert not out.exists()
+
+
+def test_image_folder_data(tmp_path, capsys):
+    from PIL import Image
+
+    d = np.load(FIXTURES / "dense_embedding.npz")
+    for i, img in enumerate(d["x"][:12]):
+        folder = tmp_path / "images" / "abc"[i % 3]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(img[..., 0]).save(folder / f"{i}.png")
+    out = tmp_path / "b.ecl"
+    rc = main(
+        [
+            "import-larq",
+            str(FIXTURES / "dense_embedding.keras"),
+            "-o",
+            str(out),
+            "--data",
+            str(tmp_path / "images"),
+            "--class-names",
+            "c,b,a",
+            "--memory",
+            "latent",
+            "--per-class",
+            "2",
+            "-q",
+        ]
+    )
+    assert rc == 0, capsys.readouterr().err
+    rt = Runtime.load(out)
+    assert rt.classes_.tolist() == ["c", "b", "a"]
+    np.testing.assert_array_equal(unpack_bits(rt.embed(d["x"][:12]), rt.n_bits), d["bits"][:12])

@@ -234,3 +234,18 @@ def test_functional_chain_reads_as_the_sequential_model(tmp_path):
     _functional_copy(src, tmp_path / "g.h5", branch=True)
     with pytest.raises(ExportError, match="expected a chain of layers"):
         read_keras_model(tmp_path / "g.h5")
+
+
+def test_verification_catches_a_wrong_lowering(tmp_path, monkeypatch):
+    import edgecl.larq.lower as lower
+
+    x, _, logits = _tf("quicknet_like.h5")
+    # symmetric padding where TensorFlow pads (0, 1): a plausible lowering bug
+    monkeypatch.setattr(
+        lower, "_binary_padding", lambda spec, pads: "same" if any(pads) else "valid"
+    )
+    with pytest.raises(ExportError, match="verification failed"):
+        import_larq(
+            FIXTURES / "quicknet_like.h5", tmp_path / "b.ecl", calibration=(x, _calibration(logits))
+        )
+    assert not (tmp_path / "b.ecl").exists()
