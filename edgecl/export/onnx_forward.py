@@ -78,8 +78,9 @@ def _signs(words: np.ndarray, n: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _At:
-    """Where an op stands in the program: the last op (whose bits are the embedding,
-    {0,1} floats rather than ±1), and the (H, W, C) a Flatten right before it flattened."""
+    """Where an op stands in the program: ``last``, the op whose bits are the embedding
+    ({0,1} floats rather than ±1: the last op but trailing bit pools and a Flatten), and
+    the (H, W, C) a Flatten right before it flattened."""
 
     last: bool
     flat_from: tuple[int, ...] | None
@@ -205,8 +206,11 @@ def forward_model(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray])
     v = g.op("Transpose", [v], "nchw", perm=[0, 3, 1, 2])
     ops = parse_layers(manifest["layers"], spec["shape"], arrays)
     flat_from: tuple[int, ...] | None = None
+    # the embedding's bits are those of the last op but trailing bit pools and a Flatten
+    # (an imported Larq program may end in them; they keep {0,1} floats {0,1})
+    last = max(i for i, op in enumerate(ops) if not isinstance(op, (MaxPoolBits, Flatten)))
     for i, op in enumerate(ops):
-        v = _BUILDERS[type(op)](g, op, arrays, v, _At(i == len(ops) - 1, flat_from))
+        v = _BUILDERS[type(op)](g, op, arrays, v, _At(i == last, flat_from))
         flat_from = op.in_shape if isinstance(op, Flatten) else None
     emb = g.op("Identity", [v], "embedding_out")
     head = manifest["head"]
