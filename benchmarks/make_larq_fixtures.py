@@ -115,7 +115,7 @@ def zero_pad_rgb():
 def dense_embedding():
     """16x16x1: a 'valid' first conv, a pool to 7x7, a strides-2 'same' conv on an odd
     input (symmetric padding), an Activation('tanh') before the sign, a QuantDense
-    embedding of 64 bits with a bias, a float head. Saved as .h5 and as .keras."""
+    embedding of 32 bits with a bias, a float head. Saved as .h5 and as .keras."""
     tf, keras, lq = _layers()
     return keras.Sequential(
         [
@@ -130,7 +130,7 @@ def dense_embedding():
             keras.layers.Activation("tanh", name="act"),
             keras.layers.Flatten(name="f"),
             lq.layers.QuantDense(
-                64,
+                32,
                 input_quantizer="ste_sign",
                 kernel_quantizer="ste_sign",
                 kernel_constraint="weight_clip",
