@@ -40,6 +40,7 @@ from edgecl.larq.keras_h5 import KerasModel, read_keras_model
 from edgecl.larq.layers import SUPPORTED_LAYERS, parse_model
 from edgecl.larq.lower import Imported, lower_specs
 from edgecl.larq.reference import reference_forward
+from edgecl.memory import Budget, GBMConfig, LatentBufferConfig
 from edgecl.memory.base_classes import fit_base_memory
 
 __all__ = [
@@ -184,8 +185,6 @@ def import_larq(
     instead). ``embedding_layer`` names the layer whose output bits are the embedding
     (default: the last conv or dense layer before the head). The kernels run on
     ``threads`` threads."""
-    from edgecl.memory import Budget, GBMConfig, LatentBufferConfig
-
     if memory is not None and not isinstance(memory, (GBMConfig, LatentBufferConfig)):
         raise TypeError(
             f"expected memory GBMConfig, LatentBufferConfig or None, got {type(memory).__name__}"

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 
 from edgecl.errors import ExportError
+from edgecl.kernels.first_layer import conv2d_float
+from edgecl.kernels.pool import maxpool2d_reference
 from edgecl.larq.keras_h5 import KerasLayer, KerasModel
 
 __all__ = [
@@ -150,8 +152,6 @@ class Conv:
 
     def conv(self, x: np.ndarray) -> np.ndarray:
         """The conv alone (no bias): float64 sums of float32 products, to float32."""
-        from edgecl.kernels.first_layer import conv2d_float
-
         if self.input_sign:
             x = sign(x)
         weight = np.ascontiguousarray(self.kernel.transpose(3, 0, 1, 2))
@@ -213,8 +213,6 @@ class Pool:
     stride: int
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        from edgecl.kernels import maxpool2d_reference
-
         return maxpool2d_reference(
             np.ascontiguousarray(x, _F32), size=self.size, stride=self.stride
         )

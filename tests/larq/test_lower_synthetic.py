@@ -162,3 +162,47 @@ def test_snake_case_names_of_keras_v3_weights():
     assert snake_case("MaxPooling2D") == "max_pooling2d"
     assert snake_case("BatchNormalization") == "batch_normalization"
     assert snake_case("QuantDense") == "quant_dense"
+
+
+def _plain_dense(name, f, o, rng):
+    w = (rng.normal(size=(f, o)).astype(np.float32), rng.normal(size=o).astype(np.float32))
+    return KerasLayer(
+        name, "Dense", {"name": name, "units": o, "use_bias": True, "activation": "linear"}, w
+    )
+
+
+def test_float_dense_in_f_string_quantizers_bn_without_scale():
+    rng = np.random.default_rng(4)
+    bn_noscale = _bn("b0", 8, rng, scale=40)
+    bn_noscale = KerasLayer(
+        "b0",
+        "BatchNormalization",
+        {"name": "b0", "axis": -1, "epsilon": 1e-3, "scale": False},
+        bn_noscale.weights[1:],
+    )  # beta, mean, variance
+    layers = (
+        _conv("c0", 3, 8, iq=None, kq="ste_sign", pad=0.0, rng=rng),
+        bn_noscale,
+        _conv("c1", 8, 16, iq="approx_sign", kq="swish_sign", stride=2, rng=rng),
+        _bn("b1", 16, rng, scale=6),
+        _layer("f", "Flatten"),
+        _plain_dense("d0", 3 * 3 * 16, 40, rng),  # a float dense on the BN's float output
+        _bn("b2", 40, rng, scale=20),
+        _layer("s", "Activation", activation="ste_sign"),
+        _layer("drop", "Dropout", rate=0.5),
+        _plain_dense("head", 40, 4, rng),  # a plain Dense on the signs
+    )
+    model = KerasModel("m", (6, 6, 3), layers)
+    x = rng.integers(0, 256, (20, 6, 6, 3)).astype(np.uint8)
+    imp = _check(model, x, input_scale=1 / 255, mean=[0.5, 0.4, 0.3], std=[0.2, 0.25, 0.3])
+    names = [op.name for op in imp.layers]
+    assert names == [
+        "conv2d_float",
+        "threshold_float",
+        "conv2d_binary",
+        "affine",
+        "flatten",
+        "dense_float",
+        "threshold_float",
+    ]
+    assert imp.embedding_layer == "d0" and imp.embedding["bits"] == 40
