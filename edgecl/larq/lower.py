@@ -100,7 +100,13 @@ class _Value:
 def _int_thresholds(fn: Fn, c: int, n: int, what: str) -> tuple[np.ndarray, np.ndarray]:
     """Thresholds of integer accumulators in [-n, n], read off ``fn`` on every integer."""
     vals = np.arange(-n, n + 1, dtype=np.int64)
-    bits = np.asarray(fn(np.repeat(vals.astype(_F32)[:, None], c, axis=1))).T  # (C, K)
+    # fn is element-wise per channel: every integer for all channels at once, in blocks of
+    # rows that keep a (rows, C) table near 4M values
+    rows = max(1, (1 << 22) // c)
+    bits = np.empty((c, len(vals)), bool)
+    for k0 in range(0, len(vals), rows):
+        part = vals[k0 : k0 + rows].astype(_F32)
+        bits[:, k0 : k0 + len(part)] = np.asarray(fn(np.repeat(part[:, None], c, axis=1))).T
     thr = np.empty(c, np.int64)
     flip = np.zeros(c, bool)
     d = np.diff(bits.astype(np.int8), axis=1)
