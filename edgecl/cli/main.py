@@ -31,6 +31,7 @@ from edgecl.cli.bench import add_bench, cmd_bench
 from edgecl.cli.compile import add_compile, cmd_compile
 from edgecl.cli.demo import add_demo, cmd_demo
 from edgecl.cli.export import add_export, add_info, cmd_export, cmd_info
+from edgecl.cli.import_larq import add_import_larq, cmd_import_larq
 from edgecl.cli.learn import add_learn, add_predict, cmd_learn, cmd_predict
 from edgecl.cli.train import add_train, cmd_train
 from edgecl.errors import BudgetError, BundleError, ExportError
@@ -50,6 +51,7 @@ def commands() -> list[Command]:
     return [
         Command("export", "checkpoint -> device bundle (and ONNX graph)", add_export, cmd_export),
         Command("info", "what a bundle holds: classes, layers, bytes, budget", add_info, cmd_info),
+        Command("import-larq", "Larq model -> bundle (no TF)", add_import_larq, cmd_import_larq),
         Command(
             "train",
             "host: train F+G on a data set's base classes -> checkpoint",

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edgecl.kernels.bits import n_words
+from edgecl.kernels.conv import conv_pads
 from edgecl.kernels.first_layer import conv2d_float
 from edgecl.program.checks import ArrayLike, array_shape, need, pos_int, shape_list
 from edgecl.program.kernelset import FAST_KERNELS, LayerKernels
@@ -439,7 +440,9 @@ class ThresholdFloat(_ThresholdOp):
 @dataclass(frozen=True, kw_only=True)
 class Conv2dBinary(Op):
     """±1 conv on packed bits: ``weight`` (O, kh, kw, n_words(C)) uint64, ``padding``
-    'same' or 'valid' with ``pad_value`` 0 or 1 (the pad bit); int32 accumulators.
+    'same' (``k // 2`` every side), 'valid' or ``(top, bottom, left, right)`` (TensorFlow's
+    'same' with strides 2 on an even input: the odd pad pixel at the bottom / right), with
+    ``pad_value`` 0 or 1 (the pad bit); int32 accumulators.
     ``bits``: the weight precision the entry records (1), None where it records none."""
 
     name: ClassVar[str] = "conv2d_binary"
@@ -450,7 +453,7 @@ class Conv2dBinary(Op):
 
     weight: str
     stride: int
-    padding: str
+    padding: str | tuple[int, int, int, int]
     pad_value: int
     bits: int | None = None
 
@@ -462,14 +465,18 @@ class Conv2dBinary(Op):
             cw == n_words(cur[2]),
             f"{what}.weight: expected {n_words(cur[2])} words per tap, got {cw}",
         )
-        need(
-            d.get("padding") in ("same", "valid"),
-            f"{what}.padding: expected 'same' or 'valid'",
-        )
+        padding = d.get("padding")
+        try:
+            top, bottom, left, right = conv_pads(padding, kh, kw)
+        except ValueError:
+            need(
+                False,
+                f"{what}.padding: expected 'same' or 'valid' or [top, bottom, left, right] ints "
+                f"in [0, {max(kh, kw)}), got {padding!r:.100}",
+            )
         need(d.get("pad_value") in (0, 1), f"{what}.pad_value: expected 0 or 1")
         s = pos_int(d.get("stride"), f"{what}.stride")
-        ph, pw = (kh // 2, kw // 2) if d["padding"] == "same" else (0, 0)
-        exp = ((cur[0] + 2 * ph - kh) // s + 1, (cur[1] + 2 * pw - kw) // s + 1, o)
+        exp = ((cur[0] + top + bottom - kh) // s + 1, (cur[1] + left + right - kw) // s + 1, o)
         need(out == exp, f"{what}: expected out_shape {list(exp)}, got {list(out)}")
 
     def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
