@@ -44,13 +44,14 @@ from typing import Any
 
 import numpy as np
 
+from edgecl.bundle.specs import LEARNING_GRAPHS
 from edgecl.errors import BundleError
 from edgecl.kernels.bits import n_words, pack_bits, unpack_bits
 
 __all__ = ["GRAPHS", "OrtKernels", "graph_arrays", "splitmix_uniforms"]
 
 #: The graphs the backend needs, as named in a bundle's ``graphs`` section.
-GRAPHS = ("embed", "logits", "scores", "em_step", "quantize", "sample", "head_step")
+GRAPHS = LEARNING_GRAPHS
 
 #: How to get a bundle that carries them (the refusal message says it).
 HOW_TO_EXPORT = (

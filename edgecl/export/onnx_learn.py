@@ -47,6 +47,7 @@ The math, equation by equation:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -54,6 +55,14 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from edgecl.bundle import (
+    LEARNING_GRAPHS,
+    BundleInfo,
+    read_bundle,
+    validate_manifest,
+    write_bundle,
+)
+from edgecl.bundle.manifest import CONTAINER_KEYS
 from edgecl.export._onnx import make_model
 from edgecl.export.onnx_forward import forward_model
 from edgecl.export.onnx_head import head_update_model
@@ -61,6 +70,7 @@ from edgecl.memory.em import MU_CLIP
 
 __all__ = [
     "GRAPH_NAMES",
+    "add_learning_graphs",
     "em_step_model",
     "embed_model",
     "learning_graphs",
@@ -68,10 +78,11 @@ __all__ = [
     "quantize_model",
     "sample_model",
     "scores_model",
+    "with_learning_graphs",
 ]
 
 #: Every graph a bundle exported for the onnxruntime backend carries, in driver order.
-GRAPH_NAMES = ("embed", "logits", "scores", "em_step", "quantize", "sample", "head_step")
+GRAPH_NAMES = LEARNING_GRAPHS
 
 _F32, _F64 = TensorProto.FLOAT, TensorProto.DOUBLE
 _mk = helper.make_node
@@ -319,3 +330,29 @@ def learning_graphs(
         "head_step": head_update_model(d, None, weight_decay=wd),
     }
     return {name: models[name].SerializeToString() for name in GRAPH_NAMES}
+
+
+def with_learning_graphs(
+    manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """A copy of ``(manifest, arrays)`` carrying every learning graph: arrays
+    ``graphs.<name>`` (uint8) and the manifest's ``graphs`` section naming them (graphs
+    stored before are replaced)."""
+    validate_manifest(manifest, arrays)
+    old = manifest.get("graphs") or {}
+    out = {k: v for k, v in arrays.items() if k not in set(old.values())}
+    refs = {}
+    for name, data in learning_graphs(manifest, arrays).items():
+        refs[name] = f"graphs.{name}"
+        out[refs[name]] = np.frombuffer(data, np.uint8).copy()
+    man = {k: v for k, v in manifest.items() if k not in CONTAINER_KEYS}
+    man["graphs"] = refs
+    return man, out
+
+
+def add_learning_graphs(path: str | os.PathLike[str]) -> BundleInfo:
+    """Rewrite the bundle at ``path`` (atomically) with every learning graph stored, so
+    ``Runtime.load(path, backend="onnxruntime")`` can predict and learn with it."""
+    manifest, arrays = read_bundle(path)
+    man, out = with_learning_graphs(manifest, arrays)
+    return write_bundle(path, man, out, overwrite=True)
