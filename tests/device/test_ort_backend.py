@@ -1,0 +1,152 @@
+"""backend="onnxruntime": the device side as the bundle's ONNX graphs (edgecl.device.ort),
+checked graph by graph against the NumPy/Numba kernels they replace, then end to end
+against the Numba runtime."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from edgecl.bundle import LEARNING_GRAPHS, read_bundle
+from edgecl.kernels import bmm_em_stats_reference, sample_bernoulli_words_reference
+from edgecl.memory.quantize import dequantize, quantize, thresholds
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+from edgecl.device.ort import OrtKernels, splitmix_uniforms  # noqa: E402
+from edgecl.export.onnx_learn import (  # noqa: E402
+    learning_graphs,
+    with_learning_graphs,
+)
+
+D = 96
+
+
+@pytest.fixture
+def graphs(bundle):
+    manifest, arrays = read_bundle(bundle)
+    return learning_graphs(manifest, arrays)
+
+
+@pytest.fixture
+def kernels(graphs):
+    return OrtKernels(graphs, D)
+
+
+def test_every_graph_passes_the_full_checker_and_takes_state_as_inputs(graphs):
+    assert tuple(graphs) == LEARNING_GRAPHS
+    state = {"weight", "bias", "mu", "pi", "log_pi", "threshold"}
+    for name, data in graphs.items():
+        model = onnx.load_from_string(data)
+        onnx.checker.check_model(model, full_check=True)
+        assert model.ir_version <= 10 and model.opset_import[0].version <= 17
+        inits = {t.name for t in model.graph.initializer}
+        assert not (inits & state), (name, inits & state)
+    # F is frozen inside embed; every other graph carries no learned array
+    for name in LEARNING_GRAPHS[1:]:
+        model = onnx.load_from_string(graphs[name])
+        assert all(np.prod(t.dims) <= 8 for t in model.graph.initializer), name
+
+
+@pytest.mark.parametrize("n_bits", [1, 63, 64, 65, 127])
+def test_uniforms_and_sample_graph_equal_the_sampling_kernel(n_bits):
+    from edgecl.export.onnx_learn import sample_model
+    from edgecl.kernels import sample_bernoulli_words
+
+    k = OrtKernels.__new__(OrtKernels)  # only the sample session
+    import onnxruntime as ort
+
+    k.n_bits = n_bits
+    k.sessions = {"sample": ort.InferenceSession(sample_model(n_bits).SerializeToString())}
+    rng = np.random.default_rng(n_bits)
+    levels = rng.integers(0, 16, size=(5, n_bits)).astype(np.uint8)
+    table = thresholds(levels, 4)
+    rows = rng.integers(0, 5, size=37)
+    for seed in (0, 7, 2**63 + 5):
+        want = sample_bernoulli_words_reference(table, rows, n_bits, seed)
+        assert np.array_equal(k.sample_words(table, rows, n_bits, seed), want)
+        assert np.array_equal(sample_bernoulli_words(table, rows, n_bits, seed), want)
+    u = splitmix_uniforms(3, n_bits, 1)
+    assert u.shape == (3, n_bits) and u.min() >= 0 and u.max() < 65536
+    assert np.array_equal(u, np.floor(u))
+
+
+def test_em_step_graph_equals_the_reference(kernels, bundle):
+    from edgecl.device import Runtime
+    from edgecl.memory.em import em_run
+
+    rt = Runtime.load(bundle)
+    z = rt.embed(np.random.default_rng(0).integers(0, 256, (101, 8, 8)).astype(np.uint8))
+    rng = np.random.default_rng(1)
+    mu = np.clip(rng.random((3, D)), 1e-3, 1 - 1e-3)
+    pi = np.array([0.2, 0.0, 0.8])  # a dead component: gamma 0, mu kept
+    want = bmm_em_stats_reference(z, D, mu, pi)
+    got = kernels.em_stats(z, D, mu, pi)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(got[1], want[1], rtol=1e-12, atol=1e-12)
+    assert got[2] == pytest.approx(want[2], rel=1e-12)
+    assert got[3] == pytest.approx(want[3], rel=1e-12)
+    # the graph's own M-step (eq. 2) is em_run's
+    bits = np.unpackbits(z.view(np.uint8), axis=1, bitorder="little")[:, :D].astype(np.float64)
+    out = kernels.sessions["em_step"].run(None, {"embedding": bits, "mu": mu, "pi": pi})
+    mu1, pi1, _, _ = em_run(z, D, mu, pi, n_steps=1, epsilon=0.0, trainable_pi=True)
+    np.testing.assert_allclose(out[4], mu1, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(out[5], pi1, rtol=1e-12, atol=1e-14)
+    assert np.array_equal(out[4][1], mu[1])
+
+
+@pytest.mark.parametrize("q", [1, 2, 4, 8])
+def test_quantize_graph_equals_the_reference(kernels, q):
+    rng = np.random.default_rng(q)
+    mu = rng.random((4, D))
+    mu[0, :3] = [0.0, 1.0, 0.5]
+    levels, prob, thr = kernels.sessions["quantize"].run(
+        None, {"mu": mu, "levels": np.array(float(1 << q))}
+    )
+    assert np.array_equal(levels, quantize(mu, q))
+    assert np.array_equal(prob, dequantize(quantize(mu, q), q))
+    assert np.array_equal(thr.astype(np.uint32), thresholds(quantize(mu, q), q))
+
+
+def test_scores_graph_equals_the_learner(tmp_path, stream, bundle_maker):
+    from edgecl.device import Runtime
+
+    x, y, xt, _ = stream
+    m = y < 3
+    path = bundle_maker(tmp_path / "g.ecl", x[m], y[m], ["c0", "c1", "c2"], gbm_weight=0.5)
+    rt = Runtime.load(path)
+    manifest, arrays = read_bundle(path)
+    k = OrtKernels(learning_graphs(manifest, arrays), D)
+    z = rt.embed(xt)
+    mem = rt.learner.memory
+    mu = np.stack([mem.prototypes(c) for c in rt.classes_])
+    pi = np.stack([mem.mixing_weights(c) for c in rt.classes_])
+    loglik, scores = k.scores(z, rt.head_weight, rt.head_bias, mu, np.log(pi / pi.sum(1)[:, None]), 0.5)
+    np.testing.assert_allclose(loglik, rt.learner.gbm_log_likelihood(z), rtol=1e-5)
+    np.testing.assert_allclose(scores, rt.learner.scores(z), rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(
+        k.logits(z, rt.head_weight, rt.head_bias), rt.logits_from_embedding(z), atol=1e-5
+    )
+
+
+def test_embed_graph_equals_the_bit_kernels(kernels, bundle, stream):
+    from edgecl.device import Runtime
+
+    rt = Runtime.load(bundle)
+    x = stream[2]
+    assert np.array_equal(kernels.embed(x.astype(np.float32)[..., None]), rt.embed(x))
+
+
+def test_with_learning_graphs_round_trips(bundle):
+    from edgecl.bundle import Manifest, bundle_bytes
+
+    manifest, arrays = read_bundle(bundle)
+    man, out = with_learning_graphs(manifest, arrays)
+    typed = Manifest.from_dict(man, out)
+    assert typed.graphs is not None and set(typed.graphs.refs) == set(LEARNING_GRAPHS)
+    again = typed.to_dict()
+    assert again["graphs"] == man["graphs"] and Manifest.from_dict(again, out) == typed
+    assert bundle_bytes(Manifest.from_dict(again, out).to_dict(), out) == bundle_bytes(again, out)
+    old = Manifest.from_dict(manifest, arrays)
+    assert old.graphs is None and "graphs" not in old.to_dict()
