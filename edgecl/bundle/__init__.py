@@ -37,6 +37,7 @@ from edgecl.bundle.head import (
 from edgecl.bundle.inspect import BundleReport, inspect_bundle
 from edgecl.bundle.manifest import Manifest, validate_manifest
 from edgecl.bundle.specs import (
+    LEARNING_GRAPHS,
     MAX_CLASS_NAME,
     MAX_GBM_WEIGHT,
     MAX_HEAD_BATCH_SIZE,
@@ -46,7 +47,6 @@ from edgecl.bundle.specs import (
     MAX_INPUT_VALUES,
     MEMORY_SETTING_BOUNDS,
     BudgetSpec,
-    LEARNING_GRAPHS,
     EmbeddingSpec,
     GraphsSpec,
     HeadRefs,

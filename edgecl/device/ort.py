@@ -82,9 +82,7 @@ def splitmix_uniforms(m_count: int, n_bits: int, seed: int) -> np.ndarray:
         n_draws = (n_bits + 3) // 4
         steps = np.arange(1, n_draws + 1, dtype=np.uint64) * _GOLDEN
         rnd = _mix(state[:, None] + steps[None, :])
-    lanes = (rnd[:, :, None] >> (np.uint64(16) * np.arange(4, dtype=np.uint64))) & np.uint64(
-        0xFFFF
-    )
+    lanes = (rnd[:, :, None] >> (np.uint64(16) * np.arange(4, dtype=np.uint64))) & np.uint64(0xFFFF)
     return lanes.reshape(m_count, n_draws * 4)[:, :n_bits].astype(np.float32)
 
 

@@ -308,9 +308,7 @@ def sample_model(n_bits: int) -> onnx.ModelProto:
         _vi("rows", TensorProto.INT64, ["samples"]),
         _vi("uniforms", _F32, ["samples", d]),
     ]
-    graph = helper.make_graph(
-        nodes, "edgecl_sample", inputs, [_vi("bits", _F32, ["samples", d])]
-    )
+    graph = helper.make_graph(nodes, "edgecl_sample", inputs, [_vi("bits", _F32, ["samples", d])])
     return make_model(graph, doc="edgecl sample: Bernoulli pseudo-exemplars from prototypes")
 
 

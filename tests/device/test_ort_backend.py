@@ -122,7 +122,8 @@ def test_scores_graph_equals_the_learner(tmp_path, stream, bundle_maker):
     mem = rt.learner.memory
     mu = np.stack([mem.prototypes(c) for c in rt.classes_])
     pi = np.stack([mem.mixing_weights(c) for c in rt.classes_])
-    loglik, scores = k.scores(z, rt.head_weight, rt.head_bias, mu, np.log(pi / pi.sum(1)[:, None]), 0.5)
+    log_pi = np.log(pi / pi.sum(1)[:, None])
+    loglik, scores = k.scores(z, rt.head_weight, rt.head_bias, mu, log_pi, 0.5)
     np.testing.assert_allclose(loglik, rt.learner.gbm_log_likelihood(z), rtol=1e-5)
     np.testing.assert_allclose(scores, rt.learner.scores(z), rtol=1e-5, atol=1e-4)
     np.testing.assert_allclose(
