@@ -15,7 +15,6 @@ from __future__ import annotations
 import numpy as np
 
 from edgecl.kernels.bits import n_words, pack_bits, unpack_bits
-from edgecl.kernels.bmm import hamming_distances
 from edgecl.memory._common import check_name, check_words
 
 
@@ -68,6 +67,8 @@ class NearestPrototype:
     def distances(self, z_words: np.ndarray) -> np.ndarray:
         if not self._ones:
             raise ValueError("expected at least one class before predicting, got none")
+        from edgecl.kernels.bmm import hamming_distances  # (Numba, loaded on first use)
+
         return hamming_distances(check_words(z_words, self.n_bits), self._protos, self.n_bits)
 
     def predict(self, z_words: np.ndarray) -> np.ndarray:

@@ -24,8 +24,6 @@ import numpy as np
 
 from edgecl.errors import BundleError
 from edgecl.kernels.bits import n_words, tail_mask
-from edgecl.kernels.bmm import bmm_log_likelihood
-from edgecl.kernels.sampling import sample_bernoulli_words
 from edgecl.memory._common import (
     ClassStore,
     as_rng,
@@ -35,12 +33,12 @@ from edgecl.memory._common import (
     check_words,
     stored_nbytes,
 )
+from edgecl.memory.backend import MemoryKernels, numba_memory_kernels
 from edgecl.memory.em import MU_CLIP, fit_bmm
 from edgecl.memory.quantize import (
     check_bits,
     dequantize,
     pack_levels,
-    quantize,
     thresholds,
     unpack_levels,
 )
@@ -146,16 +144,24 @@ def _shrink(size: GBMSize) -> GBMSize | None:
 
 
 class GBMMemory(ClassStore):
-    """Class memory of Bernoulli-mixture prototypes; see :mod:`edgecl.memory` for the protocol."""
+    """Class memory of Bernoulli-mixture prototypes; see :mod:`edgecl.memory` for the protocol.
+
+    ``kernels`` run its EM, quantisation and sampling (default: the Numba kernels,
+    :mod:`edgecl.memory.backend`); copies keep them."""
 
     kind = "gbm"
 
-    def __init__(self, n_bits: int, config: GBMConfig | None = None) -> None:
+    def __init__(
+        self, n_bits: int, config: GBMConfig | None = None, *, kernels: MemoryKernels | None = None
+    ) -> None:
         self._n_bits = _pos_int(n_bits, "n_bits")
         config = GBMConfig() if config is None else config
         if not isinstance(config, GBMConfig):
             raise TypeError(f"expected a GBMConfig, got {type(config).__name__}")
+        if kernels is not None and not isinstance(kernels, MemoryKernels):
+            raise TypeError(f"expected MemoryKernels or None, got {type(kernels).__name__}")
         self._config = config
+        self._kernels = kernels
         self._classes: dict[str, _Class] = {}
         self._thresholds: dict[str, np.ndarray] = {}
 
@@ -163,6 +169,19 @@ class GBMMemory(ClassStore):
     @property
     def config(self) -> GBMConfig:
         return self._config
+
+    @property
+    def kernels(self) -> MemoryKernels:
+        """The kernels its EM, quantisation and sampling run on."""
+        return numba_memory_kernels() if self._kernels is None else self._kernels
+
+    def with_kernels(self, kernels: MemoryKernels | None) -> GBMMemory:
+        """A copy running on ``kernels`` (None: the Numba kernels); same state."""
+        new = self.copy()
+        if kernels is not None and not isinstance(kernels, MemoryKernels):
+            raise TypeError(f"expected MemoryKernels or None, got {type(kernels).__name__}")
+        new._kernels = kernels
+        return new
 
     def prototypes(self, name: str) -> np.ndarray:
         """Dequantized prototypes ``mu`` (K, D) float64 of a class."""
@@ -177,6 +196,8 @@ class GBMMemory(ClassStore):
     def log_likelihood(self, z_words: np.ndarray) -> np.ndarray:
         """``log p(z_i | class c)`` under each stored class's mixture (dequantized prototypes,
         its ``pi``): (N, len(classes)) float64 — a generative classifier or a novelty score."""
+        from edgecl.kernels.bmm import bmm_log_likelihood  # (Numba, loaded on first use)
+
         z = check_words(z_words, self._n_bits)
         out = np.empty((z.shape[0], len(self._classes)))
         for c, name in enumerate(self._classes):
@@ -251,8 +272,9 @@ class GBMMemory(ClassStore):
             n_iter=cfg.n_iter,
             epsilon=cfg.epsilon,
             n_max=cfg.n_max,
+            stats=self.kernels.em_stats,
         )
-        levels = quantize(res.mu, size.bits)
+        levels = self.kernels.quantize(res.mu, size.bits)
         return pack_levels(levels, size.bits), res.pi.astype(np.float32)
 
     def _store(self, name: str, entry: _Class) -> None:
@@ -318,7 +340,7 @@ class GBMMemory(ClassStore):
         if size == c.size:
             return
         if size.components == c.size.components:
-            levels = quantize(self.prototypes(name), size.bits)
+            levels = self.kernels.quantize(self.prototypes(name), size.bits)
             self._store(name, _Class(size, pack_levels(levels, size.bits), c.pi, c.count))
             return
         if size.components > c.count:
@@ -365,12 +387,13 @@ class GBMMemory(ClassStore):
             return np.zeros((0, n_words(self._n_bits)), np.uint64), np.zeros(0, np.int64)
         table = np.concatenate(tables, axis=0)
         kernel_seed = int(gen.integers(0, 2**63))
-        words = sample_bernoulli_words(table, np.concatenate(rows), self._n_bits, kernel_seed)
+        rows_all = np.concatenate(rows)
+        words = self.kernels.sample_words(table, rows_all, self._n_bits, kernel_seed)
         return words, np.concatenate(labels)
 
     # -- state -----------------------------------------------------------------------------
     def copy(self) -> GBMMemory:
-        new = GBMMemory(self._n_bits, self._config)
+        new = GBMMemory(self._n_bits, self._config, kernels=self._kernels)
         for name, c in self._classes.items():
             new._classes[name] = _Class(c.size, c.words.copy(), c.pi.copy(), c.count)
             new._thresholds[name] = self._thresholds[name].copy()
