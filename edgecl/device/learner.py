@@ -16,9 +16,10 @@ Torch-free (NumPy + Numba, onnxruntime optional). It works on embeddings (``uint
    head on class-balanced batches (eq. 4) of the new class's real embeddings and
    pseudo-exemplars of every old class (fresh every batch), one SGD step per batch with
    the Numba step of :mod:`edgecl.device.headstep` (``backend="numba"``; the math of
-   :func:`edgecl.kernels.head.softmax_head_step`) or the bundle's ONNX head-update graph
-   (``backend="onnxruntime"``), then fit the new class's memory (BMM by EM,
-   eqs. 1-3, or buffered exemplars);
+   :func:`edgecl.kernels.head.softmax_head_step`) or the bundle's ``head_step`` graph
+   (``backend="onnxruntime"``: every kernel is one of the bundle's ONNX graphs,
+   :mod:`edgecl.device.ort`, and Numba is never imported), then fit the new class's
+   memory (BMM by EM, eqs. 1-3, or buffered exemplars);
 3. commit: swap the copies in. A failure anywhere before leaves everything unchanged.
 """
 
@@ -35,10 +36,9 @@ from typing import Any
 import numpy as np
 
 from edgecl.bundle import HEAD_BITS, encode_head, head_bytes_per_class, head_weight, round_head
-from edgecl.device.headstep import HeadStepper
+from edgecl.device.ort import gbm_inputs
 from edgecl.device.reports import LearnReport, MemoryReport, format_bytes
 from edgecl.errors import BudgetError, BundleError
-from edgecl.kernels import binary_float_dense, unpack_bits
 from edgecl.memory import Budget, apply_plan, memory_from_state
 from edgecl.memory import plan_class_addition as _plan
 from edgecl.memory._common import check_words
@@ -218,61 +218,6 @@ def eq4_batches(
             yield words_all[lo:hi], labels_all[lo:hi]
 
 
-class _OrtHeadStep:
-    """The bundle's ONNX head-update graph in onnxruntime: one SGD step per call."""
-
-    def __init__(self, graph: bytes, n_bits: int, weight_decay: float) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:  # an optional dependency
-            raise ImportError(
-                "backend='onnxruntime' needs the onnxruntime package (pip install onnxruntime)"
-            ) from exc
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(
-                graph, sess_options=opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise BundleError(f"expected a valid ONNX head-update graph, got: {exc}") from exc
-        shapes = {i.name: i.shape for i in self.session.get_inputs()}
-        w = shapes.get("weight")
-        if w is None or len(w) != 2 or w[0] != n_bits:
-            raise BundleError(f"expected a head-update graph for D={n_bits}, got weight {w}")
-        self.n_classes = w[1] if isinstance(w[1], int) else None  # None: any number
-        self.n_bits = n_bits
-        self.weight_decay = weight_decay
-
-    def check_classes(self, c: int) -> None:
-        if self.n_classes is not None and self.n_classes != c:
-            raise BundleError(
-                f"the bundle's ONNX head-update graph is fixed at {self.n_classes} classes, "
-                f"the head needs {c}; export it with a dynamic class axis or use "
-                "backend='numba'"
-            )
-
-    def __call__(self, x_words, weight, bias, targets, lr):
-        c = weight.shape[1]
-        self.check_classes(c)
-        x = unpack_bits(x_words, self.n_bits).astype(np.float32)
-        onehot = np.zeros((x.shape[0], c), np.float32)
-        onehot[np.arange(x.shape[0]), targets] = 1.0
-        new_w, new_b, loss = self.session.run(
-            None,
-            {
-                "weight": weight,
-                "bias": bias,
-                "embeddings": x,
-                "targets": onehot,
-                "lr": np.array(lr, np.float32),
-            },
-        )
-        return np.ascontiguousarray(new_w), np.ascontiguousarray(new_b), float(loss)
-
-
 class Learner:
     """Head G + class memory + budget on packed D-bit embeddings.
 
@@ -295,7 +240,7 @@ class Learner:
         policy: str = "strict",
         settings: HeadSettings | None = None,
         backend: str = "numba",
-        onnx_graph: bytes | None = None,
+        ort: Any = None,
         threads: int = 1,
         head_bits: int = 32,
     ) -> None:
@@ -337,17 +282,29 @@ class Learner:
         self.policy = budget.policy if budget is not None else str(policy)
         self.backend = backend
         self.threads = int(threads)
-        self.onnx_graph = onnx_graph
-        self._ort: _OrtHeadStep | None = None
+        # backend="onnxruntime": an edgecl.device.ort.OrtKernels (the bundle's graphs) runs
+        # the head, its steps and the GBM memory's EM, quantisation and sampling
+        self._ort = ort
         if backend == "onnxruntime":
-            if onnx_graph is None:
+            if ort is None:
                 raise BundleError(
-                    "backend='onnxruntime' needs the bundle's ONNX head-update graph, got none "
-                    "(export with HeadConfig(onnx=True))"
+                    "backend='onnxruntime' needs the bundle's learning graphs, got none "
+                    "(Learner.from_manifest reads them)"
                 )
-            self._ort = _OrtHeadStep(bytes(onnx_graph), self.n_bits, self.settings.weight_decay)
+            if memory is not None and memory.kind == "gbm":
+                self.memory = memory.with_kernels(ort.memory_kernels())
+        else:
+            from edgecl.kernels.float_dense import binary_float_dense  # (Numba)
+
+            self._float_dense = binary_float_dense
         self.last_peak_bytes: int | None = None
         self.stored_bytes_check()
+
+    @property
+    def ort(self) -> Any:
+        """The bundle's graphs in onnxruntime (:class:`edgecl.device.ort.OrtKernels`) with
+        ``backend="onnxruntime"``; None with Numba."""
+        return self._ort
 
     # -- bytes ---------------------------------------------------------------------------
     @property
@@ -388,8 +345,12 @@ class Learner:
     # -- forward -------------------------------------------------------------------------
     def logits(self, z_words: np.ndarray) -> np.ndarray:
         """Head logits ``z @ W + b`` (float32 (n, C)) for packed embeddings."""
-        z = check_words(z_words, self.n_bits)
-        return binary_float_dense(z, self.weight, self.n_bits, threads=self.threads) + self.bias
+        return self._head_logits(check_words(z_words, self.n_bits), self.weight, self.bias)
+
+    def _head_logits(self, z: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        if self._ort is not None:
+            return self._ort.logits(z, weight, bias)
+        return self._float_dense(z, weight, self.n_bits, threads=self.threads) + bias
 
     def _gbm_tables(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """``(A (D, K_total) float32, const (K_total,), owner (K_total,))`` with
@@ -423,12 +384,18 @@ class Learner:
     def gbm_log_likelihood(self, z_words: np.ndarray) -> np.ndarray | None:
         """``log p(z | class)`` (n, C) float64 under each class's stored mixture (eq. 3's
         model with the dequantized prototypes), head class order; None without GBM."""
+        if self._ort is not None:
+            inputs = gbm_inputs(self.memory, self.classes)
+            if inputs is None:
+                return None
+            z = check_words(z_words, self.n_bits)
+            return self._ort.scores(z, self.weight, self.bias, *inputs, 0.0)[0]
         tables = self._gbm_tables()
         if tables is None:
             return None
         a, const, owner = tables
         z = check_words(z_words, self.n_bits)
-        comp = binary_float_dense(z, a, self.n_bits, threads=self.threads) + const
+        comp = self._float_dense(z, a, self.n_bits, threads=self.threads) + const
         n_cls = len(self.classes)
         if owner.size % n_cls == 0 and np.array_equal(
             owner, np.repeat(np.arange(n_cls), owner.size // n_cls)
@@ -446,8 +413,13 @@ class Learner:
     def scores(self, z_words: np.ndarray) -> np.ndarray:
         """What predictions rank (float64 (n, C)): the head logits, or with ``gbm_weight``
         lambda > 0 ``log_softmax(logits) + lambda * log_softmax(log p(z | class))``."""
-        logits = self.logits(z_words).astype(np.float64)
         lam = self.settings.gbm_weight
+        if self._ort is not None:
+            z = check_words(z_words, self.n_bits)
+            return self._ort.ranked_scores(
+                z, self.weight, self.bias, self.classes, self.memory, lam
+            )
+        logits = self.logits(z_words).astype(np.float64)
         if lam <= 0:
             return logits
         ll = self.gbm_log_likelihood(z_words)
@@ -473,12 +445,12 @@ class Learner:
     ) -> tuple[np.ndarray, np.ndarray, int, float, float]:
         s = self.settings
         n_cls = weight.shape[1]
-        if self._ort is not None:
-            self._ort.check_classes(n_cls)
         batch = max(s.batch_size, n_cls)  # eq. 4 needs a place for every class
         steps, first, last = 0, math.nan, math.nan
         total = epochs * n_batches_per_epoch(batch, len(class_index), new)
         if self._ort is None:  # transposed (C, D) working copies, ping-ponged
+            from edgecl.device.headstep import HeadStepper  # (Numba)
+
             stepper = HeadStepper(self.n_bits, n_cls, batch)
             wt = np.ascontiguousarray(weight.T)
             wt2, b2 = np.empty_like(wt), np.empty_like(bias)
@@ -490,7 +462,7 @@ class Learner:
                 loss = stepper(words, wt, bias, labels, s.lr, s.weight_decay, wt2, b2)
                 wt, wt2, bias, b2 = wt2, wt, b2, bias
             else:
-                weight, bias, loss = self._ort(words, weight, bias, labels, s.lr)
+                weight, bias, loss = self._ort.head_step(words, weight, bias, labels, s.lr)
             if steps == 0:
                 first = loss
             last = loss
@@ -626,9 +598,7 @@ class Learner:
             t3 = time.perf_counter()
             memory.fit_class(name, z, seed=rng, size=new_size)
             t_mem += time.perf_counter() - t3
-            pred = np.argmax(
-                binary_float_dense(z, weight, self.n_bits, threads=self.threads) + bias, axis=1
-            )
+            pred = np.argmax(self._head_logits(z, weight, bias), axis=1)
             train_acc = float(np.mean(pred == len(classes) - 1))
         # 3. commit
         self.memory, self.weight, self.bias, self.classes = memory, weight, bias, classes
@@ -720,9 +690,7 @@ class Learner:
             else:
                 memory.fit_class(name, z, seed=rng)
             t_mem += time.perf_counter() - t3
-            pred = np.argmax(
-                binary_float_dense(z, weight, self.n_bits, threads=self.threads) + bias, axis=1
-            )
+            pred = np.argmax(self._head_logits(z, weight, bias), axis=1)
             train_acc = float(np.mean(pred == index[name]))
         self.memory, self.weight, self.bias = memory, weight, bias
         self.last_peak_bytes = peak[0]
@@ -856,7 +824,12 @@ class Learner:
             memory = memory_from_state(mem.get("spec", {}), {k: arrays[r] for k, r in refs.items()})
         b = manifest["budget"]
         budget = Budget(int(b["bytes"]), b["policy"]) if b.get("bytes") is not None else None
-        onnx = head.get("onnx")
+        ort = None
+        if backend == "onnxruntime":
+            from edgecl.device.ort import OrtKernels, graph_arrays
+
+            n_bits = int(manifest["embedding"]["bits"])
+            ort = OrtKernels(graph_arrays(manifest, arrays), n_bits, threads=threads)
         learner = cls(
             int(manifest["embedding"]["bits"]),
             list(manifest["classes"]),
@@ -867,7 +840,7 @@ class Learner:
             policy=str(b.get("policy", "strict")),
             settings=HeadSettings.from_manifest(head),
             backend=backend,
-            onnx_graph=None if onnx is None else arrays[onnx].tobytes(),
+            ort=ort,
             threads=threads,
             head_bits=int(head.get("bits", 32)),
         )

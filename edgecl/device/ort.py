@@ -39,7 +39,7 @@ schedule are the NumPy code of :mod:`edgecl.memory` and :mod:`edgecl.device.lear
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,8 +47,16 @@ import numpy as np
 from edgecl.bundle.specs import LEARNING_GRAPHS
 from edgecl.errors import BundleError
 from edgecl.kernels.bits import n_words, pack_bits, unpack_bits
+from edgecl.memory.backend import MemoryKernels
 
-__all__ = ["GRAPHS", "OrtKernels", "graph_arrays", "splitmix_uniforms"]
+__all__ = [
+    "GRAPHS",
+    "HOW_TO_EXPORT",
+    "OrtKernels",
+    "gbm_inputs",
+    "graph_arrays",
+    "splitmix_uniforms",
+]
 
 #: The graphs the backend needs, as named in a bundle's ``graphs`` section.
 GRAPHS = LEARNING_GRAPHS
@@ -235,3 +243,46 @@ class OrtKernels:
 
     def _bits32(self, z_words: np.ndarray) -> np.ndarray:
         return unpack_bits(z_words, self.n_bits).astype(np.float32)
+
+    # -- what backend="onnxruntime" swaps in --------------------------------------------------
+    def memory_kernels(self) -> MemoryKernels:
+        """The graphs as a class memory's kernels (EM statistics, quantisation, sampling)."""
+        return MemoryKernels("onnxruntime", self.em_stats, self.quantize_levels, self.sample_words)
+
+    def ranked_scores(
+        self,
+        z_words: np.ndarray,
+        weight: np.ndarray,
+        bias: np.ndarray,
+        classes: Sequence[str],
+        memory: Any,
+        gbm_weight: float,
+    ) -> np.ndarray:
+        """What predictions rank (float64 (N, C)), the rule of the Numba runtime: graph
+        ``scores`` when ``gbm_weight > 0`` and every class has a GBM mixture in
+        ``memory``, else graph ``logits``."""
+        tables = gbm_inputs(memory, classes) if gbm_weight > 0 else None
+        if tables is None:
+            return self.logits(z_words, weight, bias).astype(np.float64)
+        return self.scores(z_words, weight, bias, *tables, gbm_weight)[1]
+
+
+def gbm_inputs(memory: Any, classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The ``scores`` graph's ``mu`` (C, K, D) and ``log_pi`` (C, K) of a GBM memory, in
+    ``classes`` order (a class with fewer components padded with ``mu = 0.5``,
+    ``log_pi = -inf``); None unless every class has a GBM mixture."""
+    if memory is None or getattr(memory, "kind", None) != "gbm":
+        return None
+    if any(c not in memory.classes for c in classes):
+        return None
+    mus = [memory.prototypes(c) for c in classes]
+    k_max = max(m.shape[0] for m in mus)
+    mu = np.full((len(classes), k_max, memory.n_bits), 0.5)
+    log_pi = np.full((len(classes), k_max), -np.inf)
+    for i, c in enumerate(classes):
+        pi = memory.mixing_weights(c)
+        k = mus[i].shape[0]
+        mu[i, :k] = mus[i]
+        with np.errstate(divide="ignore"):
+            log_pi[i, :k] = np.log(pi / pi.sum())
+    return mu, log_pi

@@ -1,5 +1,7 @@
 """The device runtime, forward half: load a bundle and run the feature extractor F with
-the bit kernels, then the float head G. Torch-free (NumPy + Numba only).
+the bit kernels, then the float head G. Torch-free (NumPy + Numba; or, with
+``backend="onnxruntime"``, NumPy + the bundle's ONNX graphs, :mod:`edgecl.device.ort`,
+and Numba never imported).
 
 A bundle's ``layers`` list is a small program (:mod:`edgecl.program`): values
 flow as float32 (NHWC images or (N, F) vectors), int32 accumulators of ±1 products, or
@@ -30,18 +32,10 @@ import numpy as np
 from edgecl.bundle import BundleInfo, InputSpec, read_bundle, validate_manifest, write_bundle
 from edgecl.device.learner import Learner, check_class_name
 from edgecl.device.reports import LearnReport, MemoryReport
-from edgecl.kernels import binary_float_dense, binary_float_dense_reference, n_words
-from edgecl.program import (
-    FAST_KERNELS,
-    REFERENCE_KERNELS,
-    LayerKernels,
-    compile_program,
-    parse_layers,
-    run_layers,
-)
+from edgecl.kernels.bits import n_words
+from edgecl.program import LayerKernels, parse_layers, reference_kernels, run_layers
 
 __all__ = [
-    "FAST_KERNELS",
     "InputSpec",
     "LayerKernels",
     "Runtime",
@@ -61,7 +55,7 @@ def embed_reference(rt: Runtime, x: object) -> np.ndarray:
     ops = parse_layers(rt.layers, rt.input_spec.shape, rt.arrays)
     parts = [
         run_layers(
-            rt.input_spec.normalize(xf[i : i + CHUNK]), ops, rt.arrays, kernels=REFERENCE_KERNELS
+            rt.input_spec.normalize(xf[i : i + CHUNK]), ops, rt.arrays, kernels=reference_kernels()
         )
         for i in range(0, xf.shape[0], CHUNK)
     ]
@@ -70,6 +64,8 @@ def embed_reference(rt: Runtime, x: object) -> np.ndarray:
 
 def logits_reference(rt: Runtime, x: object) -> np.ndarray:
     """Head logits through the reference kernels (float32)."""
+    from edgecl.kernels.float_dense import binary_float_dense_reference
+
     z = embed_reference(rt, x)
     return binary_float_dense_reference(z, rt.head_weight, rt.n_bits) + rt.head_bias
 
@@ -122,16 +118,24 @@ class Runtime:
         self.layers: list[Mapping[str, Any]] = list(manifest["layers"])
         self.n_bits = int(manifest["embedding"]["bits"])
         self.classes_ = np.asarray(manifest["classes"], dtype=str)
-        # F as one callable, the first conv+threshold+pool fused (edgecl.program.compile)
-        self._program = compile_program(
-            parse_layers(self.layers, self.input_spec.shape, self.arrays),
-            self.arrays,
-            threads=self.threads,
-        )
-        # the learning half (edgecl.device.learner): head, class memory, budget
+        # the learning half (edgecl.device.learner): head, class memory, budget; with
+        # backend="onnxruntime" it holds the bundle's graphs (edgecl.device.ort.OrtKernels)
         self.learner = Learner.from_manifest(
             manifest, arrays, backend=backend, budget_bytes=budget_bytes, threads=threads
         )
+        self._ort = self.learner.ort
+        if self._ort is None:
+            from edgecl.kernels.float_dense import binary_float_dense  # (Numba)
+            from edgecl.program.compile import compile_program
+
+            self._float_dense = binary_float_dense
+
+            # F as one callable, the first conv+threshold+pool fused (edgecl.program.compile)
+            self._program = compile_program(
+                parse_layers(self.layers, self.input_spec.shape, self.arrays),
+                self.arrays,
+                threads=self.threads,
+            )
         self.backend = backend
         # the head as float32 (D, C), whatever precision the bundle stores it at
         self.head_weight, self.head_bias = self.learner.weight, self.learner.bias
@@ -147,9 +151,9 @@ class Runtime:
     ) -> Runtime:
         """Read, check and load a bundle (``BundleError`` if anything is wrong).
 
-        ``backend`` runs the head updates of :meth:`learn_class` with the Numba head step
-        or the bundle's ONNX head-update graph (``"onnxruntime"``); F runs on the bit
-        kernels either way. ``budget_bytes`` lowers the bundle's budget (never raises it;
+        ``backend``: ``"numba"`` (the bit kernels) or ``"onnxruntime"`` (the bundle's
+        learning graphs for every step, :mod:`edgecl.device.ort`; a bundle exported without
+        them is refused). ``budget_bytes`` lowers the bundle's budget (never raises it;
         ``BudgetError`` if the bundle already stores more).
         """
         manifest, arrays = read_bundle(path)
@@ -164,13 +168,18 @@ class Runtime:
         xf = self.input_spec.check(x)
         out = np.empty((xf.shape[0], n_words(self.n_bits)), np.uint64)
         for i in range(0, xf.shape[0], CHUNK):
+            if self._ort is not None:  # graph embed: normalisation and F inside
+                out[i : i + CHUNK] = self._ort.embed(xf[i : i + CHUNK])
+                continue
             part = self.input_spec.normalize(xf[i : i + CHUNK])
             out[i : i + CHUNK] = self._program(part)
         return out
 
     def logits_from_embedding(self, z_words: np.ndarray) -> np.ndarray:
         """Head logits ``z @ W + b`` (float32 (n, n_classes)) for packed embeddings."""
-        y = binary_float_dense(z_words, self.head_weight, self.n_bits, threads=self.threads)
+        if self._ort is not None:
+            return self.learner.logits(z_words)
+        y = self._float_dense(z_words, self.head_weight, self.n_bits, threads=self.threads)
         return y + self.head_bias
 
     def logits(self, x: object) -> np.ndarray:
