@@ -151,3 +151,172 @@ def test_with_learning_graphs_round_trips(bundle):
     assert bundle_bytes(Manifest.from_dict(again, out).to_dict(), out) == bundle_bytes(again, out)
     old = Manifest.from_dict(manifest, arrays)
     assert old.graphs is None and "graphs" not in old.to_dict()
+
+
+# -- end to end: Runtime(backend="onnxruntime") against the Numba runtime ---------------------
+
+NUMBA_FREE = """
+import sys
+from edgecl.testing import block_numba, block_torch
+block_numba(); block_torch()
+import numpy as np
+import edgecl.device
+from edgecl.device import Runtime
+rt = Runtime.load({path!r}, backend="onnxruntime")
+x = np.load({xs!r})
+before = rt.predict(x)
+report = rt.learn_class("new", x[:40], seed=0)
+rt.update_class("new", x[40:60], seed=1)
+assert rt.memory().n_classes == 4 and report.backend == "onnxruntime"
+rt.forget_class("c0")
+rt.save({out!r})
+assert not [m for m in sys.modules if m == "numba" or m.startswith("numba.")]
+print("ok", len(before))
+"""
+
+
+@pytest.fixture
+def ort_bundle(tmp_path, stream, bundle_maker):
+    """The base bundle (c0..c2, GBM K=2 q=4, gbm_weight 0.5) with the learning graphs."""
+    from edgecl.export.onnx_learn import add_learning_graphs
+
+    x, y, _, _ = stream
+    m = y < 3
+    path = bundle_maker(tmp_path / "ort.ecl", x[m], y[m], ["c0", "c1", "c2"], gbm_weight=0.5)
+    add_learning_graphs(path)
+    return path
+
+
+def test_the_backend_never_imports_numba(ort_bundle, stream, tmp_path):
+    import subprocess
+    import sys
+
+    xs = tmp_path / "x.npy"
+    np.save(xs, stream[2][:60])
+    out = tmp_path / "learned.ecl"
+    code = NUMBA_FREE.format(path=str(ort_bundle), xs=str(xs), out=str(out))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("ok 60")
+    from edgecl.device import Runtime
+
+    assert list(Runtime.load(out).classes_) == ["c1", "c2", "new"]
+
+
+def test_import_edgecl_device_without_numba():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom edgecl.testing import block_numba\nblock_numba()\n"
+        "import edgecl.device, edgecl.device.ort, edgecl.bundle, edgecl.memory\n"
+        "assert 'numba' not in sys.modules\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def _untied(scores: np.ndarray, tol: float = 1e-4) -> np.ndarray:
+    top2 = np.sort(scores, axis=1)[:, -2:]
+    return (top2[:, 1] - top2[:, 0]) > tol
+
+
+def test_base_predictions_identical(ort_bundle, stream):
+    from edgecl.device import Runtime
+
+    xt = stream[2]
+    a = Runtime.load(ort_bundle)
+    b = Runtime.load(ort_bundle, backend="onnxruntime")
+    assert np.array_equal(b.embed(xt), a.embed(xt))
+    keep = _untied(a.learner.scores(a.embed(xt)))
+    assert keep.mean() > 0.9
+    assert np.array_equal(a.predict(xt)[keep], b.predict(xt)[keep])
+    np.testing.assert_allclose(b.predict_proba(xt), a.predict_proba(xt), atol=1e-5)
+
+
+def test_learned_state_and_predictions_agree_and_cross_load(ort_bundle, stream, tmp_path):
+    from edgecl.device import Runtime
+
+    x, y, xt, _ = stream
+    a = Runtime.load(ort_bundle)
+    b = Runtime.load(ort_bundle, backend="onnxruntime")
+    for k in range(3, 8):
+        ra = a.learn_class(f"c{k}", x[y == k], seed=k - 3)
+        rb = b.learn_class(f"c{k}", x[y == k], seed=k - 3)
+        assert (rb.backend, rb.steps, rb.stored_bytes) == ("onnxruntime", ra.steps, ra.stored_bytes)
+    b.update_class("c3", x[y == 3][:10], seed=9)
+    a.update_class("c3", x[y == 3][:10], seed=9)
+    # the same uniforms and the same EM: the class memories are identical, the heads equal
+    # to float32 rounding (onnxruntime's MatMul sums in another order)
+    ma, mb = a.learner.memory, b.learner.memory
+    assert ma.classes == mb.classes
+    for c in ma.classes:
+        assert np.array_equal(ma.prototypes(c), mb.prototypes(c))
+        assert np.array_equal(ma.mixing_weights(c), mb.mixing_weights(c))
+    np.testing.assert_allclose(b.head_weight, a.head_weight, atol=1e-5)
+    np.testing.assert_allclose(b.head_bias, a.head_bias, atol=1e-5)
+    assert np.mean(a.predict(xt) == b.predict(xt)) >= 0.995
+    # saved by one backend, loaded by the other: identical predictions
+    b.save(tmp_path / "by_ort.ecl")
+    a.save(tmp_path / "by_numba.ecl")
+    from_ort = Runtime.load(tmp_path / "by_ort.ecl")
+    from_numba = Runtime.load(tmp_path / "by_numba.ecl", backend="onnxruntime")
+    keep = _untied(from_ort.learner.scores(from_ort.embed(xt)))
+    assert np.array_equal(from_ort.predict(xt)[keep], b.predict(xt)[keep])
+    keep = _untied(a.learner.scores(a.embed(xt)))
+    assert np.array_equal(from_numba.predict(xt)[keep], a.predict(xt)[keep])
+    assert from_numba.learner.ort is not None and from_ort.learner.ort is None
+
+
+def test_forget_and_refusals_leave_the_state(ort_bundle, stream):
+    from edgecl.device import Runtime
+    from edgecl.errors import BundleError
+
+    b = Runtime.load(ort_bundle, backend="onnxruntime")
+    before = b.head_weight.copy()
+    with pytest.raises(ValueError):
+        b.learn_class("c0", stream[0][:5])
+    with pytest.raises(ValueError):
+        b.learn_class("bad", stream[0][:1, :4])
+    np.testing.assert_array_equal(b.head_weight, before)
+    assert b.forget_class("c0").n_classes == 2
+    manifest, arrays = read_bundle(ort_bundle)
+    arrays["graphs.em_step"] = np.frombuffer(b"not onnx", np.uint8).copy()
+    with pytest.raises(BundleError, match="em_step"):
+        Runtime(manifest, arrays, backend="onnxruntime")
+
+
+@pytest.mark.slow
+def test_mnist_protocol_agreement_and_accuracy(tmp_path, bundle_maker):
+    """The issue's protocol: base classes 0..4 of the shipped MNIST sample, then classes
+    5..9 learned from 100 images each (seeds 0..4) by both backends."""
+    from edgecl.data.sample import load_mnist_sample
+    from edgecl.device import Runtime
+    from edgecl.export.onnx_learn import add_learning_graphs
+
+    x, y, xt, yt = load_mnist_sample(seed=0)
+    base = y < 5
+    path = bundle_maker(
+        tmp_path / "mnist.ecl",
+        x[base],
+        y[base],
+        [str(c) for c in range(5)],
+        n_bits=256,
+        components=4,
+        bits=8,
+        gbm_weight=0.5,
+    )
+    add_learning_graphs(path)
+    a = Runtime.load(path)
+    b = Runtime.load(path, backend="onnxruntime")
+    for seed, k in enumerate(range(5, 10)):
+        xs = x[y == k][:100]
+        a.learn_class(str(k), xs, seed=seed)
+        b.learn_class(str(k), xs, seed=seed)
+    pa, pb = a.predict(xt), b.predict(xt)
+    agree = float(np.mean(pa == pb))
+    acc_a = float(np.mean(pa == yt.astype(str)))
+    acc_b = float(np.mean(pb == yt.astype(str)))
+    print(f"\nagreement {agree:.4f}, accuracy numba {acc_a:.4f}, onnxruntime {acc_b:.4f}")
+    assert agree >= 0.995
+    assert abs(acc_a - acc_b) <= 0.003
