@@ -36,7 +36,6 @@ from typing import Any
 import numpy as np
 
 from edgecl.bundle import HEAD_BITS, encode_head, head_bytes_per_class, head_weight, round_head
-from edgecl.device.ort import gbm_inputs
 from edgecl.device.reports import LearnReport, MemoryReport, format_bytes
 from edgecl.errors import BudgetError, BundleError
 from edgecl.memory import Budget, apply_plan, memory_from_state
@@ -385,7 +384,7 @@ class Learner:
         """``log p(z | class)`` (n, C) float64 under each class's stored mixture (eq. 3's
         model with the dequantized prototypes), head class order; None without GBM."""
         if self._ort is not None:
-            inputs = gbm_inputs(self.memory, self.classes)
+            inputs = self._ort.gbm_inputs(self.memory, self.classes)
             if inputs is None:
                 return None
             z = check_words(z_words, self.n_bits)

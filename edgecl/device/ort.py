@@ -245,6 +245,19 @@ class OrtKernels:
         return unpack_bits(z_words, self.n_bits).astype(np.float32)
 
     # -- what backend="onnxruntime" swaps in --------------------------------------------------
+    def gbm_inputs(
+        self, memory: Any, classes: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """:func:`gbm_inputs`, kept while the memory object and the classes stay the same (a
+        learner commits a new memory object on every change)."""
+        key = (memory, tuple(classes))
+        cached = getattr(self, "_gbm_cache", None)
+        if cached is not None and cached[0][0] is memory and cached[0][1] == key[1]:
+            return cached[1]
+        value = gbm_inputs(memory, classes)
+        self._gbm_cache = (key, value)
+        return value
+
     def memory_kernels(self) -> MemoryKernels:
         """The graphs as a class memory's kernels (EM statistics, quantisation, sampling)."""
         return MemoryKernels("onnxruntime", self.em_stats, self.quantize_levels, self.sample_words)
@@ -261,7 +274,7 @@ class OrtKernels:
         """What predictions rank (float64 (N, C)), the rule of the Numba runtime: graph
         ``scores`` when ``gbm_weight > 0`` and every class has a GBM mixture in
         ``memory``, else graph ``logits``."""
-        tables = gbm_inputs(memory, classes) if gbm_weight > 0 else None
+        tables = self.gbm_inputs(memory, classes) if gbm_weight > 0 else None
         if tables is None:
             return self.logits(z_words, weight, bias).astype(np.float64)
         return self.scores(z_words, weight, bias, *tables, gbm_weight)[1]
