@@ -28,6 +28,8 @@ DEVICE_MODULES = [
     "edgecl.device",
     "edgecl.device.learner",
     "edgecl.device.reports",
+    "edgecl.device.ort",
+    "edgecl.memory.backend",
     "edgecl.device.headstep",
     "edgecl.program",
     "edgecl.kernels.first_layer",
