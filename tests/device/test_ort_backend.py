@@ -320,3 +320,42 @@ def test_mnist_protocol_agreement_and_accuracy(tmp_path, bundle_maker):
     print(f"\nagreement {agree:.4f}, accuracy numba {acc_a:.4f}, onnxruntime {acc_b:.4f}")
     assert agree >= 0.995
     assert abs(acc_a - acc_b) <= 0.003
+
+
+def test_scores_pad_classes_with_fewer_components(kernels, bundle, stream):
+    from edgecl.device import Runtime
+    from edgecl.device.learner import HeadSettings, Learner
+    from edgecl.memory import GBMConfig, GBMMemory, GBMSize
+
+    rt = Runtime.load(bundle)
+    x, y, xt, _ = stream
+    z = rt.embed(x)
+    mem = GBMMemory(D, GBMConfig(components=3, bits=4))
+    mem.fit_class("a", z[y == 0], seed=0)
+    mem.fit_class("b", z[y == 1], seed=1, size=GBMSize(1, 2))
+    rng = np.random.default_rng(0)
+    w, b = rng.normal(size=(D, 2)).astype(np.float32), np.zeros(2, np.float32)
+    settings = HeadSettings(gbm_weight=0.3)
+    numba = Learner(D, ["a", "b"], w, b, memory=mem, settings=settings)
+    ort = Learner(
+        D, ["a", "b"], w, b, memory=mem, settings=settings, backend="onnxruntime", ort=kernels
+    )
+    zt = rt.embed(xt)
+    np.testing.assert_allclose(ort.gbm_log_likelihood(zt), numba.gbm_log_likelihood(zt), rtol=1e-5)
+    np.testing.assert_allclose(ort.scores(zt), numba.scores(zt), rtol=1e-5, atol=1e-4)
+
+
+def test_a_latent_buffer_learns_on_the_graphs(tmp_path, stream, bundle_maker):
+    from edgecl.device import Runtime
+    from edgecl.export.onnx_learn import add_learning_graphs
+
+    x, y, xt, _ = stream
+    m = y < 3
+    path = bundle_maker(tmp_path / "buf.ecl", x[m], y[m], ["c0", "c1", "c2"], memory="buffer")
+    add_learning_graphs(path)
+    a = Runtime.load(path)
+    b = Runtime.load(path, backend="onnxruntime")
+    for rt in (a, b):
+        rt.learn_class("c3", x[y == 3], seed=0)
+    np.testing.assert_allclose(b.head_weight, a.head_weight, atol=1e-5)
+    assert np.mean(a.predict(xt) == b.predict(xt)) >= 0.995
