@@ -63,8 +63,9 @@ GRAPHS = LEARNING_GRAPHS
 
 #: How to get a bundle that carries them (the refusal message says it).
 HOW_TO_EXPORT = (
-    "export it with the learning graphs: `edgecl export ... --onnx` (or `edgecl demo`), "
-    "or ExportConfig(graphs=True)"
+    "export it with the learning graphs: `edgecl export CHECKPOINT -o model.ecl --onnx "
+    "model.onnx` (or `edgecl demo`), or add them on the host with "
+    "edgecl.export.onnx_learn.add_learning_graphs(path)"
 )
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
