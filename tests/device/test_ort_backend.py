@@ -359,3 +359,19 @@ def test_a_latent_buffer_learns_on_the_graphs(tmp_path, stream, bundle_maker):
         rt.learn_class("c3", x[y == 3], seed=0)
     np.testing.assert_allclose(b.head_weight, a.head_weight, atol=1e-5)
     assert np.mean(a.predict(xt) == b.predict(xt)) >= 0.995
+
+
+def test_cli_learn_and_predict_on_onnxruntime(ort_bundle, stream, tmp_path, capsys):
+    from edgecl import cli
+    from edgecl.device import Runtime
+
+    x, y, xt, _ = stream
+    np.save(tmp_path / "new.npy", x[y == 4])
+    out = tmp_path / "learned.ecl"
+    argv = ["learn", str(ort_bundle), "--class", "c4", "--data", str(tmp_path / "new.npy")]
+    code = cli.main([*argv, "-o", str(out), "--backend", "onnxruntime", "-q"])
+    assert code == 0, capsys.readouterr().err
+    np.save(tmp_path / "test.npy", xt)
+    code = cli.main(["predict", str(out), "--data", str(tmp_path / "test.npy"), "--json"])
+    assert code == 0
+    assert list(Runtime.load(out, backend="onnxruntime").classes_) == ["c0", "c1", "c2", "c4"]
