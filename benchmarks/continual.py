@@ -163,8 +163,8 @@ def embed_bundle(bundle, data, steps: list[list[int]]) -> dict:
         "ytr": ytr.astype(np.int64),
         "zte": zte,
         "yte": yte.astype(np.int64),
-        "weight": rt.learner.weight.copy(),
-        "bias": rt.learner.bias.copy(),
+        "weight": rt.head_weight.copy(),
+        "bias": rt.head_bias.copy(),
         "n_bits": np.int64(rt.n_bits),
         "embed_us_per_image": np.float64(embed_s / len(xtr) * 1e6),
         "steps": json.dumps(steps),
@@ -279,15 +279,15 @@ def _accuracy(pred_fn, z, y, classes) -> float:
 
 
 def _sgd_head(w, b, z, y, settings, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Softmax head SGD on packed embeddings (the learner's step, edgecl.device.headstep)."""
-    from edgecl.device.headstep import head_step_t
+    """Softmax head SGD on packed embeddings (the learner's step, edgecl.kernels.head)."""
+    from edgecl.kernels.head import softmax_head_step
 
     bs = settings.batch_size
     for _ in range(settings.epochs):
         perm = rng.permutation(len(y))
         for i in range(0, len(y), bs):
             j = perm[i : i + bs]
-            w, b, _ = head_step_t(
+            w, b, _ = softmax_head_step(
                 np.ascontiguousarray(z[j]), w.shape[0], w, b, y[j], settings.lr,
                 weight_decay=settings.weight_decay,
             )  # fmt: skip

@@ -147,9 +147,8 @@ def bench_samples(
 
 
 def _restore(runtime: Any, saved: Any) -> None:
-    """Put a copy of ``saved`` (a Learner) back as the runtime's state."""
-    runtime.learner = saved.copy()
-    runtime._sync()
+    """Put the state of ``saved`` (a :meth:`Runtime.snapshot`) back."""
+    runtime.restore(saved)
 
 
 def _pos(**values: int) -> None:
@@ -197,7 +196,7 @@ def bench_latency(
         t = time.perf_counter()
         rt.predict(xi)
         times.append(time.perf_counter() - t)
-    saved = rt.learner.copy()
+    saved = rt.snapshot()
     name = fresh_class_name(rt)
     xl = x[:learn_samples]
     z = rt.embed(xl)
@@ -272,7 +271,7 @@ def bench_memory(
         "overhead_bytes": before.class_memory_bytes - (before.closed_form_bits or 0) // 8,
     }
     x, src = bench_samples(rt, learn_samples, data=data, source=source, seed=seed)
-    saved = rt.learner.copy()
+    saved = rt.snapshot()
     try:
         rep = rt.learn_class(fresh_class_name(rt), x[:learn_samples], seed=seed, trace_memory=True)
         learn = {
@@ -323,7 +322,7 @@ def warm_up(
     def learning() -> None:
         from edgecl.errors import BudgetError
 
-        saved = rt.learner.copy()
+        saved = rt.snapshot()
         name = fresh_class_name(rt)
         try:
             rt.learn_class(name, x[:8], epochs=1, seed=0, trace_memory=False)

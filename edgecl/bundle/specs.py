@@ -18,11 +18,12 @@ import numpy as np
 
 from edgecl.bundle.checks import need
 from edgecl.bundle.head import HEAD_BITS
-from edgecl.errors import BundleError
+from edgecl.errors import BundleError, InvalidTypeError, InvalidValueError
 from edgecl.memory.budget import POLICIES
+from edgecl.validate import MAX_NAME, check_class_name
 
-#: The longest class name, in characters (the rule of ``edgecl.device.learner.check_class_name``).
-MAX_CLASS_NAME = 128
+#: The longest class name, in characters (the rule of :func:`edgecl.validate.check_class_name`).
+MAX_CLASS_NAME = MAX_NAME
 #: Most values one input sample may hold (H * W * C).
 MAX_INPUT_VALUES = 1 << 24
 #: Bounds of the device's head training settings: a bundle outside them is refused.
@@ -70,16 +71,12 @@ def _section(d: object, what: str) -> Mapping[str, Any]:
 
 
 def class_name_error(name: object) -> str | None:
-    """What is wrong with a class name (None if nothing): a non-empty str of at most
-    :data:`MAX_CLASS_NAME` printable characters."""
-    if not isinstance(name, str):
-        return f"expected a class name as str, got {type(name).__name__}"
-    if not name or len(name) > MAX_CLASS_NAME or not name.isprintable():
-        shown = repr(name) if len(name) <= MAX_CLASS_NAME else f"{name[:40]!r}..."
-        return (
-            f"expected a non-empty printable class name of at most {MAX_CLASS_NAME} "
-            f"characters, got {shown} ({len(name)} characters)"
-        )
+    """What is wrong with a class name (None if nothing): the one rule of
+    :func:`edgecl.validate.check_class_name`."""
+    try:
+        check_class_name(name)
+    except (InvalidTypeError, InvalidValueError) as exc:
+        return str(exc)
     return None
 
 
@@ -174,20 +171,27 @@ class InputSpec:
         """
         h, w, c = self.shape
         if not isinstance(x, np.ndarray):
-            x = np.asarray(x)
+            try:
+                x = np.asarray(x)
+            except ValueError as exc:  # ragged nested lists
+                raise InvalidValueError(
+                    f"expected {self._expected()} samples of one shape, got: {exc}"
+                ) from exc
         if x.dtype == np.bool_ or not (
             np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)
         ):
-            raise TypeError(f"expected uint8 or float samples, got dtype {x.dtype}")
+            raise InvalidTypeError(f"expected uint8 or float samples, got dtype {x.dtype}")
         if x.ndim == 3 and c == 1 and x.shape[1:] == (h, w):
             x = x[..., None]
         if x.ndim != 4 or x.shape[1:] != (h, w, c):
-            raise ValueError(f"expected {self._expected()} samples, got {x.shape}")
+            raise InvalidValueError(f"expected {self._expected()} samples, got {x.shape}")
         if x.shape[0] == 0:
-            raise ValueError(f"expected at least one sample {self._expected()}, got {x.shape}")
+            raise InvalidValueError(
+                f"expected at least one sample {self._expected()}, got {x.shape}"
+            )
         out = x.astype(np.float32)  # a copy: the caller's array is never touched
         if np.issubdtype(x.dtype, np.floating) and not np.isfinite(out).all():
-            raise ValueError("expected finite sample values, got NaN or inf")
+            raise InvalidValueError("expected finite sample values, got NaN or inf")
         return out
 
     def normalize(self, x: np.ndarray) -> np.ndarray:

@@ -128,7 +128,7 @@ def _learn_target(args: argparse.Namespace) -> Path:
 
 
 def _check_name(rt: Any, name: str, update: bool) -> None:
-    from edgecl.device.learner import check_class_name
+    from edgecl.validate import check_class_name
 
     try:
         check_class_name(name)

@@ -10,7 +10,6 @@ what was expected.
 """
 
 from edgecl.data.cifar import load_cifar10, load_cifar100, read_cifar_batch
-from edgecl.data.errors import DataFormatError
 from edgecl.data.folder import load_image_files, load_image_folder
 from edgecl.data.idx import IDX_FILES, find_idx_file, load_idx_dataset, load_idx_pair, read_idx
 from edgecl.data.sample import load_mnist_sample, sample_dir
@@ -21,6 +20,7 @@ from edgecl.data.splits import (
     stratified_split,
     to_nchw,
 )
+from edgecl.errors import DataFormatError
 
 __all__ = [
     "IDX_FILES",

@@ -4,7 +4,7 @@ The python batches are pickles. Unpickling an arbitrary file can run code, so th
 host-side reader uses a *restricted* unpickler that accepts only what a CIFAR batch
 holds (dicts, lists, bytes, str, ints and NumPy arrays rebuilt from
 ``numpy.core.multiarray._reconstruct`` / ``ndarray`` / ``dtype``) and refuses every other
-global with :class:`~edgecl.data.errors.DataFormatError`. Nothing on the device side
+global with :class:`~edgecl.errors.DataFormatError`. Nothing on the device side
 reads pickles.
 
 Images come back as uint8 ``(n, 32, 32, 3)`` (height, width, channel) and labels as
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecl.data.errors import DataFormatError
+from edgecl.errors import DataFormatError
 
 __all__ = ["load_cifar10", "load_cifar100", "read_cifar_batch"]
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecl.data.errors import DataFormatError
+from edgecl.errors import DataFormatError
 
 __all__ = ["IMAGE_EXTENSIONS", "load_image_files", "load_image_folder"]
 

@@ -4,7 +4,7 @@ IDX format: two zero bytes, a type code (0x08 uint8, 0x09 int8, 0x0B int16, 0x0C
 0x0D float32, 0x0E float64), the number of dimensions, then each dimension as a
 big-endian int32, then the values in row-major, big-endian order. Gzip is recognised
 by its magic bytes, not by the file name. Every size is checked against the header:
-a truncated, over-long or corrupt file raises :class:`~edgecl.data.errors.DataFormatError`
+a truncated, over-long or corrupt file raises :class:`~edgecl.errors.DataFormatError`
 naming the file and what was expected.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecl.data.errors import DataFormatError
+from edgecl.errors import DataFormatError
 
 __all__ = ["IDX_FILES", "find_idx_file", "load_idx_dataset", "load_idx_pair", "read_idx"]
 

@@ -4,9 +4,10 @@
 layers with the bit kernels of :mod:`edgecl.kernels`. Nothing here imports torch.
 """
 
-from edgecl.device.learner import HeadSettings, Learner
+from edgecl.device.head import HeadSettings
+from edgecl.device.learner import Learner
 from edgecl.device.reports import LearnReport, MemoryReport
-from edgecl.device.runtime import InputSpec, Runtime, run_layers
+from edgecl.device.runtime import InputSpec, Runtime, RuntimeSnapshot, run_layers
 
 __all__ = [
     "HeadSettings",
@@ -15,5 +16,6 @@ __all__ = [
     "Learner",
     "MemoryReport",
     "Runtime",
+    "RuntimeSnapshot",
     "run_layers",
 ]

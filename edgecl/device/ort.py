@@ -95,10 +95,12 @@ def splitmix_uniforms(m_count: int, n_bits: int, seed: int) -> np.ndarray:
     return lanes.reshape(m_count, n_draws * 4)[:, :n_bits].astype(np.float32)
 
 
-def graph_arrays(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> dict[str, bytes]:
-    """The bytes of every graph the bundle's ``graphs`` section names; ``BundleError``
-    (saying how to export one) when the bundle carries none or misses one."""
-    refs = manifest.get("graphs")
+def graph_arrays(
+    refs: Mapping[str, str] | None, arrays: Mapping[str, np.ndarray]
+) -> dict[str, bytes]:
+    """The bytes of every graph a bundle's ``graphs`` section (``refs``: graph name ->
+    array name, None when absent) names; ``BundleError`` (saying how to export one) when
+    the bundle carries none or misses one."""
     if not refs:
         raise BundleError(
             "expected a bundle with the onnxruntime learning graphs for backend='onnxruntime', "

@@ -9,10 +9,17 @@ stored bytes.
 from __future__ import annotations
 
 import copy
+import tracemalloc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["LearnReport", "MemoryReport", "format_bytes"]
+if TYPE_CHECKING:  # types only: head and memory never import this module's callers
+    from edgecl.device.head import Head
+    from edgecl.memory import ClassMemory
+
+__all__ = ["LearnReport", "MemoryReport", "format_bytes", "memory_report", "peak_tracer"]
 
 
 def format_bytes(n: int | None) -> str:
@@ -156,3 +163,76 @@ class MemoryReport:
         for name, nbytes in self.parts.items():
             lines.append(f"  {name:<20} {nbytes:>10} B")
         return "\n".join(lines)
+
+
+def memory_report(
+    head: Head,
+    memory: ClassMemory | None,
+    budget_bytes: int | None,
+    policy: str,
+    peak_bytes: int | None,
+) -> MemoryReport:
+    """The :class:`MemoryReport` of a head and a class memory under a budget."""
+    parts: dict[str, int] = {}
+    per_class: list[dict[str, Any]] = []
+    closed_bits: int | None = None
+    formula: str | None = None
+    class_bytes = 0
+    if memory is not None:
+        class_bytes = int(memory.nbytes)
+        _, arrays = memory.to_state()
+        for key in sorted(arrays):
+            parts[f"memory.{key}"] = int(arrays[key].nbytes)
+        for c in memory.classes:
+            per_class.append(
+                {
+                    "name": c,
+                    "size": memory.class_size(c).to_dict(),
+                    "bytes": int(memory.class_nbytes(c)),
+                }
+            )
+        closed_bits = int(memory.closed_form_bits())
+        formula = memory.closed_form
+    for key, arr in head.stored_arrays().items():
+        parts[f"head.{key}"] = int(arr.nbytes)  # as stored (float32, float16, int8)
+    stored = class_bytes + head.nbytes
+    return MemoryReport(
+        n_bits=head.n_bits,
+        n_classes=len(head.classes),
+        classes=head.classes,
+        memory_kind=None if memory is None else memory.kind,
+        stored_bytes=stored,
+        class_memory_bytes=class_bytes,
+        head_bytes=head.nbytes,
+        head_bytes_per_class=head.bytes_per_class,
+        budget_bytes=budget_bytes,
+        policy=policy,
+        headroom_bytes=None if budget_bytes is None else budget_bytes - stored,
+        parts=parts,
+        per_class=tuple(per_class),
+        closed_form_bits=closed_bits,
+        closed_form=formula,
+        peak_bytes=peak_bytes,
+    )
+
+
+@contextmanager
+def peak_tracer(enabled: bool) -> Iterator[list[int | None]]:
+    """Yield a one-item list that receives the traced peak bytes of the block (numpy's
+    allocations are traced; a tracer already running is reused, its peak reset); None
+    when not ``enabled``."""
+    out: list[int | None] = [None]
+    if not enabled:
+        yield out
+        return
+    started = not tracemalloc.is_tracing()
+    if started:
+        tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    try:
+        yield out
+    finally:
+        out[0] = max(0, tracemalloc.get_traced_memory()[1] - base)
+        if started:
+            tracemalloc.stop()

@@ -21,24 +21,34 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
-import tracemalloc
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgecl.bundle import BundleInfo, InputSpec, read_bundle, validate_manifest, write_bundle
-from edgecl.device.learner import Learner, check_class_name
-from edgecl.device.reports import LearnReport, MemoryReport
+from edgecl.bundle import (
+    BudgetSpec,
+    BundleInfo,
+    InputSpec,
+    Manifest,
+    read_bundle,
+    write_bundle,
+)
+from edgecl.device.learner import Learner
+from edgecl.device.persist import learner_from_manifest
+from edgecl.device.reports import LearnReport, MemoryReport, peak_tracer
+from edgecl.errors import InvalidTypeError, InvalidValueError
 from edgecl.kernels.bits import n_words
 from edgecl.program import LayerKernels, parse_layers, reference_kernels, run_layers
+from edgecl.validate import pos_int
 
 __all__ = [
     "InputSpec",
     "LayerKernels",
     "Runtime",
+    "RuntimeSnapshot",
     "embed_reference",
     "logits_reference",
     "run_layers",
@@ -70,33 +80,24 @@ def logits_reference(rt: Runtime, x: object) -> np.ndarray:
     return binary_float_dense_reference(z, rt.head_weight, rt.n_bits) + rt.head_bias
 
 
-@contextmanager
-def _peak(enabled: bool) -> Iterator[list[int | None]]:
-    """Yield a one-item list receiving the block's traced peak bytes (None if disabled)."""
-    out: list[int | None] = [None]
-    if not enabled:
-        yield out
-        return
-    started = not tracemalloc.is_tracing()
-    if started:
-        tracemalloc.start()
-    tracemalloc.reset_peak()
-    base = tracemalloc.get_traced_memory()[0]
-    try:
-        yield out
-    finally:
-        out[0] = max(0, tracemalloc.get_traced_memory()[1] - base)
-        if started:
-            tracemalloc.stop()
+@dataclass(frozen=True)
+class RuntimeSnapshot:
+    """The learned state of a :class:`Runtime` (head, classes, class memory, budget) at one
+    moment, for :meth:`Runtime.restore`. Independent of the runtime: later calls change
+    neither, and one snapshot can be restored any number of times."""
+
+    learner: Learner
 
 
 class Runtime:
-    """A loaded device bundle: ``embed``, ``predict``, ``predict_proba``.
+    """A loaded device bundle: ``embed``, ``predict``, ``predict_proba``, and the learning
+    verbs ``learn_class``, ``update_class``, ``forget_class`` (GBM §3.2).
 
-    ``classes_`` names the head's rows (the columns of :meth:`predict_proba`);
-    ``manifest`` is the bundle's manifest and ``input_spec`` its :class:`InputSpec`.
-    The learning verbs (``learn_class``, ``memory``, ``save``) extend this class in
-    :mod:`edgecl.device.learner`.
+    ``classes_`` names the head's columns (the columns of :meth:`predict_proba`);
+    ``manifest`` is the bundle's manifest and ``input_spec`` its :class:`InputSpec`. The
+    runtime owns its state through one :class:`~edgecl.device.learner.Learner` (head, class
+    memory, budget): ``classes_``, ``head_weight`` and ``head_bias`` are read-only views of
+    it, :meth:`snapshot` / :meth:`restore` save and bring back the whole of it.
     """
 
     def __init__(
@@ -109,26 +110,24 @@ class Runtime:
         backend: str = "numba",
         budget_bytes: int | None = None,
     ) -> None:
-        validate_manifest(manifest, arrays)
+        threads = pos_int(threads, "threads")
+        self._typed = Manifest.from_dict(manifest, arrays)  # the validation
         self.manifest: dict[str, Any] = dict(manifest)
         self.arrays: dict[str, np.ndarray] = dict(arrays)
         self.path = Path(path) if path is not None else None
         self.threads = int(threads)
-        self.input_spec = InputSpec.from_manifest(manifest["input"])
+        self.input_spec: InputSpec = self._typed.input
         self.layers: list[Mapping[str, Any]] = list(manifest["layers"])
-        self.n_bits = int(manifest["embedding"]["bits"])
-        self.classes_ = np.asarray(manifest["classes"], dtype=str)
+        self.n_bits = self._typed.embedding.bits
         # the learning half (edgecl.device.learner): head, class memory, budget; with
         # backend="onnxruntime" it holds the bundle's graphs (edgecl.device.ort.OrtKernels)
-        self.learner = Learner.from_manifest(
-            manifest, arrays, backend=backend, budget_bytes=budget_bytes, threads=threads
+        self.learner = learner_from_manifest(
+            self._typed, arrays, backend=backend, budget_bytes=budget_bytes, threads=threads
         )
+        self.backend = backend
         self._ort = self.learner.ort
         if self._ort is None:
-            from edgecl.kernels.float_dense import binary_float_dense  # (Numba)
-            from edgecl.program.compile import compile_program
-
-            self._float_dense = binary_float_dense
+            from edgecl.program.compile import compile_program  # (Numba)
 
             # F as one callable, the first conv+threshold+pool fused (edgecl.program.compile)
             self._program = compile_program(
@@ -136,9 +135,6 @@ class Runtime:
                 self.arrays,
                 threads=self.threads,
             )
-        self.backend = backend
-        # the head as float32 (D, C), whatever precision the bundle stores it at
-        self.head_weight, self.head_bias = self.learner.weight, self.learner.bias
 
     @classmethod
     def load(
@@ -156,10 +152,44 @@ class Runtime:
         them is refused). ``budget_bytes`` lowers the bundle's budget (never raises it;
         ``BudgetError`` if the bundle already stores more).
         """
+        if not isinstance(path, (str, os.PathLike)):
+            raise InvalidTypeError(
+                f"expected a bundle path as str or os.PathLike, got {type(path).__name__}"
+            )
         manifest, arrays = read_bundle(path)
         return cls(
             manifest, arrays, path=path, threads=threads, backend=backend, budget_bytes=budget_bytes
         )
+
+    # -- state (read-only views of the learner) ------------------------------------------
+
+    @property
+    def classes_(self) -> np.ndarray:
+        """The class names, in the order of the head's columns (an array of str)."""
+        return np.asarray(self.learner.classes, dtype=str)
+
+    @property
+    def head_weight(self) -> np.ndarray:
+        """The head weight as float32 (D, C), whatever precision the bundle stores it at."""
+        return self.learner.weight
+
+    @property
+    def head_bias(self) -> np.ndarray:
+        return self.learner.bias
+
+    def snapshot(self) -> RuntimeSnapshot:
+        """The learned state now (a copy), for :meth:`restore`."""
+        return RuntimeSnapshot(self.learner.copy())
+
+    def restore(self, snapshot: RuntimeSnapshot) -> None:
+        """Bring back the learned state of :meth:`snapshot` (the snapshot stays reusable)."""
+        if not isinstance(snapshot, RuntimeSnapshot):
+            raise InvalidTypeError(f"expected a RuntimeSnapshot, got {type(snapshot).__name__}")
+        if snapshot.learner.n_bits != self.n_bits:
+            raise InvalidValueError(
+                f"expected a snapshot of a D={self.n_bits} runtime, got D={snapshot.learner.n_bits}"
+            )
+        self.learner = snapshot.learner.copy()
 
     # -- forward -----------------------------------------------------------------------
 
@@ -177,10 +207,7 @@ class Runtime:
 
     def logits_from_embedding(self, z_words: np.ndarray) -> np.ndarray:
         """Head logits ``z @ W + b`` (float32 (n, n_classes)) for packed embeddings."""
-        if self._ort is not None:
-            return self.learner.logits(z_words)
-        y = self._float_dense(z_words, self.head_weight, self.n_bits, threads=self.threads)
-        return y + self.head_bias
+        return self.learner.logits(z_words)
 
     def logits(self, x: object) -> np.ndarray:
         """Head logits (float32 (n, n_classes)), columns in ``classes_`` order."""
@@ -203,11 +230,6 @@ class Runtime:
 
     # -- learning (delegated to edgecl.device.learner.Learner) --------------------------
 
-    def _sync(self) -> None:
-        lr = self.learner
-        self.head_weight, self.head_bias = lr.weight, lr.bias
-        self.classes_ = np.asarray(lr.classes, dtype=str)
-
     def _embed_timed(self, x: object) -> tuple[np.ndarray, float]:
         t0 = time.perf_counter()
         z = self.embed(x)
@@ -228,14 +250,11 @@ class Runtime:
         adapt: shrink and report it), fit the class memory, retrain the head on the new
         samples and pseudo-exemplars of every old class in class-balanced batches (eq. 4),
         then commit. A failure leaves the runtime unchanged. ``trace_memory`` measures the
-        call's peak working memory with tracemalloc (slower; ``memory().peak_bytes``)."""
-        name = check_class_name(name)
-        if name in self.learner.classes:
-            raise ValueError(
-                f"expected a new class name, got {name!r} which is already learned "
-                "(update_class adds samples to it)"
-            )
-        with _peak(trace_memory) as peak:
+        call's peak working memory with tracemalloc (slower; ``memory().peak_bytes``).
+        A name already learned raises :class:`~edgecl.errors.ClassExistsError` before the
+        samples are embedded."""
+        self.learner.check_name(name, "learn")  # before the samples are embedded
+        with peak_tracer(trace_memory) as peak:
             z, t_embed = self._embed_timed(x)
             report = self.learner.learn(
                 name,
@@ -246,7 +265,6 @@ class Runtime:
                 progress=progress,
                 _embed_s=t_embed,
             )
-        self._sync()
         if peak[0] is not None:
             self.learner.last_peak_bytes = peak[0]
             report = dataclasses.replace(report, peak_bytes=peak[0])
@@ -261,24 +279,18 @@ class Runtime:
         seed: int | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> LearnReport:
-        """Add samples to a learned class (its memory refit, the head retrained)."""
-        name = check_class_name(name)
-        if name not in self.learner.classes:
-            raise KeyError(
-                f"expected a learned class, got {name!r} (classes: {self.classes_.tolist()})"
-            )
+        """Add samples to a learned class (its memory refit, the head retrained); an
+        unknown name raises :class:`~edgecl.errors.UnknownClassError` before the samples
+        are embedded."""
+        self.learner.check_name(name, "update")  # before the samples are embedded
         z, t_embed = self._embed_timed(x)
-        report = self.learner.update(
+        return self.learner.update(
             name, z, epochs=epochs, seed=seed, progress=progress, _embed_s=t_embed
         )
-        self._sync()
-        return report
 
     def forget_class(self, name: str) -> MemoryReport:
         """Drop a class (its head row and class memory); returns the memory report."""
-        report = self.learner.forget(name)
-        self._sync()
-        return report
+        return self.learner.forget(name)
 
     def memory(self) -> MemoryReport:
         """Stored bytes per part, budget, closed-form figures, peak of the last learn_class."""
@@ -287,12 +299,25 @@ class Runtime:
     def save(self, path: str | os.PathLike[str] | None = None) -> BundleInfo:
         """Write the bundle atomically (classes, head, class memory and budget updated) to
         ``path`` or, by default, the file it was loaded from."""
+        if path is not None and not isinstance(path, (str, os.PathLike)):
+            raise InvalidTypeError(
+                f"expected a path as str or os.PathLike, got {type(path).__name__}"
+            )
         target = self.path if path is None else Path(path)
         if target is None:
-            raise ValueError("expected a path to save to, got none (not loaded from a file)")
-        manifest, arrays = self.learner.manifest_update(self.manifest, self.arrays)
-        info = write_bundle(target, manifest, arrays, overwrite=True)
+            raise InvalidValueError("expected a path to save to, got none (not loaded from a file)")
+        lr = self.learner
+        typed, arrays = self._typed.with_state(
+            self.arrays,
+            classes=lr.classes,
+            head_weight=lr.weight,
+            head_bias=lr.bias,
+            memory=lr.memory,
+            budget=BudgetSpec(lr.budget_bytes, lr.policy),
+        )
+        info = write_bundle(target, typed.to_dict(), arrays, overwrite=True)
         self.manifest, self.arrays, self.path = dict(info.manifest), arrays, Path(target)
+        self._typed = typed
         return info
 
     def __repr__(self) -> str:

@@ -2,7 +2,9 @@
 
 (a) :func:`forward_model`: raw samples ``x`` float32 (N, H, W, C) (0..255, as the data
 loaders give them, cast to float32) -> ``logits`` (N, n_classes) and ``embedding``
-(N, D) {0,1} float32, in standard ops only. Binary layers are ±1 ``Conv``/``MatMul`` in
+(N, D) {0,1} float32, and ``scores`` (N, n_classes): what ``Runtime.predict`` ranks (the
+logits, or with the head's ``gbm_weight`` the GBM term added, :mod:`edgecl.export.onnx_gbm`),
+in standard ops only. Binary layers are ±1 ``Conv``/``MatMul`` in
 float32 (their sums are integers of magnitude <= fan-in, exact below 2^24), the folded
 BatchNorm + sign thresholds are comparisons (``s * v >= s * t`` with ``s = -1`` where
 the channel flips), activations between binary layers are ±1 floats and max-pools
@@ -30,6 +32,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from edgecl.bundle import head_weight, read_bundle, validate_manifest
 from edgecl.export._onnx import make_model
+from edgecl.export.onnx_gbm import scores_nodes
 from edgecl.kernels.bits import WORD_BITS, unpack_bits
 from edgecl.program.ops import (
     Affine,
@@ -214,6 +217,9 @@ def forward_model(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray])
     logits = g.op("Add", [logits, g.const(np.asarray(arrays[head["bias"]], np.float32), "hb")])
     g.nodes.append(helper.make_node("Identity", [emb], ["embedding"]))
     g.nodes.append(helper.make_node("Identity", [logits], ["logits"]))
+    nodes, init = scores_nodes(manifest, arrays, embedding=emb, logits=logits)
+    g.nodes += nodes
+    g.init += init
     d, n_cls = int(manifest["embedding"]["bits"]), len(manifest["classes"])
     graph = helper.make_graph(
         g.nodes,
@@ -222,10 +228,13 @@ def forward_model(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray])
         [
             helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", n_cls]),
             helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["batch", d]),
+            helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", n_cls]),
         ],
         initializer=g.init,
     )
-    return make_model(graph, doc="edgecl forward graph: raw samples -> logits, embedding bits")
+    return make_model(
+        graph, doc="edgecl forward graph: raw samples -> logits, embedding bits, scores"
+    )
 
 
 def export_onnx(

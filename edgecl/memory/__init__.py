@@ -15,6 +15,7 @@ The protocol (``memory`` is a GBMMemory or a LatentBuffer)::
     LatentBuffer(n_bits, LatentBufferConfig(per_class=20, selection="random" | "herding"))
 
     memory.kind                      "gbm" | "buffer"
+    memory.closed_form               "K·D·n_c·q" | "E·D·n_c" (the papers' size formula)
     memory.n_bits, memory.config     D, the frozen config
     memory.classes                   tuple of names, insertion order
     memory.fit_class(name, z_words, *, seed=None, size=None)   new class; refuses an existing
@@ -29,6 +30,7 @@ The protocol (``memory`` is a GBMMemory or a LatentBuffer)::
     memory.class_nbytes(name)        stored bytes of one class
     memory.nbytes_for(n_samples=None, size=None)   bytes a new class would take
     memory.nbytes_after_add(name, n_samples)       whole memory after add_samples
+                                     (an unknown name: UnknownClassError, a KeyError)
     memory.closed_form_bits()        the papers' M = K*D*n_c*q (GBM) / E*D*n_c (buffer) bits
     memory.default_size() / class_size(name) / smaller_size(size) / size_nbytes(size, n)
     memory.class_nbytes_at(name, size) / resize_class(name, size, *, seed=None)
@@ -40,9 +42,10 @@ The protocol (``memory`` is a GBMMemory or a LatentBuffer)::
                                      bit-exact; BundleError on a bad shape, dtype or spec
     memory.copy()                    deep copy
 
-GBM only: ``prototypes(name)`` (dequantized mu), ``mixing_weights(name)``, ``count(name)``,
-``joint_pi()`` (pi normalised across classes by counts, §3.2) and ``log_likelihood(z_words)``
-(N, n_classes) — the class mixtures as a generative classifier / novelty score. Buffer only:
+GBM only (:class:`GenerativeMemory`): ``prototypes(name)`` (dequantized mu),
+``mixing_weights(name)``, ``count(name)``, ``joint_pi()`` (pi normalised across classes by
+counts, §3.2) and ``log_likelihood(z_words, classes=None)`` (N, n_classes) — the class
+mixtures as a generative classifier / novelty score (the device's ``gbm_weight`` term). Buffer only:
 ``exemplars(name)``, ``count(name)``.
 
 Bytes (one rule, :func:`stored_nbytes`: each stored row of bits is padded to whole uint64
@@ -53,12 +56,14 @@ words). GBM per class: ``8*n_words(K*D*q)`` (prototype stream) + ``4*K`` (pi, fl
 Budget (:mod:`edgecl.memory.budget`): ``Budget(bytes, policy="strict"|"adapt")``,
 ``plan_class_addition(memory, budget, *, name, n_samples, other_stored_bytes,
 extra_bytes_per_class) -> Plan`` (strict raises ``BudgetError``; adapt shrinks, oldest-largest
-first), ``apply_plan(memory, plan, *, seed) -> new memory``, and
+first), ``apply_plan(memory, plan, *, seed) -> new memory``, ``plan_update(memory, budget, *,
+name, n_samples, other_stored_bytes) -> UpdatePlan`` (adding samples to a class), and
 ``add_class_within_budget(memory, name, z_words, budget, ...) -> (new memory, plan)``.
 
-Batches (:mod:`edgecl.memory.batches`, eq. 4): ``class_balanced_counts(batch_size,
-new_classes, old_classes, *, step=0)`` and ``balanced_batches(memory, new, *, batch_size,
-epochs=1, class_index=None, seed=None)`` yielding ``(words, labels)``.
+Batches (:mod:`edgecl.memory.batches`, eq. 4, the one scheduler the device trains on):
+``class_balanced_counts(batch_size, new_classes, old_classes, *, step=0)`` and
+``balanced_batches(memory, new, *, batch_size, epochs=1, class_index=None, seed=None)``
+yielding ``(words, labels)`` (``len()`` = number of batches).
 
 Baselines on the same embeddings (:mod:`edgecl.memory.baselines`): ``NearestPrototype``
 (Hamming, majority bits) and ``StreamingLDA`` (Hayes & Kanan 2020).
@@ -67,70 +72,40 @@ Baselines on the same embeddings (:mod:`edgecl.memory.baselines`): ``NearestProt
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import numpy as np
 
 from edgecl.errors import BundleError
 from edgecl.memory._common import stored_nbytes
 from edgecl.memory.baselines import NearestPrototype, StreamingLDA
-from edgecl.memory.batches import BalancedCounts, balanced_batches, class_balanced_counts
+from edgecl.memory.batches import (
+    BalancedBatches,
+    BalancedCounts,
+    balanced_batches,
+    batches_per_epoch,
+    class_balanced_counts,
+)
 from edgecl.memory.budget import (
     Budget,
     Plan,
     Shrink,
+    UpdatePlan,
     add_class_within_budget,
     apply_plan,
     plan_class_addition,
+    plan_update,
 )
 from edgecl.memory.buffer import BufferSize, LatentBuffer, LatentBufferConfig
 from edgecl.memory.em import EMResult, fit_bmm
 from edgecl.memory.gbm import GBMConfig, GBMMemory, GBMSize
+from edgecl.memory.protocol import ClassMemory, GenerativeMemory
 from edgecl.memory.quantize import dequantize, quantize
-
-
-@runtime_checkable
-class ClassMemory(Protocol):
-    """What every class memory offers (see the module docstring)."""
-
-    kind: str
-
-    @property
-    def n_bits(self) -> int: ...
-
-    @property
-    def classes(self) -> tuple[str, ...]: ...
-
-    @property
-    def nbytes(self) -> int: ...
-
-    def fit_class(
-        self, name: str, z_words: np.ndarray, *, seed: Any = None, size: Any = None
-    ) -> None: ...
-
-    def add_samples(self, name: str, z_words: np.ndarray, *, seed: Any = None) -> None: ...
-
-    def remove_class(self, name: str) -> None: ...
-
-    def sample(
-        self, counts: Mapping[str, int], *, seed: Any = None, rng: Any = None
-    ) -> tuple[np.ndarray, np.ndarray]: ...
-
-    def class_nbytes(self, name: str) -> int: ...
-
-    def nbytes_for(self, n_samples: int | None = None, size: Any = None) -> int: ...
-
-    def closed_form_bits(self) -> int: ...
-
-    def to_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]: ...
-
-    def copy(self) -> Any: ...
-
 
 MEMORY_KINDS = {"gbm": GBMMemory, "buffer": LatentBuffer}
 
 
-def memory_from_state(spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> Any:
+def memory_from_state(spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> ClassMemory:
     """Rebuild a class memory from ``to_state()``'s output, dispatching on ``spec["kind"]``."""
     kind = spec.get("kind") if isinstance(spec, Mapping) else None
     if kind not in MEMORY_KINDS:
@@ -139,6 +114,7 @@ def memory_from_state(spec: Mapping[str, Any], arrays: Mapping[str, np.ndarray])
 
 
 __all__ = [
+    "BalancedBatches",
     "BalancedCounts",
     "Budget",
     "BufferSize",
@@ -147,6 +123,7 @@ __all__ = [
     "GBMConfig",
     "GBMMemory",
     "GBMSize",
+    "GenerativeMemory",
     "LatentBuffer",
     "LatentBufferConfig",
     "MEMORY_KINDS",
@@ -154,14 +131,17 @@ __all__ = [
     "Plan",
     "Shrink",
     "StreamingLDA",
+    "UpdatePlan",
     "add_class_within_budget",
     "apply_plan",
     "balanced_batches",
+    "batches_per_epoch",
     "class_balanced_counts",
     "dequantize",
     "fit_bmm",
     "memory_from_state",
     "plan_class_addition",
+    "plan_update",
     "quantize",
     "stored_nbytes",
 ]

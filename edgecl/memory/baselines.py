@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgecl.errors import ClassExistsError, InvalidValueError, UnknownClassError
 from edgecl.kernels.bits import n_words, pack_bits, unpack_bits
-from edgecl.memory._common import check_name, check_words
+from edgecl.validate import check_class_name, check_words, pos_int
 
 
 class NearestPrototype:
     """Nearest class prototype by Hamming distance; ``fit_class`` / ``update`` / ``predict``."""
 
     def __init__(self, n_bits: int) -> None:
-        if isinstance(n_bits, bool) or not isinstance(n_bits, (int, np.integer)) or n_bits < 1:
-            raise ValueError(f"expected n_bits as an int >= 1, got {n_bits!r}")
-        self.n_bits = int(n_bits)
+        self.n_bits = pos_int(n_bits, "n_bits")
         self._ones: dict[str, np.ndarray] = {}  # per-class bit counts (int64, D)
         self._n: dict[str, int] = {}
         self._protos = np.zeros((0, n_words(self.n_bits)), np.uint64)
@@ -44,9 +43,11 @@ class NearestPrototype:
         self._protos = pack_bits(np.array(rows)) if rows else np.zeros(shape, np.uint64)
 
     def fit_class(self, name: str, z_words: np.ndarray) -> None:
-        check_name(name)
+        check_class_name(name)
         if name in self._ones:
-            raise ValueError(f"expected a new class name, got {name!r} which is already stored")
+            raise ClassExistsError(
+                f"expected a new class name, got {name!r} which is already stored"
+            )
         z = check_words(z_words, self.n_bits)
         self._ones[name] = unpack_bits(z, self.n_bits).sum(axis=0, dtype=np.int64)
         self._n[name] = z.shape[0]
@@ -55,7 +56,9 @@ class NearestPrototype:
     def update(self, name: str, z_words: np.ndarray) -> None:
         """Add samples to a stored class (the majority is over every sample seen)."""
         if name not in self._ones:
-            raise KeyError(f"expected a stored class, got {name!r}")
+            raise UnknownClassError(
+                f"expected a stored class, got {name!r} (stored: {list(self._ones)})"
+            )
         z = check_words(z_words, self.n_bits)
         self._ones[name] = self._ones[name] + unpack_bits(z, self.n_bits).sum(axis=0)
         self._n[name] += z.shape[0]
@@ -66,7 +69,7 @@ class NearestPrototype:
 
     def distances(self, z_words: np.ndarray) -> np.ndarray:
         if not self._ones:
-            raise ValueError("expected at least one class before predicting, got none")
+            raise InvalidValueError("expected at least one class before predicting, got none")
         from edgecl.kernels.bmm import hamming_distances  # (Numba, loaded on first use)
 
         return hamming_distances(check_words(z_words, self.n_bits), self._protos, self.n_bits)
@@ -80,10 +83,9 @@ class StreamingLDA:
     """Streaming LDA with a shared covariance (Hayes & Kanan 2020) on {0,1} embeddings."""
 
     def __init__(self, n_bits: int, *, shrinkage: float = 1e-4) -> None:
-        if isinstance(n_bits, bool) or not isinstance(n_bits, (int, np.integer)) or n_bits < 1:
-            raise ValueError(f"expected n_bits as an int >= 1, got {n_bits!r}")
+        n_bits = pos_int(n_bits, "n_bits")
         if not (isinstance(shrinkage, (int, float)) and 0.0 <= shrinkage <= 1.0):
-            raise ValueError(f"expected shrinkage in [0, 1], got {shrinkage!r}")
+            raise InvalidValueError(f"expected shrinkage in [0, 1], got {shrinkage!r}")
         self.n_bits = int(n_bits)
         self.shrinkage = float(shrinkage)
         self._means: dict[str, np.ndarray] = {}
@@ -120,16 +122,20 @@ class StreamingLDA:
         self._model = None
 
     def fit_class(self, name: str, z_words: np.ndarray) -> None:
-        check_name(name)
+        check_class_name(name)
         if name in self._means:
-            raise ValueError(f"expected a new class name, got {name!r} which is already stored")
+            raise ClassExistsError(
+                f"expected a new class name, got {name!r} which is already stored"
+            )
         z = check_words(z_words, self.n_bits)
         self._merge(name, unpack_bits(z, self.n_bits).astype(np.float64))
 
     def update(self, name: str, z_words: np.ndarray) -> None:
         """Stream more samples of a stored class in."""
         if name not in self._means:
-            raise KeyError(f"expected a stored class, got {name!r}")
+            raise UnknownClassError(
+                f"expected a stored class, got {name!r} (stored: {list(self._means)})"
+            )
         z = check_words(z_words, self.n_bits)
         self._merge(name, unpack_bits(z, self.n_bits).astype(np.float64))
 
@@ -146,7 +152,7 @@ class StreamingLDA:
 
     def decision_function(self, z_words: np.ndarray) -> np.ndarray:
         if not self._means:
-            raise ValueError("expected at least one class before predicting, got none")
+            raise InvalidValueError("expected at least one class before predicting, got none")
         z = check_words(z_words, self.n_bits)
         w, b = self._fit_model()
         return unpack_bits(z, self.n_bits).astype(np.float64) @ w.T + b

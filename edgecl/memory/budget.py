@@ -16,6 +16,8 @@ head's existing rows) and ``extra_bytes_per_class`` (the head's row for the new 
 
 ``plan_class_addition`` only computes; ``apply_plan`` returns a resized copy of the memory
 (never mutating its input) ready for ``fit_class(name, z, size=plan.new_class_size)``.
+``plan_update`` checks adding samples to a class (``add_samples``; both policies refuse
+what does not fit: a class is never shrunk to make room for its own samples).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from edgecl.errors import BudgetError
+from edgecl.errors import BudgetError, ClassExistsError, InvalidTypeError, InvalidValueError
+from edgecl.memory.protocol import ClassMemory
+from edgecl.validate import as_generator, pos_int
 
 POLICIES = ("strict", "adapt")
 
@@ -38,11 +42,9 @@ class Budget:
     policy: str = "strict"
 
     def __post_init__(self) -> None:
-        b = self.bytes
-        if isinstance(b, bool) or not isinstance(b, (int, np.integer)) or b <= 0:
-            raise ValueError(f"expected budget bytes as an int > 0, got {b!r}")
+        object.__setattr__(self, "bytes", pos_int(self.bytes, "budget bytes"))
         if self.policy not in POLICIES:
-            raise ValueError(f"expected budget policy in {POLICIES}, got {self.policy!r}")
+            raise InvalidValueError(f"expected budget policy in {POLICIES}, got {self.policy!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"bytes": int(self.bytes), "policy": self.policy}
@@ -53,7 +55,7 @@ class Shrink:
     """One class stored at a smaller size: what adapt gave up."""
 
     name: str
-    before: Any  # GBMSize | BufferSize
+    before: Any  # the memory's size type: GBMSize | BufferSize
     after: Any
     bytes_before: int
     bytes_after: int
@@ -105,6 +107,22 @@ class Plan:
     def gave_up(self) -> bool:
         return bool(self.changes) or self.new_class_shrunk
 
+    def given_up(self) -> tuple[dict[str, Any], ...]:
+        """What the plan gives up, one dict per class (its ``Shrink.to_dict()`` and a
+        ``description``; the new class last when it is stored below the default size)."""
+        items = [{**ch.to_dict(), "description": str(ch)} for ch in self.changes]
+        if self.new_class_shrunk:
+            items.append(
+                {
+                    "name": self.name,
+                    "before": self.default_size.to_dict(),
+                    "after": self.new_class_size.to_dict(),
+                    "description": f"new class {self.name} stored at {self.new_class_size} "
+                    f"instead of {self.default_size}",
+                }
+            )
+        return tuple(items)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -138,13 +156,11 @@ class Plan:
 
 
 def _nonneg(value: Any, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"expected {what} as an int >= 0, got {value!r}")
-    return int(value)
+    return pos_int(value, what, 0)
 
 
 def plan_class_addition(
-    memory: Any,
+    memory: ClassMemory,
     budget: Budget,
     *,
     name: str = "<new>",
@@ -159,13 +175,13 @@ def plan_class_addition(
     ``part`` = "class memory (<kind>)") when it cannot fit. Changes nothing.
     """
     if not isinstance(budget, Budget):
-        raise TypeError(f"expected a Budget, got {type(budget).__name__}")
+        raise InvalidTypeError(f"expected a Budget, got {type(budget).__name__}")
     other = _nonneg(other_stored_bytes, "other_stored_bytes")
     extra = _nonneg(extra_bytes_per_class, "extra_bytes_per_class")
     if n_samples is not None:
         n_samples = _nonneg(n_samples, "n_samples")
     if name in memory.classes:
-        raise ValueError(f"expected a new class name, got {name!r} which is already stored")
+        raise ClassExistsError(f"expected a new class name, got {name!r} which is already stored")
     part = f"class memory ({memory.kind})"
     mem_now = int(memory.nbytes)
     free = budget.bytes - mem_now - other
@@ -238,27 +254,98 @@ def plan_class_addition(
     )
 
 
-def apply_plan(memory: Any, plan: Plan, *, seed: int | np.random.Generator | None = None) -> Any:
+def apply_plan(
+    memory: ClassMemory, plan: Plan, *, seed: int | np.random.Generator | None = None
+) -> ClassMemory:
     """A copy of ``memory`` with the plan's shrinks applied (the input is not changed).
 
     The new class itself is not added: fit it with ``size=plan.new_class_size``.
     """
     if not isinstance(plan, Plan):
-        raise TypeError(f"expected a Plan, got {type(plan).__name__}")
+        raise InvalidTypeError(f"expected a Plan, got {type(plan).__name__}")
     if memory.nbytes != plan.class_memory_bytes_before:
-        raise ValueError(
+        raise InvalidValueError(
             f"expected the memory the plan was made for ({plan.class_memory_bytes_before} "
             f"bytes), got one of {memory.nbytes} bytes"
         )
-    rng = np.random.default_rng(seed) if not isinstance(seed, np.random.Generator) else seed
+    rng = as_generator(seed)
     new = memory.copy()
     for ch in plan.changes:
         new.resize_class(ch.name, ch.after, seed=rng)
     return new
 
 
+@dataclass(frozen=True)
+class UpdatePlan:
+    """Adding ``n_samples`` samples to class ``name``: the stored bytes after the call
+    (``class_memory_bytes`` + ``other_stored_bytes``), within ``budget_bytes`` (None:
+    unbounded)."""
+
+    name: str
+    n_samples: int
+    budget_bytes: int | None
+    class_memory_bytes_before: int
+    class_memory_bytes: int
+    other_stored_bytes: int
+
+    @property
+    def stored_bytes(self) -> int:
+        return self.class_memory_bytes + self.other_stored_bytes
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "n_samples": self.n_samples,
+            "budget_bytes": self.budget_bytes,
+            "class_memory_bytes_before": self.class_memory_bytes_before,
+            "class_memory_bytes": self.class_memory_bytes,
+            "other_stored_bytes": self.other_stored_bytes,
+            "stored_bytes": self.stored_bytes,
+        }
+
+
+def plan_update(
+    memory: ClassMemory,
+    budget: Budget | None,
+    *,
+    name: str,
+    n_samples: int,
+    other_stored_bytes: int = 0,
+) -> UpdatePlan:
+    """Plan adding ``n_samples`` samples to ``name`` (a stored class: ``add_samples``; a
+    class the memory lacks: ``fit_class`` at the default size). Raises :class:`BudgetError`
+    when the stored bytes after it exceed ``budget`` (both policies). Changes nothing."""
+    if budget is not None and not isinstance(budget, Budget):
+        raise InvalidTypeError(f"expected a Budget or None, got {type(budget).__name__}")
+    n = _nonneg(n_samples, "n_samples")
+    other = _nonneg(other_stored_bytes, "other_stored_bytes")
+    mem_now = int(memory.nbytes)
+    if name in memory.classes:
+        after_mem = int(memory.nbytes_after_add(name, n))
+    else:
+        after_mem = mem_now + int(memory.nbytes_for(n))
+    after = after_mem + other
+    if budget is not None and after > budget.bytes:
+        free = budget.bytes - mem_now - other
+        raise BudgetError(
+            f"updating class {name!r} needs {after} stored bytes, but the budget is "
+            f"{budget.bytes} bytes with {free} free",
+            needed=after,
+            free=free,
+            part=f"class memory ({memory.kind})",
+        )
+    return UpdatePlan(
+        name=name,
+        n_samples=n,
+        budget_bytes=None if budget is None else int(budget.bytes),
+        class_memory_bytes_before=mem_now,
+        class_memory_bytes=after_mem,
+        other_stored_bytes=other,
+    )
+
+
 def add_class_within_budget(
-    memory: Any,
+    memory: ClassMemory,
     name: str,
     z_words: np.ndarray,
     budget: Budget,
@@ -266,7 +353,7 @@ def add_class_within_budget(
     other_stored_bytes: int = 0,
     extra_bytes_per_class: int = 0,
     seed: int | None = None,
-) -> tuple[Any, Plan]:
+) -> tuple[ClassMemory, Plan]:
     """Plan, shrink a copy and fit the new class on it; returns ``(new_memory, plan)``.
 
     ``memory`` is never changed; on any error nothing is returned and nothing changed.
@@ -280,7 +367,7 @@ def add_class_within_budget(
         other_stored_bytes=other_stored_bytes,
         extra_bytes_per_class=extra_bytes_per_class,
     )
-    rng = np.random.default_rng(seed)
+    rng = as_generator(seed)
     new = apply_plan(memory, plan, seed=rng)
     new.fit_class(name, z, seed=rng, size=plan.new_class_size)
     return new, plan
@@ -290,7 +377,9 @@ __all__ = [
     "Budget",
     "Plan",
     "Shrink",
+    "UpdatePlan",
     "add_class_within_budget",
     "apply_plan",
     "plan_class_addition",
+    "plan_update",
 ]

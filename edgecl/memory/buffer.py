@@ -19,17 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from edgecl.errors import BundleError
+from edgecl.errors import BundleError, ClassExistsError, InvalidTypeError, InvalidValueError
 from edgecl.kernels.bits import n_words, tail_mask, unpack_bits
 from edgecl.memory._common import (
     ClassStore,
     as_rng,
     check_array,
     check_counts,
-    check_name,
-    check_words,
     stored_nbytes,
 )
+from edgecl.validate import check_class_name, check_words, pos_int
 
 FORMAT = 1
 SELECTIONS = ("random", "herding")
@@ -43,11 +42,9 @@ class LatentBufferConfig:
     selection: str = "random"
 
     def __post_init__(self) -> None:
-        e = self.per_class
-        if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 1:
-            raise ValueError(f"expected per_class as an int >= 1, got {e!r}")
+        e = pos_int(self.per_class, "per_class")
         if self.selection not in SELECTIONS:
-            raise ValueError(f"expected selection in {SELECTIONS}, got {self.selection!r}")
+            raise InvalidValueError(f"expected selection in {SELECTIONS}, got {self.selection!r}")
         object.__setattr__(self, "per_class", int(e))
 
     def to_dict(self) -> dict[str, Any]:
@@ -61,10 +58,7 @@ class BufferSize:
     exemplars: int
 
     def __post_init__(self) -> None:
-        e = self.exemplars
-        if isinstance(e, bool) or not isinstance(e, (int, np.integer)) or e < 1:
-            raise ValueError(f"expected exemplars as an int >= 1, got {e!r}")
-        object.__setattr__(self, "exemplars", int(e))
+        object.__setattr__(self, "exemplars", pos_int(self.exemplars, "exemplars"))
 
     def to_dict(self) -> dict[str, int]:
         return {"exemplars": int(self.exemplars)}
@@ -106,14 +100,13 @@ class LatentBuffer(ClassStore):
     """Class memory of stored packed exemplars; see :mod:`edgecl.memory` for the protocol."""
 
     kind = "buffer"
+    closed_form = "E·D·n_c"
 
     def __init__(self, n_bits: int, config: LatentBufferConfig | None = None) -> None:
-        if isinstance(n_bits, bool) or not isinstance(n_bits, (int, np.integer)) or n_bits < 1:
-            raise ValueError(f"expected n_bits as an int >= 1, got {n_bits!r}")
-        self._n_bits = int(n_bits)
+        self._n_bits = pos_int(n_bits, "n_bits")
         config = LatentBufferConfig() if config is None else config
         if not isinstance(config, LatentBufferConfig):
-            raise TypeError(f"expected a LatentBufferConfig, got {type(config).__name__}")
+            raise InvalidTypeError(f"expected a LatentBufferConfig, got {type(config).__name__}")
         self._config = config
         self._classes: dict[str, _Class] = {}
 
@@ -190,12 +183,14 @@ class LatentBuffer(ClassStore):
     ) -> None:
         """Store E exemplars of a new class selected from packed embeddings (N, n_words(D));
         all of them when N <= E. Refuses an existing name and an empty class."""
-        check_name(name)
+        check_class_name(name)
         if name in self._classes:
-            raise ValueError(f"expected a new class name, got {name!r} which is already stored")
+            raise ClassExistsError(
+                f"expected a new class name, got {name!r} which is already stored"
+            )
         size = self.default_size() if size is None else size
         if not isinstance(size, BufferSize):
-            raise TypeError(f"expected size as BufferSize, got {type(size).__name__}")
+            raise InvalidTypeError(f"expected size as BufferSize, got {type(size).__name__}")
         z = check_words(z_words, self._n_bits)
         idx = self._select(z, size.exemplars, as_rng(seed))
         self._classes[name] = _Class(z[idx].copy(), int(z.shape[0]), size.exemplars)
@@ -233,7 +228,7 @@ class LatentBuffer(ClassStore):
         """Keep ``size.exemplars`` of the stored exemplars, chosen by the selection rule."""
         c = self._get(name)
         if not isinstance(size, BufferSize):
-            raise TypeError(f"expected size as BufferSize, got {type(size).__name__}")
+            raise InvalidTypeError(f"expected size as BufferSize, got {type(size).__name__}")
         if size.exemplars >= c.exemplars.shape[0]:
             self._classes[name] = _Class(c.exemplars, c.seen, size.exemplars)
             return
@@ -309,7 +304,7 @@ class LatentBuffer(ClassStore):
         try:
             mem = cls(int(spec["n_bits"]), LatentBufferConfig(**spec["config"]))
             entries = [
-                (check_name(e["name"]), BufferSize(int(e["exemplars"])), int(e["slots"]))
+                (check_class_name(e["name"]), BufferSize(int(e["exemplars"])), int(e["slots"]))
                 for e in spec["classes"]
             ]
         except (KeyError, TypeError, ValueError) as exc:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgecl.errors import InvalidValueError
 from edgecl.kernels.bits import unpack_bits
 
 MU_CLIP = 1e-3
@@ -112,7 +113,7 @@ def fit_bmm(
     n = words.shape[0]
     k = int(k)
     if k < 1 or k > n:
-        raise ValueError(f"expected 1 <= K <= N components, got K={k} for N={n} samples")
+        raise InvalidValueError(f"expected 1 <= K <= N components, got K={k} for N={n} samples")
     centroid = unpack_bits(words, n_bits).mean(axis=0, dtype=np.float64)
     pi0 = np.full(k, 1.0 / k)
     best = None

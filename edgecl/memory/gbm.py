@@ -16,21 +16,19 @@ The per-class ``K`` and ``q`` live in the JSON spec (the bundle's manifest), not
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
-from edgecl.errors import BundleError
+from edgecl.errors import BundleError, ClassExistsError, InvalidTypeError, InvalidValueError
 from edgecl.kernels.bits import n_words, tail_mask
 from edgecl.memory._common import (
     ClassStore,
     as_rng,
     check_array,
     check_counts,
-    check_name,
-    check_words,
     stored_nbytes,
 )
 from edgecl.memory.backend import MemoryKernels, numba_memory_kernels
@@ -42,14 +40,9 @@ from edgecl.memory.quantize import (
     thresholds,
     unpack_levels,
 )
+from edgecl.validate import check_class_name, check_words, pos_int
 
 FORMAT = 1
-
-
-def _pos_int(value: Any, what: str, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"expected {what} as an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 @dataclass(frozen=True)
@@ -67,16 +60,16 @@ class GBMConfig:
     n_max: int = 10
 
     def __post_init__(self) -> None:
-        _pos_int(self.components, "components")
+        pos_int(self.components, "components")
         check_bits(self.bits)
         if not isinstance(self.trainable_pi, bool):
-            raise TypeError(f"expected trainable_pi as bool, got {self.trainable_pi!r}")
-        _pos_int(self.n_init, "n_init")
-        _pos_int(self.n_iter, "n_iter")
-        _pos_int(self.n_max, "n_max")
+            raise InvalidTypeError(f"expected trainable_pi as bool, got {self.trainable_pi!r}")
+        pos_int(self.n_init, "n_init")
+        pos_int(self.n_iter, "n_iter")
+        pos_int(self.n_max, "n_max")
         eps = self.epsilon
         if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps >= 0:
-            raise ValueError(f"expected epsilon as a float >= 0, got {eps!r}")
+            raise InvalidValueError(f"expected epsilon as a float >= 0, got {eps!r}")
         for name in ("components", "bits", "n_init", "n_iter", "n_max"):
             object.__setattr__(self, name, int(getattr(self, name)))  # plain ints for JSON
         object.__setattr__(self, "epsilon", float(eps))
@@ -104,7 +97,7 @@ class GBMSize:
     bits: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "components", _pos_int(self.components, "components"))
+        object.__setattr__(self, "components", pos_int(self.components, "components"))
         object.__setattr__(self, "bits", check_bits(self.bits))
 
     def to_dict(self) -> dict[str, int]:
@@ -150,20 +143,23 @@ class GBMMemory(ClassStore):
     :mod:`edgecl.memory.backend`); copies keep them."""
 
     kind = "gbm"
+    closed_form = "K·D·n_c·q"
 
     def __init__(
         self, n_bits: int, config: GBMConfig | None = None, *, kernels: MemoryKernels | None = None
     ) -> None:
-        self._n_bits = _pos_int(n_bits, "n_bits")
+        self._n_bits = pos_int(n_bits, "n_bits")
         config = GBMConfig() if config is None else config
         if not isinstance(config, GBMConfig):
-            raise TypeError(f"expected a GBMConfig, got {type(config).__name__}")
+            raise InvalidTypeError(f"expected a GBMConfig, got {type(config).__name__}")
         if kernels is not None and not isinstance(kernels, MemoryKernels):
-            raise TypeError(f"expected MemoryKernels or None, got {type(kernels).__name__}")
+            raise InvalidTypeError(f"expected MemoryKernels or None, got {type(kernels).__name__}")
         self._config = config
         self._kernels = kernels
         self._classes: dict[str, _Class] = {}
         self._thresholds: dict[str, np.ndarray] = {}
+        # log_likelihood's tables (for which classes, the arrays); None after every change
+        self._tables: tuple[tuple[str, ...], tuple[np.ndarray, ...]] | None = None
 
     # -- read-only views -------------------------------------------------------------------
     @property
@@ -179,7 +175,7 @@ class GBMMemory(ClassStore):
         """A copy running on ``kernels`` (None: the Numba kernels); same state."""
         new = self.copy()
         if kernels is not None and not isinstance(kernels, MemoryKernels):
-            raise TypeError(f"expected MemoryKernels or None, got {type(kernels).__name__}")
+            raise InvalidTypeError(f"expected MemoryKernels or None, got {type(kernels).__name__}")
         new._kernels = kernels
         return new
 
@@ -193,17 +189,61 @@ class GBMMemory(ClassStore):
         """``pi`` (K,) of a class as stored (float32), as float64."""
         return self._get(name).pi.astype(np.float64)
 
-    def log_likelihood(self, z_words: np.ndarray) -> np.ndarray:
-        """``log p(z_i | class c)`` under each stored class's mixture (dequantized prototypes,
-        its ``pi``): (N, len(classes)) float64 — a generative classifier or a novelty score."""
-        from edgecl.kernels.bmm import bmm_log_likelihood  # (Numba, loaded on first use)
-
+    def log_likelihood(
+        self, z_words: np.ndarray, classes: Sequence[str] | None = None, *, threads: int = 1
+    ) -> np.ndarray:
+        """``log p(z_i | class c)`` under each class's stored mixture (eq. 3's model with the
+        dequantized prototypes clipped to ``[MU_CLIP, 1 - MU_CLIP]``, ``pi`` normalised):
+        (N, len(classes)) float64, columns in the order of ``classes`` (default: all stored
+        classes) — a generative classifier, a novelty score, the device's ``gbm_weight``
+        term. One dense product with tables the memory keeps until its state changes."""
+        names = self.classes if classes is None else tuple(classes)
+        for c in names:
+            self._get(c)
         z = check_words(z_words, self._n_bits)
-        out = np.empty((z.shape[0], len(self._classes)))
-        for c, name in enumerate(self._classes):
-            mu = np.clip(self.prototypes(name), MU_CLIP, 1.0 - MU_CLIP)
-            out[:, c] = bmm_log_likelihood(z, self._n_bits, mu, self._classes[name].pi)
+        if not names:
+            return np.empty((z.shape[0], 0))
+        from edgecl.kernels.float_dense import binary_float_dense  # (Numba, loaded on first use)
+
+        a, const, owner = self._likelihood_tables(names)
+        comp = binary_float_dense(z, a, self._n_bits, threads=threads) + const
+        n_cls = len(names)
+        if owner.size % n_cls == 0 and np.array_equal(
+            owner, np.repeat(np.arange(n_cls), owner.size // n_cls)
+        ):  # every class has the same K: one vectorised logsumexp
+            part = comp.reshape(z.shape[0], n_cls, -1)
+            top = part.max(axis=2)
+            return top + np.log(np.exp(part - top[:, :, None]).sum(axis=2))
+        out = np.full((z.shape[0], n_cls), -np.inf)
+        for i in range(n_cls):
+            part = comp[:, owner == i]
+            top = part.max(axis=1)
+            out[:, i] = top + np.log(np.exp(part - top[:, None]).sum(axis=1))
         return out
+
+    def _likelihood_tables(self, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
+        """``(A (D, K_total) float32, const (K_total,), owner (K_total,))`` with
+        ``log pi_k p(z | mu_k) = z . A[:, k] + const[k]`` for every component of ``names``,
+        in that order. Kept until the next change of the memory's state (:meth:`_store`,
+        :meth:`remove_class` drop them)."""
+        if self._tables is not None and self._tables[0] == names:
+            return self._tables[1]
+        cols, consts, owner = [], [], []
+        for i, c in enumerate(names):
+            mu = np.clip(self.prototypes(c), MU_CLIP, 1.0 - MU_CLIP)
+            pi = self.mixing_weights(c)
+            pi = pi / pi.sum()
+            with np.errstate(divide="ignore"):
+                cols.append((np.log(mu) - np.log1p(-mu)).T)
+                consts.append(np.log1p(-mu).sum(axis=1) + np.log(pi))
+            owner.append(np.full(mu.shape[0], i, np.int64))
+        tables = (
+            np.ascontiguousarray(np.concatenate(cols, axis=1), np.float32),
+            np.concatenate(consts),
+            np.concatenate(owner),
+        )
+        self._tables = (names, tables)
+        return tables
 
     def count(self, name: str) -> int:
         """Effective number of samples the class's mixture stands for."""
@@ -280,12 +320,15 @@ class GBMMemory(ClassStore):
     def _store(self, name: str, entry: _Class) -> None:
         total = entry.size.components * self._n_bits * entry.size.bits
         if entry.words.size and total % 64 and entry.words[-1] & ~tail_mask(total):
-            raise ValueError("expected the prototype stream's tail bits zero, got some set")
+            raise InvalidValueError("expected the prototype stream's tail bits zero, got some set")
         levels = unpack_levels(entry.words, entry.size.components, self._n_bits, entry.size.bits)
         if entry.size.bits == 32 and not np.all((levels >= 0) & (levels <= 1)):
-            raise ValueError("expected float32 prototypes in [0, 1], got values outside or NaN")
+            raise InvalidValueError(
+                "expected float32 prototypes in [0, 1], got values outside or NaN"
+            )
         self._thresholds[name] = thresholds(levels, entry.size.bits)
         self._classes[name] = entry
+        self._tables = None
 
     def fit_class(
         self,
@@ -300,15 +343,17 @@ class GBMMemory(ClassStore):
         ``size`` overrides the config's K and q (a budget plan's ``new_class_size``).
         Refuses an existing name, an empty class and K > N; on error nothing changes.
         """
-        check_name(name)
+        check_class_name(name)
         if name in self._classes:
-            raise ValueError(f"expected a new class name, got {name!r} which is already stored")
+            raise ClassExistsError(
+                f"expected a new class name, got {name!r} which is already stored"
+            )
         size = self.default_size() if size is None else size
         if not isinstance(size, GBMSize):
-            raise TypeError(f"expected size as GBMSize, got {type(size).__name__}")
+            raise InvalidTypeError(f"expected size as GBMSize, got {type(size).__name__}")
         z = check_words(z_words, self._n_bits)
         if size.components > z.shape[0]:
-            raise ValueError(
+            raise InvalidValueError(
                 f"expected at least K={size.components} samples for class {name!r}, "
                 f"got N={z.shape[0]}"
             )
@@ -336,7 +381,7 @@ class GBMMemory(ClassStore):
         current mixture (as many as its effective count)."""
         c = self._get(name)
         if not isinstance(size, GBMSize):
-            raise TypeError(f"expected size as GBMSize, got {type(size).__name__}")
+            raise InvalidTypeError(f"expected size as GBMSize, got {type(size).__name__}")
         if size == c.size:
             return
         if size.components == c.size.components:
@@ -344,7 +389,9 @@ class GBMMemory(ClassStore):
             self._store(name, _Class(size, pack_levels(levels, size.bits), c.pi, c.count))
             return
         if size.components > c.count:
-            raise ValueError(f"expected K <= count={c.count} for {name!r}, got K={size.components}")
+            raise InvalidValueError(
+                f"expected K <= count={c.count} for {name!r}, got K={size.components}"
+            )
         rng = as_rng(seed)
         z, _ = self.sample({name: c.count}, rng=rng)
         words, pi = self._fit(z, size, rng)
@@ -354,6 +401,7 @@ class GBMMemory(ClassStore):
         self._get(name)
         del self._classes[name]
         del self._thresholds[name]
+        self._tables = None
 
     # -- sampling --------------------------------------------------------------------------
     def sample(
@@ -454,7 +502,7 @@ class GBMMemory(ClassStore):
                     f"expected pi >= 0 with a positive sum and count >= 1 for {name!r}"
                 )
             try:
-                mem._store(check_name(name), entry)
+                mem._store(check_class_name(name), entry)
             except (TypeError, ValueError) as exc:
                 raise BundleError(f"expected valid prototypes for {name!r}: {exc}") from exc
             w0 += nw

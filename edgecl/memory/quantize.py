@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgecl.errors import InvalidValueError
 from edgecl.kernels.bits import PROB_ONE, n_words, pack_bits, unpack_bits
 
 ALLOWED_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 32)
@@ -19,7 +20,7 @@ ALLOWED_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 32)
 
 def check_bits(q: int) -> int:
     if isinstance(q, bool) or not isinstance(q, (int, np.integer)) or int(q) not in ALLOWED_BITS:
-        raise ValueError(f"expected prototype bits q in {ALLOWED_BITS}, got {q!r}")
+        raise InvalidValueError(f"expected prototype bits q in {ALLOWED_BITS}, got {q!r}")
     return int(q)
 
 
@@ -29,7 +30,7 @@ def quantize(mu: np.ndarray, q: int) -> np.ndarray:
     q = check_bits(q)
     mu = np.asarray(mu, dtype=np.float64)
     if mu.size and not (np.all(mu >= 0.0) and np.all(mu <= 1.0)):
-        raise ValueError("expected probabilities in [0, 1], got values outside or NaN")
+        raise InvalidValueError("expected probabilities in [0, 1], got values outside or NaN")
     if q == 32:
         return mu.astype(np.float32)
     return np.clip(np.floor(mu * (1 << q)), 0, (1 << q) - 1).astype(np.uint8)
@@ -67,7 +68,7 @@ def unpack_levels(words: np.ndarray, k: int, d: int, q: int) -> np.ndarray:
     q = check_bits(q)
     total = int(k) * int(d) * q
     if words.shape != (n_words(total),):
-        raise ValueError(
+        raise InvalidValueError(
             f"expected {n_words(total)} words for K={k}, D={d}, q={q}, got {words.shape}"
         )
     bits = unpack_bits(words, total).reshape(int(k) * int(d), q).astype(np.uint32)

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from edgecl.errors import EdgeclError
+from edgecl.errors import CheckpointError
 from edgecl.train.backbones import BinaryNet, build_model
 
 __all__ = [
@@ -38,10 +38,6 @@ __all__ = [
 
 CHECKPOINT_FORMAT = "edgecl-checkpoint"
 CHECKPOINT_VERSION = 1
-
-
-class CheckpointError(EdgeclError, ValueError):
-    """A file is not a valid edgecl checkpoint (wrong format, version or contents)."""
 
 
 def save_checkpoint(

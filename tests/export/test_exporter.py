@@ -185,11 +185,11 @@ def test_failed_verification_writes_nothing(small, tmp_path, monkeypatch):
     model, x, y = small
     real = lower_mod.int_thresholds
 
-    def off_by_one(*args, **kwargs):
+    def flipped(*args, **kwargs):  # every non-constant bit inverted: not a near-tie luck
         thr, flip = real(*args, **kwargs)
-        return thr + 1, flip
+        return thr, ~flip
 
-    monkeypatch.setattr(lower_mod, "int_thresholds", off_by_one)
+    monkeypatch.setattr(lower_mod, "int_thresholds", flipped)
     with pytest.raises(ExportError, match="verification failed"):
         export_bundle(model, tmp_path / "m.ecl", calibration=(x, y), class_names=NAMES5)
     assert not list(tmp_path.iterdir())
@@ -282,7 +282,7 @@ def test_budget_strict_refuses_and_adapt_shrinks(small, tmp_path):
 # -- a briefly trained model on the shipped MNIST sample ----------------------------------
 
 
-def _train_briefly(x, y, n_classes, steps=40, seed=0):
+def _train_briefly(x, y, n_classes, steps=100, seed=0):
     torch.manual_seed(seed)
     model = mnist_bnn(n_classes, channels=(8, 16, 32), n_bits=64)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
@@ -326,7 +326,7 @@ def test_parity_on_the_shipped_mnist_sample(tmp_path, n_images):
     # the model learned something, so the parity is on meaningful activations
     test_base = y_test < 5
     acc = np.mean(rt.predict(x_test[test_base]) == y_test[test_base].astype(str))
-    assert acc > 0.8
+    assert acc > 0.8  # 100 steps: 0.93-0.96 over seeds and ISAs (40 steps gave 0.80-0.91)
 
     manifest, arrays = read_bundle(p)
     sess = ort.InferenceSession(

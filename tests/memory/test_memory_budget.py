@@ -171,3 +171,35 @@ def test_plan_argument_checks():
         plan_class_addition(m, Budget(10**6), name="a")
     with pytest.raises(ValueError, match="other_stored_bytes"):
         plan_class_addition(m, Budget(10**6), name="b", other_stored_bytes=-1)
+
+
+@pytest.mark.parametrize("kind", ["gbm", "buffer"])
+def test_plan_update_counts_what_add_samples_stores(kind):
+    from edgecl.memory import plan_update
+
+    m = (
+        GBMMemory(64, GBMConfig(components=2, bits=4, **FAST_EM))
+        if kind == "gbm"
+        else LatentBuffer(64, LatentBufferConfig(per_class=30))
+    )
+    m.fit_class("a", _z(0, n=10), seed=0)
+    head = 100
+    plan = plan_update(m, None, name="a", n_samples=12, other_stored_bytes=head)
+    assert plan.budget_bytes is None and plan.class_memory_bytes_before == m.nbytes
+    after = m.copy()
+    after.add_samples("a", _z(1, n=12), seed=1)
+    assert plan.class_memory_bytes == after.nbytes  # the plan is what the call stores
+    assert plan.stored_bytes == after.nbytes + head
+    new = plan_update(m, None, name="b", n_samples=12)  # a class the memory lacks
+    fitted = m.copy()
+    fitted.fit_class("b", _z(2, n=12), seed=2)
+    assert new.class_memory_bytes == fitted.nbytes
+    state = _state(m)
+    tight = Budget(plan.stored_bytes - 1)
+    with pytest.raises(BudgetError) as info:
+        plan_update(m, tight, name="a", n_samples=12, other_stored_bytes=head)
+    assert info.value.needed == plan.stored_bytes
+    assert info.value.free == tight.bytes - m.nbytes - head
+    assert _state(m)[0] == state[0]
+    assert plan_update(m, Budget(plan.stored_bytes), name="a", n_samples=12,
+                       other_stored_bytes=head).stored_bytes == plan.stored_bytes  # fmt: skip

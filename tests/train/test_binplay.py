@@ -275,7 +275,8 @@ def test_binplay_latent_variant_learns_above_chance(sample):
         bp.learn_task(bits(xa), ya, seed=0)
     xe, ye = _sub(xt, yt, [0, 1, 2, 3], 100)
     pred = bp.predict(bits(xe))
-    assert float((pred == ye).mean()) > 0.6
+    # chance is 0.25; 0.69-0.76 seen over 4 seeds x 3 torch ISAs (0.6 left a 0.09 margin)
+    assert float((pred == ye).mean()) > 0.5
     with pytest.raises(ValueError, match="vectors of shape"):
         bp.predict(xe)
 

@@ -37,23 +37,25 @@ def test_fit_adam_learns_and_clips(sample):
     model = small()
     hist = fit(
         model,
-        (x[:800], y[:800]),
-        epochs=2,
+        (x[:2000], y[:2000]),
+        epochs=3,
         lr=3e-3,
         batch_size=50,
         progress=False,
         val_data=(xt[:500], yt[:500]),
     )
-    assert hist.epoch == [1, 2] and len(hist.val_acc) == 2
-    assert hist.train_loss[1] < hist.train_loss[0]
-    assert hist.val_acc[-1] > 0.5  # 10 classes, chance is 0.1
+    assert hist.epoch == [1, 2, 3] and len(hist.val_acc) == 3
+    # 2,000 images x 3 epochs, so that the margins hold on any CPU (800 x 2 gave 0.25-0.68
+    # over seeds and ISAs); seen over 24 seed/ISA runs: val_acc 0.76-0.81, loss -0.62..-0.69
+    assert hist.train_loss[-1] < hist.train_loss[0] - 0.3
+    assert hist.val_acc[-1] > 0.6  # 10 classes, chance is 0.1
     assert hist.optimizer is None and hist.config["optimizer"] == "adam"
     assert not model.training
     for m in model.modules():
         if hasattr(m, "kernel_quantizer") and m.kernel_quantizer.precision == 1:
             assert m.weight.abs().max() <= 1.0
     d = hist.to_dict()
-    assert "optimizer" not in d and d["config"]["n_train"] == 800
+    assert "optimizer" not in d and d["config"]["n_train"] == 2000
     assert "epoch" in str(hist)
 
 
@@ -70,7 +72,7 @@ def test_fit_bayesbinn(sample):
     model = small()
     hist = fit(
         model,
-        (x[:800], y[:800]),
+        (x[:2000], y[:2000]),
         epochs=2,
         optimizer="bayesbinn",
         lr=1e-3,
@@ -78,13 +80,13 @@ def test_fit_bayesbinn(sample):
         progress=False,
     )
     opt = hist.optimizer
-    assert isinstance(opt, BayesBiNN) and opt.num_data == 800
+    assert isinstance(opt, BayesBiNN) and opt.num_data == 2000
     for group in opt.param_groups:
         for p in group["params"]:
             st = opt.state[p]
             assert torch.equal(st["mu"], torch.tanh(st["lambda"]))
             assert torch.equal(p.detach(), st["mu"])
-    assert evaluate(model, xt[:500], yt[:500]) > 0.5
+    assert evaluate(model, xt[:500], yt[:500]) > 0.5  # 0.67-0.81 over 24 seed/ISA runs
     # a continual run passes the optimizer on with the posterior as prior
     opt.posterior_as_prior_()
     hist2 = fit(
@@ -105,7 +107,7 @@ def test_fit_on_class_subset_and_thermometer_phases(sample):
     model = small(3, embedding="thermometer", levels=2)
     hist = fit(
         model,
-        (x[:1500], y[:1500]),
+        (x[:4000], y[:4000]),
         epochs=2,
         classes=[7, 2, 5],
         lr=3e-3,
@@ -115,9 +117,9 @@ def test_fit_on_class_subset_and_thermometer_phases(sample):
     )
     assert hist.phase == [1, 2] and model.binarizer.phase == 2
     assert hist.config["classes"] == [7, 2, 5]
-    assert hist.config["n_train"] == int(np.isin(y[:1500], [7, 2, 5]).sum())
+    assert hist.config["n_train"] == int(np.isin(y[:4000], [7, 2, 5]).sum())
     acc = evaluate(model, xt, yt, classes=[7, 2, 5])
-    assert acc == hist.val_acc[-1] and acc > 0.6
+    assert acc == hist.val_acc[-1] and acc > 0.7  # chance 1/3; 0.87-0.94 over seeds and ISAs
     with pytest.raises(ValueError, match="classes="):
         fit(small(3), (x[:100], y[:100]), epochs=1, progress=False)
 

@@ -1,12 +1,13 @@
-"""The learner's head SGD step in the transposed, dense layout (GBM §3.2's classifier update).
+"""The head SGD step in the transposed, dense layout (GBM §3.2's classifier update): the
+one fast step, behind :func:`edgecl.kernels.head.softmax_head_step` (checked) and used
+unchecked by the device learner through :class:`HeadStepper`.
 
-Same math as :func:`edgecl.kernels.head.softmax_head_step` (its NumPy twin
-:func:`edgecl.kernels.head.softmax_head_step_reference` is this step's reference too), laid
-out for speed at the learner's sizes (B = 64 samples, D = 512 bits, C ~ 10 classes): the
-batch is unpacked once to float32 {0,1} rows, the head is kept transposed ``(C, D)`` so both
-products run along contiguous D-long rows that LLVM vectorises (``fastmath`` lets it
-reassociate the float32 sums), and nothing is allocated per step (the caller passes the
-work arrays). Measured 4x faster than the set-bit walk at these sizes (benchmarks/device.py).
+Its NumPy twin is :func:`edgecl.kernels.head.softmax_head_step_reference`. Laid out for
+speed at the learner's sizes (B = 64 samples, D = 512 bits, C ~ 10 classes): the batch is
+unpacked once to float32 {0,1} rows, the head is kept transposed ``(C, D)`` so both products
+run along contiguous D-long rows that LLVM vectorises (``fastmath`` lets it reassociate the
+float32 sums), and nothing is allocated per step (the caller passes the work arrays).
+Measured 4x faster than a set-bit walk at these sizes (benchmarks/device.py).
 
 With ``x`` in {0,1}^D, ``Wt`` (C, D), ``b`` (C,), targets ``t``::
 
@@ -21,9 +22,7 @@ import math
 import numpy as np
 from numba import njit
 
-from edgecl.kernels.bits import n_words
-
-__all__ = ["HeadStepper", "head_step_t"]
+__all__ = ["HeadStepper"]
 
 
 @njit(cache=True)
@@ -173,7 +172,7 @@ def _backward_t(xf, wt, g, lr32, keep, new_wt):
                 r0[j] -= a0 * x0[j]
 
 
-@njit(cache=True, fastmath=True)
+@njit(cache=True, fastmath=True, error_model="numpy")  # a diverged head gives NaN, not a raise
 def _step_t(x, n, wt, bias, targets, lr, wd, new_wt, new_b, xf, g, z):
     n_batch = x.shape[0]
     n_cls = wt.shape[0]
@@ -254,39 +253,3 @@ class HeadStepper:
                 self.z[:b],
             )
         )
-
-
-def head_step_t(
-    x_words: np.ndarray,
-    n_bits: int,
-    weight: np.ndarray,
-    bias: np.ndarray,
-    targets: np.ndarray,
-    lr: float,
-    *,
-    weight_decay: float = 0.0,
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """One step with the usual ``(D, C)`` layout, checked at the boundary (the same
-    signature as :func:`edgecl.kernels.head.softmax_head_step`; returns new arrays)."""
-    x = np.asarray(x_words)
-    if x.dtype != np.uint64 or x.ndim != 2 or x.shape[1] != n_words(n_bits) or len(x) < 1:
-        raise ValueError(
-            f"expected packed words (B >= 1, {n_words(n_bits)}) uint64, got {x.dtype} {x.shape}"
-        )
-    w = np.asarray(weight, np.float32)
-    bb = np.ascontiguousarray(bias, np.float32)
-    if w.ndim != 2 or w.shape[0] != n_bits or bb.shape != (w.shape[1],):
-        raise ValueError(f"expected weight ({n_bits}, C) and bias (C,), got {w.shape}, {bb.shape}")
-    t = np.asarray(targets)
-    if not np.issubdtype(t.dtype, np.integer) or t.shape != (len(x),):
-        raise ValueError(f"expected {len(x)} integer targets, got {t.dtype} {t.shape}")
-    if len(t) and (t.min() < 0 or t.max() >= w.shape[1]):
-        raise ValueError(f"expected targets in [0, {w.shape[1]}), got [{t.min()}, {t.max()}]")
-    if not (math.isfinite(lr) and lr >= 0 and math.isfinite(weight_decay) and weight_decay >= 0):
-        raise ValueError(f"expected finite lr, weight_decay >= 0, got {lr}, {weight_decay}")
-    wt = np.ascontiguousarray(w.T)
-    new_wt, new_b = np.empty_like(wt), np.empty_like(bb)
-    step = HeadStepper(n_bits, w.shape[1], len(x))
-    x = np.ascontiguousarray(x)
-    loss = step(x, wt, bb, t.astype(np.int64), lr, weight_decay, new_wt, new_b)
-    return np.ascontiguousarray(new_wt.T), new_b, loss

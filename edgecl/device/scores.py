@@ -1,0 +1,44 @@
+"""What the device's predictions rank: the head's logits, optionally combined with the class
+memory's own likelihood (``gbm_weight``, edgecl's addition beyond the GBM paper)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgecl.device.head import Head
+from edgecl.memory import ClassMemory, GenerativeMemory
+
+__all__ = ["class_log_likelihood", "combined_scores", "log_softmax"]
+
+
+def log_softmax(a: np.ndarray) -> np.ndarray:
+    """Row-wise ``a - logsumexp(a)``, stable."""
+    top = a.max(axis=1, keepdims=True)
+    return a - (top + np.log(np.exp(a - top).sum(axis=1, keepdims=True)))
+
+
+def class_log_likelihood(
+    head: Head, memory: ClassMemory | None, z_words: np.ndarray
+) -> np.ndarray | None:
+    """``log p(z | class)`` (n, C) float64 under each head class's stored mixture (eq. 3's
+    model, :meth:`edgecl.memory.GBMMemory.log_likelihood`), in head class order; None when
+    the memory is not generative or some head class has no mixture."""
+    if not isinstance(memory, GenerativeMemory):
+        return None
+    if any(c not in memory.classes for c in head.classes):
+        return None
+    return memory.log_likelihood(z_words, head.classes, threads=head.threads)
+
+
+def combined_scores(
+    head: Head, memory: ClassMemory | None, gbm_weight: float, z_words: np.ndarray
+) -> np.ndarray:
+    """float64 (n, C): the head logits, or with ``gbm_weight`` lambda > 0 and a generative
+    memory ``log_softmax(logits) + lambda * log_softmax(log p(z | class))``."""
+    logits = head.logits(z_words).astype(np.float64)
+    if gbm_weight <= 0:
+        return logits
+    ll = class_log_likelihood(head, memory, z_words)
+    if ll is None:
+        return logits
+    return log_softmax(logits) + gbm_weight * log_softmax(ll)
