@@ -267,8 +267,9 @@ def make_head_steps(backend: str, n_bits: int, ort: Any = None) -> HeadSteps:
     if backend == "numba":
         return NumbaHeadSteps(n_bits)
     if ort is None:
+        from edgecl.device.ort import HOW_TO_EXPORT
+
         raise BundleError(
-            "backend='onnxruntime' needs the bundle's learning graphs, got none (export "
-            "with `edgecl export ... --onnx`, or edgecl.export.onnx_learn.add_learning_graphs)"
+            f"backend='onnxruntime' needs the bundle's learning graphs, got none; {HOW_TO_EXPORT}"
         )
     return OrtHeadSteps(ort)
