@@ -34,7 +34,7 @@ from edgecl.bundle import head_weight, read_bundle, validate_manifest
 from edgecl.export._onnx import make_model
 from edgecl.export.onnx_gbm import scores_nodes
 from edgecl.kernels.bits import WORD_BITS, unpack_bits
-from edgecl.kernels.conv import conv_pads
+from edgecl.kernels.geometry import conv_pads
 from edgecl.program.ops import (
     Affine,
     Conv2dBinary,

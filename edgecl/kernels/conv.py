@@ -25,6 +25,7 @@ from edgecl.kernels._check import check_count, check_words
 from edgecl.kernels._threads import check_threads, num_threads
 from edgecl.kernels.bits import WORD_DTYPE, tail_mask, unpack_bits
 from edgecl.kernels.dense import _dense_parallel, _dense_serial, wide_tiles
+from edgecl.kernels.geometry import conv_out_size, conv_pads
 from edgecl.kernels.popcount import popcount64
 
 # Patch rows are padded with zero words to a multiple of this, so the vectorised inner
@@ -110,27 +111,6 @@ def _tap_sums(w, n_channels):
     return s
 
 
-def conv_pads(padding, kh: int, kw: int) -> tuple[int, int, int, int]:
-    """``(top, bottom, left, right)`` of a binary conv's ``padding``: ``'same'``
-    (``k // 2`` every side), ``'valid'`` (none) or four ints >= 0 as given."""
-    if isinstance(padding, str):
-        if padding == "same":
-            return kh // 2, kh // 2, kw // 2, kw // 2
-        if padding == "valid":
-            return 0, 0, 0, 0
-    elif (
-        isinstance(padding, (tuple, list))
-        and len(padding) == 4
-        and all(isinstance(p, numbers.Integral) and not isinstance(p, bool) for p in padding)
-        and all(0 <= p < max(kh, kw) for p in padding)
-    ):
-        return tuple(int(p) for p in padding)  # type: ignore[return-value]
-    raise ValueError(
-        f"expected padding 'same', 'valid' or (top, bottom, left, right) ints in "
-        f"[0, {max(kh, kw)}), got {padding!r}"
-    )
-
-
 def check_kernel(w, n_channels, stride, padding, pad_value):
     """A binary conv's weights and options: ``(w, n_channels, stride, pads)`` with
     ``pads`` = (top, bottom, left, right) (:func:`conv_pads`)."""
@@ -145,12 +125,6 @@ def check_kernel(w, n_channels, stride, padding, pad_value):
     if kh < 1 or kw < 1 or w.shape[0] < 1:
         raise ValueError(f"expected a kernel with O, kh, kw >= 1, got shape {w.shape}")
     return w, n_channels, stride, conv_pads(padding, kh, kw)
-
-
-def conv_out_size(h: int, w: int, kh: int, kw: int, stride: int, pads) -> tuple[int, int]:
-    """(Ho, Wo) of a conv on an h x w input with ``pads`` (top, bottom, left, right)."""
-    top, bottom, left, right = pads
-    return (h + top + bottom - kh) // stride + 1, (w + left + right - kw) // stride + 1
 
 
 def _check_conv(x, w, n_channels, stride, padding, pad_value):

@@ -24,8 +24,6 @@ import numpy as np
 
 from edgecl.errors import BundleError, ClassExistsError, InvalidTypeError, InvalidValueError
 from edgecl.kernels.bits import n_words, tail_mask
-from edgecl.kernels.float_dense import binary_float_dense
-from edgecl.kernels.sampling import sample_bernoulli_words
 from edgecl.memory._common import (
     ClassStore,
     as_rng,
@@ -33,12 +31,12 @@ from edgecl.memory._common import (
     check_counts,
     stored_nbytes,
 )
+from edgecl.memory.backend import MemoryKernels, numba_memory_kernels
 from edgecl.memory.em import MU_CLIP, fit_bmm
 from edgecl.memory.quantize import (
     check_bits,
     dequantize,
     pack_levels,
-    quantize,
     thresholds,
     unpack_levels,
 )
@@ -139,17 +137,25 @@ def _shrink(size: GBMSize) -> GBMSize | None:
 
 
 class GBMMemory(ClassStore):
-    """Class memory of Bernoulli-mixture prototypes; see :mod:`edgecl.memory` for the protocol."""
+    """Class memory of Bernoulli-mixture prototypes; see :mod:`edgecl.memory` for the protocol.
+
+    ``kernels`` run its EM, quantisation and sampling (default: the Numba kernels,
+    :mod:`edgecl.memory.backend`); copies keep them."""
 
     kind = "gbm"
     closed_form = "K·D·n_c·q"
 
-    def __init__(self, n_bits: int, config: GBMConfig | None = None) -> None:
+    def __init__(
+        self, n_bits: int, config: GBMConfig | None = None, *, kernels: MemoryKernels | None = None
+    ) -> None:
         self._n_bits = pos_int(n_bits, "n_bits")
         config = GBMConfig() if config is None else config
         if not isinstance(config, GBMConfig):
             raise InvalidTypeError(f"expected a GBMConfig, got {type(config).__name__}")
+        if kernels is not None and not isinstance(kernels, MemoryKernels):
+            raise InvalidTypeError(f"expected MemoryKernels or None, got {type(kernels).__name__}")
         self._config = config
+        self._kernels = kernels
         self._classes: dict[str, _Class] = {}
         self._thresholds: dict[str, np.ndarray] = {}
         # log_likelihood's tables (for which classes, the arrays); None after every change
@@ -159,6 +165,19 @@ class GBMMemory(ClassStore):
     @property
     def config(self) -> GBMConfig:
         return self._config
+
+    @property
+    def kernels(self) -> MemoryKernels:
+        """The kernels its EM, quantisation and sampling run on."""
+        return numba_memory_kernels() if self._kernels is None else self._kernels
+
+    def with_kernels(self, kernels: MemoryKernels | None) -> GBMMemory:
+        """A copy running on ``kernels`` (None: the Numba kernels); same state."""
+        new = self.copy()
+        if kernels is not None and not isinstance(kernels, MemoryKernels):
+            raise InvalidTypeError(f"expected MemoryKernels or None, got {type(kernels).__name__}")
+        new._kernels = kernels
+        return new
 
     def prototypes(self, name: str) -> np.ndarray:
         """Dequantized prototypes ``mu`` (K, D) float64 of a class."""
@@ -185,6 +204,8 @@ class GBMMemory(ClassStore):
         z = check_words(z_words, self._n_bits)
         if not names:
             return np.empty((z.shape[0], 0))
+        from edgecl.kernels.float_dense import binary_float_dense  # (Numba, loaded on first use)
+
         a, const, owner, same_k = self._likelihood_tables(names)
         comp = binary_float_dense(z, a, self._n_bits, threads=threads) + const
         n_cls = len(names)
@@ -297,8 +318,9 @@ class GBMMemory(ClassStore):
             n_iter=cfg.n_iter,
             epsilon=cfg.epsilon,
             n_max=cfg.n_max,
+            stats=self.kernels.em_stats,
         )
-        levels = quantize(res.mu, size.bits)
+        levels = self.kernels.quantize(res.mu, size.bits)
         return pack_levels(levels, size.bits), res.pi.astype(np.float32)
 
     def _store(self, name: str, entry: _Class) -> None:
@@ -369,7 +391,7 @@ class GBMMemory(ClassStore):
         if size == c.size:
             return
         if size.components == c.size.components:
-            levels = quantize(self.prototypes(name), size.bits)
+            levels = self.kernels.quantize(self.prototypes(name), size.bits)
             self._store(name, _Class(size, pack_levels(levels, size.bits), c.pi, c.count))
             return
         if size.components > c.count:
@@ -419,12 +441,13 @@ class GBMMemory(ClassStore):
             return np.zeros((0, n_words(self._n_bits)), np.uint64), np.zeros(0, np.int64)
         table = np.concatenate(tables, axis=0)
         kernel_seed = int(gen.integers(0, 2**63))
-        words = sample_bernoulli_words(table, np.concatenate(rows), self._n_bits, kernel_seed)
+        rows_all = np.concatenate(rows)
+        words = self.kernels.sample_words(table, rows_all, self._n_bits, kernel_seed)
         return words, np.concatenate(labels)
 
     # -- state -----------------------------------------------------------------------------
     def copy(self) -> GBMMemory:
-        new = GBMMemory(self._n_bits, self._config)
+        new = GBMMemory(self._n_bits, self._config, kernels=self._kernels)
         for name, c in self._classes.items():
             new._classes[name] = _Class(c.size, c.words.copy(), c.pi.copy(), c.count)
             new._thresholds[name] = self._thresholds[name].copy()

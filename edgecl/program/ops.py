@@ -25,10 +25,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edgecl.kernels.bits import n_words
-from edgecl.kernels.conv import conv_pads
-from edgecl.kernels.first_layer import conv2d_float
+from edgecl.kernels.geometry import conv_pads
 from edgecl.program.checks import ArrayLike, array_shape, need, pos_int, shape_list
-from edgecl.program.kernelset import FAST_KERNELS, LayerKernels
+from edgecl.program.kernelset import LayerKernels, fast_kernels
 
 __all__ = [
     "INT32_MAX",
@@ -186,11 +185,12 @@ class Op(abc.ABC):
         self,
         v: np.ndarray,
         arrays: Mapping[str, np.ndarray],
-        kernels: LayerKernels = FAST_KERNELS,
+        kernels: LayerKernels | None = None,
         *,
         threads: int = 1,
     ) -> np.ndarray:
-        """The op on a batch ``v`` (the previous op's value), on ``kernels``; the binary
+        """The op on a batch ``v`` (the previous op's value), on ``kernels`` (default
+        :func:`edgecl.program.kernelset.fast_kernels`, or the reference twins); the binary
         products run on ``threads`` threads."""
 
 
@@ -250,7 +250,9 @@ class Conv2dFloat(Op):
         )
         _check_bias(d, arrays, what, o)
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
+        from edgecl.kernels.first_layer import conv2d_float  # (a Numba module)
+
         bias = None if self.bias is None else arrays[self.bias]
         return conv2d_float(
             v,
@@ -287,7 +289,7 @@ class DenseFloat(Op):
         )
         _check_bias(d, arrays, what, o)
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
         y = v.astype(np.float64) @ arrays[self.weight].astype(np.float64)
         return _float_out(y, self.bias, arrays)
 
@@ -314,7 +316,7 @@ class Affine(Op):
             )
         need(out == cur, f"{what}: expected out_shape {list(cur)}, got {list(out)}")
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
         return v.astype(np.float32) * arrays[self.scale] + arrays[self.shift]
 
 
@@ -345,7 +347,8 @@ class MaxPoolFloat(_MaxPool):
     in_kinds: ClassVar[tuple[ValueKind, ...]] = (_FLOAT,)
     out_kind_fixed: ClassVar[ValueKind | None] = _FLOAT
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
+        kernels = fast_kernels() if kernels is None else kernels
         return kernels.maxpool2d(v, size=self.size, stride=self.stride)
 
 
@@ -357,7 +360,8 @@ class MaxPoolBits(_MaxPool):
     in_kinds: ClassVar[tuple[ValueKind, ...]] = (_BITS,)
     out_kind_fixed: ClassVar[ValueKind | None] = _BITS
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
+        kernels = fast_kernels() if kernels is None else kernels
         return kernels.maxpool_bits(v, size=self.size, stride=self.stride)
 
 
@@ -376,7 +380,7 @@ class Flatten(Op):
             f"{what}: expected (H, W, C) -> (H*W*C,), got {list(cur)} -> {list(out)}",
         )
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
         return np.ascontiguousarray(v).reshape(v.shape[0], -1)
 
 
@@ -419,7 +423,8 @@ class Threshold(_ThresholdOp):
     in_kinds: ClassVar[tuple[ValueKind, ...]] = (_INT,)
     threshold_dtype: ClassVar[str] = "<i4"
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
+        kernels = fast_kernels() if kernels is None else kernels
         y = _repeat(v, self.repeat)
         return kernels.threshold(y, arrays[self.thresholds], arrays[self.flip])
 
@@ -432,7 +437,8 @@ class ThresholdFloat(_ThresholdOp):
     in_kinds: ClassVar[tuple[ValueKind, ...]] = (_FLOAT,)
     threshold_dtype: ClassVar[str] = "<f4"
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
+        kernels = fast_kernels() if kernels is None else kernels
         y = _repeat(v, self.repeat)
         return kernels.threshold_float(y, arrays[self.thresholds], arrays[self.flip])
 
@@ -479,7 +485,8 @@ class Conv2dBinary(Op):
         exp = ((cur[0] + top + bottom - kh) // s + 1, (cur[1] + left + right - kw) // s + 1, o)
         need(out == exp, f"{what}: expected out_shape {list(exp)}, got {list(out)}")
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
+        kernels = fast_kernels() if kernels is None else kernels
         return kernels.binary_conv2d(
             v,
             arrays[self.weight],
@@ -528,7 +535,8 @@ class DenseBinary(Op):
             f"{what}.weight: expected {n_words(n)} words for n={n}, got {words}",
         )
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
+        kernels = fast_kernels() if kernels is None else kernels
         acc = kernels.binary_dense(v, arrays[self.weight], self.n, threads=threads)
         off = int(self.offset)
         return acc if off == 0 else acc + np.int32(off)
