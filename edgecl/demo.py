@@ -227,6 +227,11 @@ def host_phase(
         class_names=[str(c) for c in BASE_CLASSES],
         overwrite=True,
     )
+    # the learning graphs: base.ecl (and the model.ecl saved from it) also learn with
+    # onnxruntime alone (Runtime.load(path, backend="onnxruntime"))
+    from edgecl.export.onnx_learn import add_learning_graphs
+
+    info = add_learning_graphs(info.path)
     export_s = time.perf_counter() - t2
     log(f"host: exported {info.path} ({info.file_bytes} bytes) in {export_s:.1f} s")
     return {**summary, "base_bundle": str(info.path), "export_s": export_s}

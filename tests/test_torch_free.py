@@ -32,6 +32,8 @@ DEVICE_MODULES = [
     "edgecl.device",
     "edgecl.device.learner",
     "edgecl.device.reports",
+    "edgecl.device.ort",
+    "edgecl.memory.backend",
     "edgecl.device.head",
     "edgecl.device.persist",
     "edgecl.device.scores",

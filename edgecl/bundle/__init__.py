@@ -37,6 +37,7 @@ from edgecl.bundle.head import (
 from edgecl.bundle.inspect import BundleReport, inspect_bundle
 from edgecl.bundle.manifest import Manifest, validate_manifest
 from edgecl.bundle.specs import (
+    LEARNING_GRAPHS,
     MAX_CLASS_NAME,
     MAX_GBM_WEIGHT,
     MAX_HEAD_BATCH_SIZE,
@@ -47,6 +48,7 @@ from edgecl.bundle.specs import (
     MEMORY_SETTING_BOUNDS,
     BudgetSpec,
     EmbeddingSpec,
+    GraphsSpec,
     HeadRefs,
     HeadSpec,
     InputSpec,
@@ -78,6 +80,8 @@ __all__ = [
     "BundleInfo",
     "BundleReport",
     "EmbeddingSpec",
+    "GraphsSpec",
+    "LEARNING_GRAPHS",
     "HeadRefs",
     "HeadSpec",
     "InputSpec",

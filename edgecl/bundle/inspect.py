@@ -22,7 +22,8 @@ class BundleReport:
     """What a bundle holds and how many bytes each part takes.
 
     ``parts`` (bytes as stored): ``features`` (the layer arrays), ``head`` (W and b),
-    ``head_graph`` (the ONNX head-update graph, if stored), ``class_memory``.
+    ``head_graph`` (the ONNX head-update graph, if stored), ``learning_graphs`` (the
+    onnxruntime backend's graphs, if stored), ``class_memory``.
     ``stored_bytes`` = class memory + head, what the memory budget covers;
     ``headroom_bytes`` = budget - stored bytes (``None`` without a budget).
     """
@@ -133,6 +134,8 @@ def inspect_bundle(path: str | os.PathLike[str]) -> BundleReport:
     }
     if head.get("onnx") is not None:
         parts["head_graph"] = int(arrays[head["onnx"]].nbytes)
+    if manifest.get("graphs"):
+        parts["learning_graphs"] = sum(int(arrays[r].nbytes) for r in manifest["graphs"].values())
     mem = manifest["memory"]
     parts["class_memory"] = (
         0 if mem is None else sum(int(arrays[r].nbytes) for r in mem["arrays"].values())

@@ -1,5 +1,6 @@
 """The typed manifest: what a device runtime needs from a bundle (input spec, layer
-program, embedding, head, classes, class memory, budget, export record).
+program, embedding, head, classes, class memory, budget, export record, the optional
+onnxruntime learning graphs).
 
 :meth:`Manifest.from_dict` *is* the validation: it refuses, with
 :class:`~edgecl.errors.BundleError`, anything the runtime could not load or would load
@@ -32,6 +33,7 @@ from edgecl.bundle.specs import (
     MEMORY_SETTING_BOUNDS,
     BudgetSpec,
     EmbeddingSpec,
+    GraphsSpec,
     HeadRefs,
     HeadSpec,
     InputSpec,
@@ -45,7 +47,7 @@ from edgecl.memory import memory_from_state
 REQUIRED_KEYS = ("input", "layers", "embedding", "head", "classes", "memory", "budget")
 #: Keys the container writes (:func:`edgecl.bundle.write_bundle`), never part of a Manifest.
 CONTAINER_KEYS = ("format", "schema_version", "creator", "arrays")
-_OPTIONAL_KEYS = ("base_classes", "model", "export")
+_OPTIONAL_KEYS = ("base_classes", "model", "export", "graphs")
 
 
 def array_specs(
@@ -65,7 +67,8 @@ class Manifest:
     """A checked device manifest. ``layers`` are the layer program's entries (checked by
     :func:`edgecl.bundle.layers.check_layers`); ``head`` the head's settings and
     ``head_refs`` its array names; ``base_classes``, ``model`` and ``export`` what the
-    exporter recorded (None where absent); ``extra`` any other top-level keys, kept."""
+    exporter recorded (None where absent); ``graphs`` the onnxruntime backend's learning
+    graphs (None: not stored); ``extra`` any other top-level keys, kept."""
 
     input: InputSpec
     layers: tuple[Mapping[str, Any], ...]
@@ -78,6 +81,7 @@ class Manifest:
     base_classes: tuple[str, ...] | None = None
     model: Mapping[str, Any] | None = None
     export: Mapping[str, Any] | None = None
+    graphs: GraphsSpec | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     # -- reading ---------------------------------------------------------------------------
@@ -128,6 +132,10 @@ class Manifest:
             v = d.get(key)
             need(v is None or isinstance(v, Mapping), f"manifest {key!r}: expected an object")
             optional[key] = None if v is None else copy.deepcopy(dict(v))
+        optional["graphs"] = GraphsSpec.from_dict(d.get("graphs"))
+        if optional["graphs"] is not None:
+            for name, ref in optional["graphs"].refs.items():
+                array_shape(specs, ref, f"graphs.{name}", "|u1", 1)
         known = REQUIRED_KEYS + CONTAINER_KEYS + _OPTIONAL_KEYS
         manifest = cls(
             input=inp,
@@ -153,6 +161,8 @@ class Manifest:
         names += self.head_refs.names()
         if self.memory is not None:
             names += self.memory.arrays.values()
+        if self.graphs is not None:
+            names += self.graphs.names()
         return tuple(dict.fromkeys(names))
 
     def _check_values(self, arrays: Mapping[str, np.ndarray]) -> None:
@@ -247,6 +257,8 @@ class Manifest:
         for key in ("model", "export"):
             if getattr(self, key) is not None:
                 out[key] = copy.deepcopy(dict(getattr(self, key)))
+        if self.graphs is not None:
+            out["graphs"] = self.graphs.to_dict()
         return out
 
     def with_state(

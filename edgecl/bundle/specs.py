@@ -436,3 +436,39 @@ class BudgetSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return {"bytes": self.bytes, "policy": self.policy}
+
+
+#: The ONNX graphs of the onnxruntime backend (:mod:`edgecl.device.ort`), in driver order.
+LEARNING_GRAPHS = ("embed", "logits", "scores", "em_step", "quantize", "sample", "head_step")
+
+
+@dataclass(frozen=True)
+class GraphsSpec:
+    """The optional ``graphs`` section: the array (uint8, the serialized ONNX model) of
+    each learning graph of :data:`LEARNING_GRAPHS`, by graph name. A bundle without the
+    section has none (backend ``"onnxruntime"`` refuses it)."""
+
+    refs: Mapping[str, str]
+
+    @classmethod
+    def from_dict(cls, d: object) -> GraphsSpec | None:
+        if d is None:
+            return None
+        need(isinstance(d, Mapping), f"manifest 'graphs': expected an object, got {d!r:.200}")
+        missing = [g for g in LEARNING_GRAPHS if g not in d]  # type: ignore[operator]
+        unknown = [g for g in d if g not in LEARNING_GRAPHS]  # type: ignore[union-attr]
+        need(
+            not missing and not unknown,
+            f"manifest 'graphs': expected the graphs {list(LEARNING_GRAPHS)}, got missing "
+            f"{missing}, unknown {unknown!r:.200}",
+        )
+        for name in LEARNING_GRAPHS:
+            ref = d[name]  # type: ignore[index]
+            need(isinstance(ref, str), f"graphs.{name}: expected an array name, got {ref!r:.200}")
+        return cls(refs={name: d[name] for name in LEARNING_GRAPHS})  # type: ignore[index]
+
+    def to_dict(self) -> dict[str, str]:
+        return {name: self.refs[name] for name in LEARNING_GRAPHS}
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.refs[name] for name in LEARNING_GRAPHS)

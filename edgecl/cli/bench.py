@@ -54,7 +54,8 @@ def add_bench(p: argparse.ArgumentParser) -> None:
         "--backend",
         choices=("numba", "onnxruntime"),
         default="numba",
-        help="what runs the head updates of learn_class: numba (default) or onnxruntime",
+        help="what runs predict and learn_class: numba (default) or onnxruntime (the "
+        "bundle's learning graphs; latency then also measures numba beside it)",
     )
     add_seed(p, "seed of the samples and of every learn_class")
 
@@ -88,6 +89,20 @@ def _print_latency(r: dict[str, Any]) -> None:
         f"  from z      {lz['min']:>8.2f}ms{lz['p50']:>8.2f}ms{lz['p90']:>8.2f}ms"
         "   (memory fit + head retraining only)"
     )
+
+
+def _print_beside(r: dict[str, Any]) -> None:
+    """onnxruntime's p50 beside numba's (``r["beside"]``), with the ratio."""
+    other = r["beside"]
+    print(f"\nbeside {other['backend']} (same bundle, samples, seeds):")
+    print(f"{'':14}{r['backend']:>14}{other['backend']:>10}{'ratio':>8}")
+    for key, label, unit in (
+        ("predict_us", f"predict b={r['batch']}", "us"),
+        ("learn_class_ms", "learn_class", "ms"),
+        ("learn_from_embeddings_ms", "  from z", "ms"),
+    ):
+        a, b = r[key]["p50"], other[key]["p50"]
+        print(f"{label:<14}{a:>12.2f}{unit}{b:>8.2f}{unit}{a / b:>7.2f}x")
 
 
 def _print_memory(r: dict[str, Any]) -> None:
@@ -156,6 +171,21 @@ def cmd_bench(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         r = {"command": "bench latency", "bundle": str(args.bundle), "load_ms": load_ms}
+        if rt.backend != "numba":  # the same measurement on the Numba backend, beside it
+            from edgecl.device import Runtime
+
+            numba_rt = Runtime.load(args.bundle, threads=args.threads)
+            beside = bench_latency(
+                numba_rt,
+                batch=args.batch,
+                repeat=args.repeat,
+                learn_samples=args.learn_samples,
+                learn_repeat=args.learn_repeat,
+                data=data,
+                source=source,
+                seed=args.seed,
+            )
+            r["beside"] = beside.to_dict()
     else:
         rep = bench_memory(
             rt, learn_samples=args.learn_samples, data=data, source=source, seed=args.seed
@@ -167,6 +197,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
         emit_json(r)
     elif args.what == "latency":
         _print_latency(r)
+        if "beside" in r:
+            _print_beside(r)
     else:
         _print_memory(r)
     return EXIT_OK

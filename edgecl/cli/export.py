@@ -29,7 +29,12 @@ __all__ = ["add_export", "add_info", "cmd_export", "cmd_info"]
 def add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("checkpoint", type=Path, help="a checkpoint saved by edgecl.train")
     p.add_argument("-o", "--output", type=Path, required=True, help="the bundle to write (.ecl)")
-    p.add_argument("--onnx", type=Path, help="also write the forward graph (ONNX) here")
+    p.add_argument(
+        "--onnx",
+        type=Path,
+        help="also write the forward graph (ONNX) here, and store in the bundle the learning "
+        "graphs of backend='onnxruntime' (predict and learn with onnxruntime alone)",
+    )
     p.add_argument(
         "--memory",
         choices=("gbm", "latent", "none"),
@@ -194,7 +199,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     onnx_path = None
     if args.onnx is not None:
         from edgecl.export import export_onnx
+        from edgecl.export.onnx_learn import add_learning_graphs
 
+        info = add_learning_graphs(info.path)
         onnx_path = export_onnx(args.output, args.onnx, overwrite=args.overwrite)
     from edgecl.bundle import inspect_bundle
 

@@ -105,8 +105,9 @@ def add_learn(p: argparse.ArgumentParser) -> None:
         "--backend",
         choices=("numba", "onnxruntime"),
         default="numba",
-        help="what runs the head updates: the Numba head step (default) or the bundle's "
-        "ONNX head-update graph on onnxruntime (needs edgecl[ort])",
+        help="what runs predict and learn: the Numba kernels (default) or the bundle's "
+        "learning graphs on onnxruntime alone (needs edgecl[ort] and a bundle exported "
+        "with --onnx)",
     )
     add_threads(p)
 

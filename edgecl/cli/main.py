@@ -32,6 +32,7 @@ from edgecl.cli.compile import add_compile, cmd_compile
 from edgecl.cli.demo import add_demo, cmd_demo
 from edgecl.cli.export import add_export, add_info, cmd_export, cmd_info
 from edgecl.cli.export_c import add_export_c, cmd_export_c
+from edgecl.cli.import_larq import add_import_larq, cmd_import_larq
 from edgecl.cli.learn import add_learn, add_predict, cmd_learn, cmd_predict
 from edgecl.cli.train import add_train, cmd_train
 from edgecl.errors import BudgetError, BundleError, ExportError
@@ -51,6 +52,7 @@ def commands() -> list[Command]:
     return [
         Command("export", "checkpoint -> device bundle (and ONNX graph)", add_export, cmd_export),
         Command("info", "what a bundle holds: classes, layers, bytes, budget", add_info, cmd_info),
+        Command("import-larq", "Larq model -> bundle (no TF)", add_import_larq, cmd_import_larq),
         Command(
             "export-c",
             "bundle -> C99 project (predict and learn, no Python)",

@@ -9,7 +9,7 @@ is what is saved.
 Step backends: ``"numba"`` runs :class:`edgecl.kernels.headstep.HeadStepper` (the math of
 :func:`edgecl.kernels.head.softmax_head_step`, reference twin
 :func:`~edgecl.kernels.head.softmax_head_step_reference`); ``"onnxruntime"`` runs the
-bundle's ONNX head-update graph.
+bundle's ``head_step`` graph (:mod:`edgecl.device.ort`; Numba is then never imported).
 """
 
 from __future__ import annotations
@@ -17,14 +17,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
 from edgecl.bundle import HEAD_BITS, HeadSpec, encode_head, head_bytes_per_class, round_head
 from edgecl.errors import BundleError, InvalidValueError, UnknownClassError
-from edgecl.kernels import binary_float_dense, unpack_bits
-from edgecl.kernels.headstep import HeadStepper
 from edgecl.validate import check_class_name, check_words, pos_int
 
 __all__ = [
@@ -34,7 +32,7 @@ __all__ = [
     "HeadSettings",
     "HeadSteps",
     "NumbaHeadSteps",
-    "OnnxHeadSteps",
+    "OrtHeadSteps",
     "make_head_steps",
 ]
 
@@ -118,6 +116,8 @@ class Head:
     # -- forward -----------------------------------------------------------------------------
     def logits(self, z_words: np.ndarray) -> np.ndarray:
         """``z @ W + b`` (float32 (n, C)) for packed embeddings."""
+        from edgecl.kernels.float_dense import binary_float_dense  # (Numba)
+
         z = check_words(z_words, self.n_bits)
         return binary_float_dense(z, self.weight, self.n_bits, threads=self.threads) + self.bias
 
@@ -217,6 +217,8 @@ class NumbaHeadSteps:
         """Any number of classes."""
 
     def train(self, weight, bias, batches, settings, *, n_batches, progress=None):
+        from edgecl.kernels.headstep import HeadStepper  # (Numba)
+
         n_cls = weight.shape[1]
         stepper = HeadStepper(self.n_bits, n_cls, max(settings.batch_size, n_cls))
         buf = [np.ascontiguousarray(weight.T), bias.copy()]
@@ -232,71 +234,42 @@ class NumbaHeadSteps:
         return np.ascontiguousarray(buf[0].T), buf[1], fit
 
 
-class OnnxHeadSteps:
-    """The bundle's ONNX head-update graph in onnxruntime: one SGD step per call."""
+class OrtHeadSteps:
+    """The bundle's ``head_step`` graph (:class:`edgecl.device.ort.OrtKernels`): one SGD
+    step per call, any number of classes."""
 
     name = "onnxruntime"
 
-    def __init__(self, graph: bytes, n_bits: int) -> None:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:  # an optional dependency
-            raise ImportError(
-                "backend='onnxruntime' needs the onnxruntime package (pip install onnxruntime)"
-            ) from exc
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = 1
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(
-                graph, sess_options=opts, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:  # onnxruntime raises its own exception types
-            raise BundleError(f"expected a valid ONNX head-update graph, got: {exc}") from exc
-        shapes = {i.name: i.shape for i in self.session.get_inputs()}
-        w = shapes.get("weight")
-        if w is None or len(w) != 2 or w[0] != n_bits:
-            raise BundleError(f"expected a head-update graph for D={n_bits}, got weight {w}")
-        self.n_classes = w[1] if isinstance(w[1], int) else None  # None: any number
-        self.n_bits = n_bits
+    def __init__(self, kernels: Any) -> None:
+        self.kernels = kernels
 
     def check_classes(self, n_classes: int) -> None:
-        if self.n_classes is not None and self.n_classes != n_classes:
-            raise BundleError(
-                f"the bundle's ONNX head-update graph is fixed at {self.n_classes} classes, "
-                f"the head needs {n_classes}; export it with a dynamic class axis or use "
-                "backend='numba'"
-            )
+        """Any number of classes (the graph's class axis is dynamic)."""
 
     def train(self, weight, bias, batches, settings, *, n_batches, progress=None):
-        c = weight.shape[1]
-        self.check_classes(c)
         state = [weight, bias]
-        lr = np.array(settings.lr, np.float32)
 
         def step(words, labels):
-            x = unpack_bits(words, self.n_bits).astype(np.float32)
-            onehot = np.zeros((x.shape[0], c), np.float32)
-            onehot[np.arange(x.shape[0]), labels] = 1.0
-            feeds = {"weight": state[0], "bias": state[1], "embeddings": x, "targets": onehot}
-            new_w, new_b, loss = self.session.run(None, {**feeds, "lr": lr})
-            state[0], state[1] = np.ascontiguousarray(new_w), np.ascontiguousarray(new_b)
-            return float(loss)
+            state[0], state[1], loss = self.kernels.head_step(
+                words, state[0], state[1], labels, settings.lr
+            )
+            return loss
 
         fit = _run(batches, step, n_batches, progress)
         return state[0], state[1], fit
 
 
-def make_head_steps(backend: str, n_bits: int, onnx_graph: bytes | None) -> HeadSteps:
-    """The step backend named ``backend`` (one of :data:`BACKENDS`)."""
+def make_head_steps(backend: str, n_bits: int, ort: Any = None) -> HeadSteps:
+    """The step backend named ``backend`` (one of :data:`BACKENDS`); ``"onnxruntime"``
+    needs the bundle's graphs (``ort``, :class:`edgecl.device.ort.OrtKernels`)."""
     if backend not in BACKENDS:
         raise InvalidValueError(f"expected backend in {BACKENDS}, got {backend!r}")
     if backend == "numba":
         return NumbaHeadSteps(n_bits)
-    if onnx_graph is None:
+    if ort is None:
+        from edgecl.device.ort import HOW_TO_EXPORT
+
         raise BundleError(
-            "backend='onnxruntime' needs the bundle's ONNX head-update graph, got none "
-            "(export with HeadConfig(onnx=True))"
+            f"backend='onnxruntime' needs the bundle's learning graphs, got none; {HOW_TO_EXPORT}"
         )
-    return OnnxHeadSteps(bytes(onnx_graph), n_bits)
+    return OrtHeadSteps(ort)

@@ -17,7 +17,9 @@ Torch-free (NumPy + Numba, onnxruntime optional). It works on embeddings (``uint
    the head on class-balanced batches (eq. 4, :func:`edgecl.memory.balanced_batches`) of
    the class's real embeddings and fresh pseudo-exemplars of every other class, one SGD
    step per batch (:mod:`edgecl.device.head`'s backends), then fit the class's memory (BMM
-   by EM, eqs. 1-3, or buffered exemplars);
+   by EM, eqs. 1-3, or buffered exemplars). With ``backend="onnxruntime"`` every kernel of
+   these steps is one of the bundle's ONNX graphs (:mod:`edgecl.device.ort`; Numba is
+   never imported);
 3. commit: swap the copies in. A failure anywhere before leaves everything unchanged.
 """
 
@@ -50,6 +52,7 @@ from edgecl.kernels.rng import ecl_generator
 from edgecl.memory import (
     Budget,
     ClassMemory,
+    GBMMemory,
     Plan,
     apply_plan,
     balanced_batches,
@@ -107,7 +110,7 @@ class Learner:
         policy: str = "strict",
         settings: HeadSettings | None = None,
         backend: str = "numba",
-        onnx_graph: bytes | None = None,
+        ort: Any = None,
         threads: int = 1,
         head_bits: int = 32,
     ) -> None:
@@ -137,8 +140,12 @@ class Learner:
         self.policy = budget.policy if budget is not None else str(policy)
         self.backend = backend
         self.threads = pos_int(threads, "threads")
-        self.onnx_graph = onnx_graph
-        self.steps = make_head_steps(backend, self.n_bits, onnx_graph)
+        # backend="onnxruntime": the bundle's graphs (edgecl.device.ort.OrtKernels) run the
+        # head's logits and steps, the scores and the GBM memory's EM, quantisation, sampling
+        self.ort = ort if backend == "onnxruntime" else None
+        self.steps = make_head_steps(backend, self.n_bits, self.ort)
+        if self.ort is not None and isinstance(memory, GBMMemory):
+            self.memory = memory.with_kernels(self.ort.memory_kernels())
         self.last_peak_bytes: int | None = None
         self.stored_bytes_check()
 
@@ -199,18 +206,34 @@ class Learner:
     # -- forward -------------------------------------------------------------------------------
     def logits(self, z_words: np.ndarray) -> np.ndarray:
         """Head logits ``z @ W + b`` (float32 (n, C)) for packed embeddings."""
-        return self.head.logits(z_words)
+        return self._logits(self.head, z_words)
+
+    def _logits(self, head: Head, z_words: np.ndarray) -> np.ndarray:
+        if self.ort is None:
+            return head.logits(z_words)
+        return self.ort.logits(check_words(z_words, self.n_bits), head.weight, head.bias)
 
     def gbm_log_likelihood(self, z_words: np.ndarray) -> np.ndarray | None:
         """``log p(z | class)`` (n, C) float64 in head class order, or None
         (:func:`edgecl.device.scores.class_log_likelihood`)."""
-        return class_log_likelihood(self.head, self.memory, z_words)
+        if self.ort is None:
+            return class_log_likelihood(self.head, self.memory, z_words)
+        inputs = self.ort.gbm_inputs(self.memory, self.classes)
+        if inputs is None:
+            return None
+        z = check_words(z_words, self.n_bits)
+        return self.ort.scores(z, self.head.weight, self.head.bias, *inputs, 0.0)[0]
 
     def scores(self, z_words: np.ndarray) -> np.ndarray:
         """What predictions rank (float64 (n, C)): the head logits, or with ``gbm_weight``
         lambda > 0 ``log_softmax(logits) + lambda * log_softmax(log p(z | class))``
-        (:func:`edgecl.device.scores.combined_scores`)."""
-        return combined_scores(self.head, self.memory, self.settings.gbm_weight, z_words)
+        (:func:`edgecl.device.scores.combined_scores`; the ``scores`` graph on onnxruntime)."""
+        if self.ort is None:
+            return combined_scores(self.head, self.memory, self.settings.gbm_weight, z_words)
+        z = check_words(z_words, self.n_bits)
+        head = self.head
+        lam = self.settings.gbm_weight
+        return self.ort.ranked_scores(z, head.weight, head.bias, head.classes, self.memory, lam)
 
     def predict(self, z_words: np.ndarray) -> np.ndarray:
         """Class names of the largest scores (:meth:`scores`)."""
@@ -343,7 +366,8 @@ class Learner:
             else:
                 memory.fit_class(name, z, seed=rng, size=size)
             timing.memory_s += time.perf_counter() - t
-            train_acc = float(np.mean(np.argmax(head.logits(z), axis=1) == head.index(name)))
+            hits = np.argmax(self._logits(head, z), axis=1) == head.index(name)
+            train_acc = float(np.mean(hits))
         # commit
         self.memory, self.head = memory, head
         self.last_peak_bytes = peak[0]

@@ -34,6 +34,12 @@ def learner_from_manifest(
         mem = manifest.memory
         memory = memory_from_state(mem.spec, {k: arrays[r] for k, r in mem.arrays.items()})
     b = manifest.budget
+    ort = None
+    if backend == "onnxruntime":  # the bundle's learning graphs (BundleError without them)
+        from edgecl.device.ort import OrtKernels, graph_arrays
+
+        graphs = None if manifest.graphs is None else manifest.graphs.refs
+        ort = OrtKernels(graph_arrays(graphs, arrays), manifest.embedding.bits, threads=threads)
     learner = Learner(
         manifest.embedding.bits,
         list(manifest.classes),
@@ -44,7 +50,7 @@ def learner_from_manifest(
         policy=b.policy,
         settings=head,
         backend=backend,
-        onnx_graph=None if refs.onnx is None else arrays[refs.onnx].tobytes(),
+        ort=ort,
         threads=threads,
         head_bits=head.bits,
     )

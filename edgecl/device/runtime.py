@@ -1,5 +1,7 @@
 """The device runtime, forward half: load a bundle and run the feature extractor F with
-the bit kernels, then the float head G. Torch-free (NumPy + Numba only).
+the bit kernels, then the float head G. Torch-free (NumPy + Numba; or, with
+``backend="onnxruntime"``, NumPy + the bundle's ONNX graphs, :mod:`edgecl.device.ort`,
+and Numba never imported).
 
 A bundle's ``layers`` list is a small program (:mod:`edgecl.program`): values
 flow as float32 (NHWC images or (N, F) vectors), int32 accumulators of ±1 products, or
@@ -38,19 +40,11 @@ from edgecl.device.learner import Learner
 from edgecl.device.persist import learner_from_manifest
 from edgecl.device.reports import LearnReport, MemoryReport, peak_tracer
 from edgecl.errors import InvalidTypeError, InvalidValueError
-from edgecl.kernels import binary_float_dense_reference, n_words
-from edgecl.program import (
-    FAST_KERNELS,
-    REFERENCE_KERNELS,
-    LayerKernels,
-    compile_program,
-    parse_layers,
-    run_layers,
-)
+from edgecl.kernels.bits import n_words
+from edgecl.program import LayerKernels, parse_layers, reference_kernels, run_layers
 from edgecl.validate import pos_int
 
 __all__ = [
-    "FAST_KERNELS",
     "InputSpec",
     "LayerKernels",
     "Runtime",
@@ -71,7 +65,7 @@ def embed_reference(rt: Runtime, x: object) -> np.ndarray:
     ops = parse_layers(rt.layers, rt.input_spec.shape, rt.arrays)
     parts = [
         run_layers(
-            rt.input_spec.normalize(xf[i : i + CHUNK]), ops, rt.arrays, kernels=REFERENCE_KERNELS
+            rt.input_spec.normalize(xf[i : i + CHUNK]), ops, rt.arrays, kernels=reference_kernels()
         )
         for i in range(0, xf.shape[0], CHUNK)
     ]
@@ -80,6 +74,8 @@ def embed_reference(rt: Runtime, x: object) -> np.ndarray:
 
 def logits_reference(rt: Runtime, x: object) -> np.ndarray:
     """Head logits through the reference kernels (float32)."""
+    from edgecl.kernels.float_dense import binary_float_dense_reference
+
     z = embed_reference(rt, x)
     return binary_float_dense_reference(z, rt.head_weight, rt.n_bits) + rt.head_bias
 
@@ -123,17 +119,22 @@ class Runtime:
         self.input_spec: InputSpec = self._typed.input
         self.layers: list[Mapping[str, Any]] = list(manifest["layers"])
         self.n_bits = self._typed.embedding.bits
-        # F as one callable, the first conv+threshold+pool fused (edgecl.program.compile)
-        self._program = compile_program(
-            parse_layers(self.layers, self.input_spec.shape, self.arrays),
-            self.arrays,
-            threads=self.threads,
-        )
-        # the learning half (edgecl.device.learner): head, class memory, budget
+        # the learning half (edgecl.device.learner): head, class memory, budget; with
+        # backend="onnxruntime" it holds the bundle's graphs (edgecl.device.ort.OrtKernels)
         self.learner = learner_from_manifest(
             self._typed, arrays, backend=backend, budget_bytes=budget_bytes, threads=threads
         )
         self.backend = backend
+        self._ort = self.learner.ort
+        if self._ort is None:
+            from edgecl.program.compile import compile_program  # (Numba)
+
+            # F as one callable, the first conv+threshold+pool fused (edgecl.program.compile)
+            self._program = compile_program(
+                parse_layers(self.layers, self.input_spec.shape, self.arrays),
+                self.arrays,
+                threads=self.threads,
+            )
 
     @classmethod
     def load(
@@ -146,9 +147,9 @@ class Runtime:
     ) -> Runtime:
         """Read, check and load a bundle (``BundleError`` if anything is wrong).
 
-        ``backend`` runs the head updates of :meth:`learn_class` with the Numba head step
-        or the bundle's ONNX head-update graph (``"onnxruntime"``); F runs on the bit
-        kernels either way. ``budget_bytes`` lowers the bundle's budget (never raises it;
+        ``backend``: ``"numba"`` (the bit kernels) or ``"onnxruntime"`` (the bundle's
+        learning graphs for every step, :mod:`edgecl.device.ort`; a bundle exported without
+        them is refused). ``budget_bytes`` lowers the bundle's budget (never raises it;
         ``BudgetError`` if the bundle already stores more).
         """
         if not isinstance(path, (str, os.PathLike)):
@@ -197,6 +198,9 @@ class Runtime:
         xf = self.input_spec.check(x)
         out = np.empty((xf.shape[0], n_words(self.n_bits)), np.uint64)
         for i in range(0, xf.shape[0], CHUNK):
+            if self._ort is not None:  # graph embed: normalisation and F inside
+                out[i : i + CHUNK] = self._ort.embed(xf[i : i + CHUNK])
+                continue
             part = self.input_spec.normalize(xf[i : i + CHUNK])
             out[i : i + CHUNK] = self._program(part)
         return out

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgecl.device.head import Head
-from edgecl.memory import ClassMemory, GenerativeMemory
+from edgecl.memory import ClassMemory
 
 __all__ = ["class_log_likelihood", "combined_scores", "log_softmax"]
 
@@ -22,12 +22,17 @@ def class_log_likelihood(
 ) -> np.ndarray | None:
     """``log p(z | class)`` (n, C) float64 under each head class's stored mixture (eq. 3's
     model, :meth:`edgecl.memory.GBMMemory.log_likelihood`), in head class order; None when
-    the memory is not generative or some head class has no mixture."""
-    if not isinstance(memory, GenerativeMemory):
+    the memory is not generative (no ``log_likelihood``: not a
+    :class:`edgecl.memory.GenerativeMemory`) or some head class has no mixture."""
+    # A structural check: isinstance against the runtime-checkable protocol would evaluate
+    # every member (``nbytes`` included) on each prediction.
+    log_likelihood = getattr(memory, "log_likelihood", None)
+    if log_likelihood is None:
         return None
-    if any(c not in memory.classes for c in head.classes):
+    stored = set(memory.classes)
+    if any(c not in stored for c in head.classes):
         return None
-    return memory.log_likelihood(z_words, head.classes, threads=head.threads)
+    return log_likelihood(z_words, head.classes, threads=head.threads)
 
 
 def combined_scores(

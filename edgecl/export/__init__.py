@@ -3,6 +3,9 @@
 - :func:`export_bundle` with :class:`ExportConfig`: the device bundle (``.ecl``).
 - :func:`export_onnx`: the forward graph (input -> logits and embedding bits).
 - :mod:`edgecl.export.onnx_head`: the head-update graph (one SGD step of the head).
+- :mod:`edgecl.export.onnx_learn`: the learning graphs of the onnxruntime backend (the whole
+  device side: embed, scores, EM, quantisation, sampling, head step) and
+  ``add_learning_graphs(path)``, which stores them in a bundle.
 
 Import it explicitly (``import edgecl.export``); ``import edgecl`` never imports torch.
 """

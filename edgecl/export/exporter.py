@@ -37,9 +37,10 @@ from edgecl.bundle import (
     write_bundle,
 )
 from edgecl.device.runtime import Runtime
-from edgecl.errors import BudgetError, ExportError
+from edgecl.errors import ExportError
 from edgecl.export.lower import check_model, lower_model
 from edgecl.kernels import binary_float_dense, pack_bits, unpack_bits
+from edgecl.memory.base_classes import fit_base_memory
 
 __all__ = ["ExportConfig", "HeadConfig", "export_bundle", "torch_reference"]
 
@@ -148,40 +149,6 @@ def torch_reference(model: nn.Module, x: np.ndarray) -> tuple[np.ndarray, np.nda
     return z.numpy().astype(np.uint8), logits.numpy()
 
 
-def _fit_memory(
-    config: ExportConfig, n_bits: int, names: list[str], z_words: np.ndarray, y: np.ndarray
-) -> tuple[Any, list[dict[str, Any]]]:
-    """Fit the class memory on the base classes' embeddings, inside the budget if any
-    (strict: ``BudgetError``; adapt: shrink, recorded in the returned plans)."""
-    from edgecl.memory import GBMConfig, GBMMemory, LatentBuffer, add_class_within_budget
-
-    memory: Any = (
-        GBMMemory(n_bits, config.memory)
-        if isinstance(config.memory, GBMConfig)
-        else LatentBuffer(n_bits, config.memory)
-    )
-    head_row_bytes = head_bytes_per_class(n_bits, config.head.bits)  # one row per class
-    plans = []
-    for k, name in enumerate(names):
-        rows = z_words[y == k]
-        if not len(rows):
-            continue
-        if config.budget is None:
-            memory.fit_class(name, rows, seed=config.seed + k)
-        else:
-            memory, plan = add_class_within_budget(
-                memory,
-                name,
-                rows,
-                config.budget,
-                other_stored_bytes=head_row_bytes * len(names),  # the head holds every row
-                seed=config.seed + k,
-            )
-            if plan.gave_up:
-                plans.append(plan.to_dict())
-    return memory, plans
-
-
 def export_bundle(
     model: nn.Module,
     path: str | os.PathLike[str],
@@ -251,19 +218,9 @@ def export_bundle(
     z_words = runtime.embed(x)
 
     head_bytes = head_bytes_per_class(d, config.head.bits) * len(names)
-    stored = head_bytes
-    memory, plans = None, []
-    if config.memory is not None:
-        memory, plans = _fit_memory(config, d, names, z_words, y)
-        stored += int(memory.nbytes)
-    if budget is not None and stored > budget.bytes:
-        raise BudgetError(
-            f"the base classes need {stored} stored bytes (head {head_bytes}), over the "
-            f"budget of {budget.bytes}",
-            needed=stored,
-            free=int(budget.bytes),
-            part="export",
-        )
+    memory, plans = fit_base_memory(
+        config.memory, budget, d, names, z_words, y, head_bytes=head_bytes, seed=config.seed
+    )
 
     report: dict[str, Any] = {"verified": False}
     if verify:

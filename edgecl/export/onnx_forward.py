@@ -34,6 +34,7 @@ from edgecl.bundle import head_weight, read_bundle, validate_manifest
 from edgecl.export._onnx import make_model
 from edgecl.export.onnx_gbm import scores_nodes
 from edgecl.kernels.bits import WORD_BITS, unpack_bits
+from edgecl.kernels.geometry import conv_pads
 from edgecl.program.ops import (
     Affine,
     Conv2dBinary,
@@ -80,8 +81,9 @@ def _signs(words: np.ndarray, n: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _At:
-    """Where an op stands in the program: the last op (whose bits are the embedding,
-    {0,1} floats rather than ±1), and the (H, W, C) a Flatten right before it flattened."""
+    """Where an op stands in the program: ``last``, the op whose bits are the embedding
+    ({0,1} floats rather than ±1: the last op but trailing bit pools and a Flatten), and
+    the (H, W, C) a Flatten right before it flattened."""
 
     last: bool
     flat_from: tuple[int, ...] | None
@@ -113,8 +115,7 @@ def _conv2d_float(g: _Graph, op: Conv2dFloat, arrays, v: str, at: _At) -> str:
 def _conv2d_binary(g: _Graph, op: Conv2dBinary, arrays, v: str, at: _At) -> str:
     wt = _signs(arrays[op.weight], op.in_shape[2]).transpose(0, 3, 1, 2)
     kh, kw = wt.shape[2:]
-    ph, pw = (kh // 2, kw // 2) if op.padding == "same" else (0, 0)
-    return _conv(g, v, wt, None, (ph, ph, pw, pw), float(op.pad_value), op.stride)
+    return _conv(g, v, wt, None, conv_pads(op.padding, kh, kw), float(op.pad_value), op.stride)
 
 
 def _dense_float(g: _Graph, op: DenseFloat, arrays, v: str, at: _At) -> str:
@@ -208,8 +209,11 @@ def forward_model(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray])
     v = g.op("Transpose", [v], "nchw", perm=[0, 3, 1, 2])
     ops = parse_layers(manifest["layers"], spec["shape"], arrays)
     flat_from: tuple[int, ...] | None = None
+    # the embedding's bits are those of the last op but trailing bit pools and a Flatten
+    # (an imported Larq program may end in them; they keep {0,1} floats {0,1})
+    last = max(i for i, op in enumerate(ops) if not isinstance(op, (MaxPoolBits, Flatten)))
     for i, op in enumerate(ops):
-        v = _BUILDERS[type(op)](g, op, arrays, v, _At(i == len(ops) - 1, flat_from))
+        v = _BUILDERS[type(op)](g, op, arrays, v, _At(i == last, flat_from))
         flat_from = op.in_shape if isinstance(op, Flatten) else None
     emb = g.op("Identity", [v], "embedding_out")
     head = manifest["head"]

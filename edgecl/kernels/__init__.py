@@ -3,7 +3,16 @@
 Plain functions on arrays; each fast kernel has a NumPy ``_reference`` twin.
 The bit convention lives in :mod:`edgecl.kernels.bits`. Nothing compiles at import:
 each Numba core compiles (or loads from Numba's cache) on its first call.
+
+Importing this package does not import Numba: the bit convention (:mod:`~.bits`) is
+loaded eagerly, every other name on first access (PEP 562), so a device that runs the
+onnxruntime backend (:mod:`edgecl.device.ort`) and has no Numba can still use the bits.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from edgecl.kernels.bits import (
     WORD_BITS,
@@ -15,77 +24,64 @@ from edgecl.kernels.bits import (
     tail_mask,
     unpack_bits,
 )
-from edgecl.kernels.bmm import (
-    bmm_em_stats,
-    bmm_em_stats_reference,
-    bmm_log_likelihood,
-    bmm_log_likelihood_reference,
-    bmm_responsibilities,
-    bmm_responsibilities_reference,
-    hamming_distances,
-    hamming_distances_reference,
-)
-from edgecl.kernels.conv import binary_conv2d, binary_conv2d_reference
-from edgecl.kernels.dense import binary_dense, binary_dense_reference
-from edgecl.kernels.float_dense import binary_float_dense, binary_float_dense_reference
-from edgecl.kernels.fused import (
-    binary_conv_threshold_pool,
-    binary_conv_threshold_pool_reference,
-    binary_dense_threshold,
-    binary_dense_threshold_reference,
-)
-from edgecl.kernels.head import softmax_head_step, softmax_head_step_reference
-from edgecl.kernels.pool import maxpool2d, maxpool2d_reference, maxpool_bits, maxpool_bits_reference
-from edgecl.kernels.sampling import (
-    PROB_ONE,
-    sample_bernoulli_words,
-    sample_bernoulli_words_reference,
-)
-from edgecl.kernels.threshold import (
-    threshold,
-    threshold_float,
-    threshold_float_reference,
-    threshold_reference,
-)
+
+#: The module of every Numba-backed name (imported on first access).
+_LAZY = {
+    "bmm_em_stats": "bmm",
+    "bmm_em_stats_reference": "bmm",
+    "bmm_log_likelihood": "bmm",
+    "bmm_log_likelihood_reference": "bmm",
+    "bmm_responsibilities": "bmm",
+    "bmm_responsibilities_reference": "bmm",
+    "hamming_distances": "bmm",
+    "hamming_distances_reference": "bmm",
+    "binary_conv2d": "conv",
+    "binary_conv2d_reference": "conv",
+    "binary_dense": "dense",
+    "binary_dense_reference": "dense",
+    "binary_float_dense": "float_dense",
+    "binary_float_dense_reference": "float_dense",
+    "binary_conv_threshold_pool": "fused",
+    "binary_conv_threshold_pool_reference": "fused",
+    "binary_dense_threshold": "fused",
+    "binary_dense_threshold_reference": "fused",
+    "softmax_head_step": "head",
+    "softmax_head_step_reference": "head",
+    "maxpool2d": "pool",
+    "maxpool2d_reference": "pool",
+    "maxpool_bits": "pool",
+    "maxpool_bits_reference": "pool",
+    "PROB_ONE": "sampling",
+    "sample_bernoulli_words": "sampling",
+    "sample_bernoulli_words_reference": "sampling",
+    "threshold": "threshold",
+    "threshold_float": "threshold",
+    "threshold_float_reference": "threshold",
+    "threshold_reference": "threshold",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'edgecl.kernels' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"edgecl.kernels.{module}"), name)
+    globals()[name] = value  # later accesses skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
-    "bmm_em_stats",
-    "bmm_em_stats_reference",
-    "bmm_log_likelihood",
-    "bmm_log_likelihood_reference",
-    "bmm_responsibilities",
-    "bmm_responsibilities_reference",
-    "hamming_distances",
-    "hamming_distances_reference",
-    "PROB_ONE",
-    "sample_bernoulli_words",
-    "sample_bernoulli_words_reference",
     "WORD_BITS",
     "WORD_DTYPE",
-    "binary_conv2d",
-    "binary_conv2d_reference",
-    "binary_conv_threshold_pool",
-    "binary_conv_threshold_pool_reference",
-    "binary_dense",
-    "binary_dense_reference",
-    "binary_dense_threshold",
-    "binary_dense_threshold_reference",
-    "binary_float_dense",
-    "binary_float_dense_reference",
-    "maxpool2d",
-    "maxpool2d_reference",
-    "maxpool_bits",
-    "maxpool_bits_reference",
     "n_words",
     "pack_bits",
     "pack_signs",
     "signs_from_bits",
-    "softmax_head_step",
-    "softmax_head_step_reference",
     "tail_mask",
-    "threshold",
-    "threshold_float",
-    "threshold_float_reference",
-    "threshold_reference",
     "unpack_bits",
+    *_LAZY,
 ]

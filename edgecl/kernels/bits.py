@@ -18,6 +18,9 @@ import numpy as np
 
 WORD_DTYPE = np.dtype(np.uint64)
 WORD_BITS = 64
+#: A Bernoulli probability of 1 in the 16-bit fixed point of sampling thresholds
+#: (:mod:`edgecl.kernels.sampling`, :func:`edgecl.memory.quantize.thresholds`).
+PROB_ONE = 65536
 
 
 def n_words(n: int) -> int:
@@ -108,6 +111,7 @@ def signs_from_bits(bits: np.ndarray) -> np.ndarray:
 
 
 __all__ = [
+    "PROB_ONE",
     "WORD_BITS",
     "WORD_DTYPE",
     "n_words",

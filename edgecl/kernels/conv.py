@@ -7,10 +7,11 @@ weights' ``(kh, kw, Cw)``), then every output pixel is a ±1 dot product
 
 Padding: ``'same'`` pads ``k // 2`` on every side, as torch's ``Conv2d(padding=k // 2)``,
 so the output size is ``floor((H + 2 * (k // 2) - k) / stride) + 1``; ``'valid'`` pads
-nothing. Pad pixels are +1 in every channel (``pad_value=1``, larq's ``pad_values=1``):
-exact on the packed path. ``pad_value=0`` (zero padding) subtracts, for every
-out-of-bounds tap, that tap's contribution against an all-+1 pixel,
-``2 * popcount(w[o, tap]) - C``.
+nothing; ``(top, bottom, left, right)`` pads as stated (TensorFlow's 'same' with strides 2
+on an even input puts the odd pad pixel at the bottom / right). Pad pixels are +1 in
+every channel (``pad_value=1``, larq's ``pad_values=1``): exact on the packed path.
+``pad_value=0`` (zero padding) subtracts, for every out-of-bounds tap, that tap's
+contribution against an all-+1 pixel, ``2 * popcount(w[o, tap]) - C``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from edgecl.kernels._check import check_count, check_words
 from edgecl.kernels._threads import check_threads, num_threads
 from edgecl.kernels.bits import WORD_DTYPE, tail_mask, unpack_bits
 from edgecl.kernels.dense import _dense_parallel, _dense_serial, wide_tiles
+from edgecl.kernels.geometry import conv_out_size, conv_pads
 from edgecl.kernels.popcount import popcount64
 
 # Patch rows are padded with zero words to a multiple of this, so the vectorised inner
@@ -110,12 +112,11 @@ def _tap_sums(w, n_channels):
 
 
 def check_kernel(w, n_channels, stride, padding, pad_value):
-    """A binary conv's weights and options: ``(w, n_channels, stride, ph, pw)``."""
+    """A binary conv's weights and options: ``(w, n_channels, stride, pads)`` with
+    ``pads`` = (top, bottom, left, right) (:func:`conv_pads`)."""
     n_channels = check_count(n_channels, "n_channels")
     w = check_words(w, "w", (4,), n_channels, "(O, kh, kw, Cw) packed along channels")
     stride = check_count(stride, "stride")
-    if padding not in ("same", "valid"):
-        raise ValueError(f"expected padding 'same' or 'valid', got {padding!r}")
     if isinstance(pad_value, bool) or not isinstance(pad_value, numbers.Real):
         raise TypeError(f"expected pad_value 1 or 0, got {pad_value!r}")
     if pad_value not in (0, 1):
@@ -123,24 +124,23 @@ def check_kernel(w, n_channels, stride, padding, pad_value):
     _, kh, kw, _ = w.shape
     if kh < 1 or kw < 1 or w.shape[0] < 1:
         raise ValueError(f"expected a kernel with O, kh, kw >= 1, got shape {w.shape}")
-    ph, pw = (kh // 2, kw // 2) if padding == "same" else (0, 0)
-    return w, n_channels, stride, ph, pw
+    return w, n_channels, stride, conv_pads(padding, kh, kw)
 
 
 def _check_conv(x, w, n_channels, stride, padding, pad_value):
     n_channels = check_count(n_channels, "n_channels")
     x = check_words(x, "x", (4,), n_channels, "(N, H, W, Cw) packed along channels")
-    w, n_channels, stride, ph, pw = check_kernel(w, n_channels, stride, padding, pad_value)
+    w, n_channels, stride, pads = check_kernel(w, n_channels, stride, padding, pad_value)
     _, H, W, _ = x.shape
     _, kh, kw, _ = w.shape
-    ho = (H + 2 * ph - kh) // stride + 1
-    wo = (W + 2 * pw - kw) // stride + 1
+    ho, wo = conv_out_size(H, W, kh, kw, stride, pads)
     if ho < 1 or wo < 1:
         raise ValueError(
-            f"expected an input of at least ({kh - 2 * ph}, {kw - 2 * pw}) pixels for a "
-            f"{kh}x{kw} kernel with padding {padding!r}, got ({H}, {W})"
+            f"expected an input of at least ({kh - pads[0] - pads[1]}, "
+            f"{kw - pads[2] - pads[3]}) pixels for a {kh}x{kw} kernel with padding "
+            f"{padding!r}, got ({H}, {W})"
         )
-    return x, w, n_channels, stride, ph, pw, ho, wo
+    return x, w, n_channels, stride, pads, ho, wo
 
 
 def binary_conv2d(
@@ -149,7 +149,7 @@ def binary_conv2d(
     n_channels: int,
     *,
     stride: int = 1,
-    padding: str = "same",
+    padding: str | tuple[int, int, int, int] = "same",
     pad_value: int = 1,
     threads: int = 1,
 ) -> np.ndarray:
@@ -157,12 +157,14 @@ def binary_conv2d(
 
     ``x`` (N, H, W, Cw) and ``w`` (O, kh, kw, Cw) are ``uint64`` words with
     ``Cw == n_words(n_channels)``. ``padding`` is ``'same'`` (``k // 2`` on every side, as
-    torch) or ``'valid'``; ``pad_value`` is 1 (pad pixels +1, exact) or 0 (zero padding,
-    by a correction term). ``threads > 1`` splits output channels over Numba threads.
+    torch), ``'valid'`` or ``(top, bottom, left, right)``; ``pad_value`` is 1 (pad pixels
+    +1, exact) or 0 (zero padding, by a correction term). ``threads > 1`` splits output
+    channels over Numba threads.
     """
-    x, w, n_channels, stride, ph, pw, ho, wo = _check_conv(
+    x, w, n_channels, stride, pads, ho, wo = _check_conv(
         x, w, n_channels, stride, padding, pad_value
     )
+    ph, pw = pads[0], pads[2]  # the kernels index from the top-left pad
     threads = check_threads(threads)
     n_out, kh, kw, cw = w.shape
     k = kh * kw * cw
@@ -191,16 +193,17 @@ def binary_conv2d_reference(
     n_channels: int,
     *,
     stride: int = 1,
-    padding: str = "same",
+    padding: str | tuple[int, int, int, int] = "same",
     pad_value: int = 1,
 ) -> np.ndarray:
     """NumPy twin of :func:`binary_conv2d`: unpack to ±1, pad, and sum taps in int64."""
-    x, w, n_channels, stride, ph, pw, ho, wo = _check_conv(
+    x, w, n_channels, stride, pads, ho, wo = _check_conv(
         x, w, n_channels, stride, padding, pad_value
     )
+    top, bottom, left, right = pads
     xs = unpack_bits(x, n_channels).astype(np.int64) * 2 - 1
     ws = unpack_bits(w, n_channels).astype(np.int64) * 2 - 1
-    xs = np.pad(xs, ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=int(pad_value))
+    xs = np.pad(xs, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=int(pad_value))
     n_out, kh, kw, _ = ws.shape
     out = np.zeros((x.shape[0], ho, wo, n_out), np.int64)
     for dy in range(kh):
@@ -214,4 +217,4 @@ def binary_conv2d_reference(
     return out.astype(np.int32)
 
 
-__all__ = ["binary_conv2d", "binary_conv2d_reference"]
+__all__ = ["binary_conv2d", "binary_conv2d_reference", "conv_out_size", "conv_pads"]

@@ -27,7 +27,7 @@ from numba import njit, prange
 from edgecl.kernels._check import check_count, check_words
 from edgecl.kernels._threads import check_threads, num_threads
 from edgecl.kernels.bits import WORD_DTYPE, n_words, tail_mask
-from edgecl.kernels.conv import _check_conv, binary_conv2d_reference, check_kernel
+from edgecl.kernels.conv import _check_conv, binary_conv2d_reference, check_kernel, conv_out_size
 from edgecl.kernels.dense import binary_dense_reference
 from edgecl.kernels.pool import _out_size, maxpool_bits_reference
 from edgecl.kernels.popcount import popcount64
@@ -59,8 +59,8 @@ class BinaryBlock:
     n_out: int
     repeat: int
     stride: int
-    ph: int
-    pw: int
+    #: (top, bottom, left, right) pad pixels
+    pads: tuple[int, int, int, int]
     zero_pad: bool
     pool: int
     pool_stride: int
@@ -272,16 +272,17 @@ def tap_offsets(kh, kw, wp, cw):
 
 
 @njit(cache=True)
-def _pad_words(x, ph, pw, ones):
-    """``x`` (N, H, W, Cw) in a border of ``ph`` / ``pw`` all-+1 pixels (``ones`` words)."""
+def _pad_words(x, top, bottom, left, right, ones):
+    """``x`` (N, H, W, Cw) in a border of all-+1 pixels (``ones`` words): ``top`` rows
+    above, ``bottom`` below, ``left`` / ``right`` columns beside."""
     n, h, w, cw = x.shape
-    xp = np.empty((n, h + 2 * ph, w + 2 * pw, cw), np.uint64)
+    xp = np.empty((n, h + top + bottom, w + left + right, cw), np.uint64)
     for s in range(n):
-        for i in range(h + 2 * ph):
-            for j in range(w + 2 * pw):
-                inside = ph <= i < h + ph and pw <= j < w + pw
+        for i in range(h + top + bottom):
+            for j in range(w + left + right):
+                inside = top <= i < h + top and left <= j < w + left
                 for c in range(cw):
-                    xp[s, i, j, c] = x[s, i - ph, j - pw, c] if inside else ones[c]
+                    xp[s, i, j, c] = x[s, i - top, j - left, c] if inside else ones[c]
     return xp
 
 
@@ -315,7 +316,7 @@ def prepare_block(
     flip: np.ndarray,
     *,
     stride: int = 1,
-    padding: str = "same",
+    padding: str | tuple[int, int, int, int] = "same",
     pad_value: int = 1,
     repeat: int = 1,
     offset: int = 0,
@@ -329,7 +330,7 @@ def prepare_block(
     ``offset`` is added to every accumulator first (the exporter's dense offset);
     ``pool`` 0 means no pooling.
     """
-    w, n_channels, stride, ph, pw = check_kernel(w, n_channels, stride, padding, pad_value)
+    w, n_channels, stride, pads = check_kernel(w, n_channels, stride, padding, pad_value)
     n_out, kh, kw, cw = w.shape
     repeat = check_count(repeat, "repeat")
     pool = check_count(pool, "pool", minimum=0)
@@ -362,8 +363,7 @@ def prepare_block(
         n_out=n_out,
         repeat=repeat,
         stride=stride,
-        ph=ph,
-        pw=pw,
+        pads=pads,
         zero_pad=pad_value == 0,
         pool=pool,
         pool_stride=pool_stride,
@@ -373,8 +373,7 @@ def prepare_block(
 def block_out_shape(blk: BinaryBlock, h: int, w: int) -> tuple[int, int, int]:
     """(Ho, Wo, n_words(O * repeat)) of the fused block on an (h, w) input."""
     kh, kw = blk.wt.shape[:2]
-    ho = (h + 2 * blk.ph - kh) // blk.stride + 1
-    wo = (w + 2 * blk.pw - kw) // blk.stride + 1
+    ho, wo = conv_out_size(h, w, kh, kw, blk.stride, blk.pads)
     if ho < 1 or wo < 1:
         raise ValueError(f"expected an input large enough for a {kh}x{kw} kernel, got ({h}, {w})")
     if blk.pool:
@@ -399,7 +398,7 @@ def run_block(x: np.ndarray, blk: BinaryBlock, *, threads: int = 1) -> np.ndarra
     out = np.empty((n, ho, wo, ow), WORD_DTYPE)
     if blk.fast is not None:
         wk, sgn64, sthr64, ones = blk.fast
-        xp = _pad_words(x, blk.ph, blk.pw, ones)
+        xp = _pad_words(x, *blk.pads, ones)
         kh, kw = blk.wt.shape[:2]
         cw = x.shape[3]
         wp = xp.shape[2]
@@ -417,8 +416,8 @@ def run_block(x: np.ndarray, blk: BinaryBlock, *, threads: int = 1) -> np.ndarra
         blk.n_channels,
         blk.repeat,
         blk.stride,
-        blk.ph,
-        blk.pw,
+        blk.pads[0],  # the kernel indexes from the top-left pad
+        blk.pads[2],
         blk.zero_pad,
         blk.pool,
         blk.pool_stride,
@@ -439,7 +438,7 @@ def binary_conv_threshold_pool(
     flip: np.ndarray,
     *,
     stride: int = 1,
-    padding: str = "same",
+    padding: str | tuple[int, int, int, int] = "same",
     pad_value: int = 1,
     repeat: int = 1,
     pool: int = 0,
@@ -476,7 +475,7 @@ def binary_conv_threshold_pool_reference(
     flip: np.ndarray,
     *,
     stride: int = 1,
-    padding: str = "same",
+    padding: str | tuple[int, int, int, int] = "same",
     pad_value: int = 1,
     repeat: int = 1,
     pool: int = 0,

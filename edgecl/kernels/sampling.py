@@ -17,9 +17,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from edgecl.kernels.bits import WORD_BITS, WORD_DTYPE, n_words
-
-PROB_ONE = 65536  # threshold meaning probability 1
+from edgecl.kernels.bits import PROB_ONE, WORD_BITS, WORD_DTYPE, n_words
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)

@@ -16,7 +16,6 @@ import numpy as np
 
 from edgecl.errors import ClassExistsError, InvalidValueError, UnknownClassError
 from edgecl.kernels.bits import n_words, pack_bits, unpack_bits
-from edgecl.kernels.bmm import hamming_distances
 from edgecl.validate import check_class_name, check_words, pos_int
 
 
@@ -71,6 +70,8 @@ class NearestPrototype:
     def distances(self, z_words: np.ndarray) -> np.ndarray:
         if not self._ones:
             raise InvalidValueError("expected at least one class before predicting, got none")
+        from edgecl.kernels.bmm import hamming_distances  # (Numba, loaded on first use)
+
         return hamming_distances(check_words(z_words, self.n_bits), self._protos, self.n_bits)
 
     def predict(self, z_words: np.ndarray) -> np.ndarray:

@@ -15,13 +15,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from edgecl.errors import InvalidValueError
 from edgecl.kernels.bits import unpack_bits
-from edgecl.kernels.bmm import bmm_em_stats
 
 MU_CLIP = 1e-3
 
@@ -53,23 +53,27 @@ def em_run(
     epsilon: float,
     trainable_pi: bool,
     clip: float = MU_CLIP,
+    stats: Callable[..., tuple] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[float], list[float]]:
     """Run EM from ``(mu0, pi0)`` for at most ``n_steps`` M-steps (eqs. 1-3).
 
-    ``epsilon <= 0`` disables the stop rule. Returns ``(mu, pi, ell, loglik)``.
+    ``epsilon <= 0`` disables the stop rule. ``stats`` computes eq. 1-3's statistics
+    (default :func:`edgecl.kernels.bmm.bmm_em_stats`). Returns ``(mu, pi, ell, loglik)``.
     """
+    if stats is None:
+        from edgecl.kernels.bmm import bmm_em_stats as stats  # (Numba, loaded on first use)
     n = words.shape[0]
     mu = np.clip(np.array(mu0, dtype=np.float64), clip, 1.0 - clip)
     pi = np.array(pi0, dtype=np.float64)
     ell: list[float] = []
     loglik: list[float] = []
     for _ in range(int(n_steps)):
-        stats, nk, l3, ll = bmm_em_stats(words, n_bits, mu, pi)
+        s_k, nk, l3, ll = stats(words, n_bits, mu, pi)
         ell.append(l3)
         loglik.append(ll)
         alive = nk > 0.0
         new_mu = mu.copy()
-        new_mu[alive] = stats[alive] / nk[alive, None]
+        new_mu[alive] = s_k[alive] / nk[alive, None]
         mu = np.clip(new_mu, clip, 1.0 - clip)
         if trainable_pi:
             pi = nk / n
@@ -99,11 +103,12 @@ def fit_bmm(
     epsilon: float = 1e-3,
     n_max: int = 10,
     clip: float = MU_CLIP,
+    stats: Callable[..., tuple] | None = None,
 ) -> EMResult:
     """Fit a K-component Bernoulli mixture to packed ``words`` with the paper's schedule.
 
     ``words`` must be validated packed rows (see :func:`edgecl.memory._common.check_words`)
-    with ``K <= N``.
+    with ``K <= N``; ``stats`` as in :func:`em_run`.
     """
     n = words.shape[0]
     k = int(k)
@@ -124,6 +129,7 @@ def fit_bmm(
             epsilon=0.0,
             trainable_pi=trainable_pi,
             clip=clip,
+            stats=stats,
         )
         warm.append(ell[-1])
         if best is None or ell[-1] > best[0]:
@@ -138,6 +144,7 @@ def fit_bmm(
         epsilon=epsilon,
         trainable_pi=trainable_pi,
         clip=clip,
+        stats=stats,
     )
     return EMResult(mu, pi, tuple(ell), tuple(loglik), tuple(warm), len(ell))
 

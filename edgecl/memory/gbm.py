@@ -24,8 +24,6 @@ import numpy as np
 
 from edgecl.errors import BundleError, ClassExistsError, InvalidTypeError, InvalidValueError
 from edgecl.kernels.bits import n_words, tail_mask
-from edgecl.kernels.float_dense import binary_float_dense
-from edgecl.kernels.sampling import sample_bernoulli_words
 from edgecl.memory._common import (
     ClassStore,
     as_rng,
@@ -33,12 +31,12 @@ from edgecl.memory._common import (
     check_counts,
     stored_nbytes,
 )
+from edgecl.memory.backend import MemoryKernels, numba_memory_kernels
 from edgecl.memory.em import MU_CLIP, fit_bmm
 from edgecl.memory.quantize import (
     check_bits,
     dequantize,
     pack_levels,
-    quantize,
     thresholds,
     unpack_levels,
 )
@@ -139,17 +137,25 @@ def _shrink(size: GBMSize) -> GBMSize | None:
 
 
 class GBMMemory(ClassStore):
-    """Class memory of Bernoulli-mixture prototypes; see :mod:`edgecl.memory` for the protocol."""
+    """Class memory of Bernoulli-mixture prototypes; see :mod:`edgecl.memory` for the protocol.
+
+    ``kernels`` run its EM, quantisation and sampling (default: the Numba kernels,
+    :mod:`edgecl.memory.backend`); copies keep them."""
 
     kind = "gbm"
     closed_form = "K·D·n_c·q"
 
-    def __init__(self, n_bits: int, config: GBMConfig | None = None) -> None:
+    def __init__(
+        self, n_bits: int, config: GBMConfig | None = None, *, kernels: MemoryKernels | None = None
+    ) -> None:
         self._n_bits = pos_int(n_bits, "n_bits")
         config = GBMConfig() if config is None else config
         if not isinstance(config, GBMConfig):
             raise InvalidTypeError(f"expected a GBMConfig, got {type(config).__name__}")
+        if kernels is not None and not isinstance(kernels, MemoryKernels):
+            raise InvalidTypeError(f"expected MemoryKernels or None, got {type(kernels).__name__}")
         self._config = config
+        self._kernels = kernels
         self._classes: dict[str, _Class] = {}
         self._thresholds: dict[str, np.ndarray] = {}
         # log_likelihood's tables (for which classes, the arrays); None after every change
@@ -159,6 +165,19 @@ class GBMMemory(ClassStore):
     @property
     def config(self) -> GBMConfig:
         return self._config
+
+    @property
+    def kernels(self) -> MemoryKernels:
+        """The kernels its EM, quantisation and sampling run on."""
+        return numba_memory_kernels() if self._kernels is None else self._kernels
+
+    def with_kernels(self, kernels: MemoryKernels | None) -> GBMMemory:
+        """A copy running on ``kernels`` (None: the Numba kernels); same state."""
+        new = self.copy()
+        if kernels is not None and not isinstance(kernels, MemoryKernels):
+            raise InvalidTypeError(f"expected MemoryKernels or None, got {type(kernels).__name__}")
+        new._kernels = kernels
+        return new
 
     def prototypes(self, name: str) -> np.ndarray:
         """Dequantized prototypes ``mu`` (K, D) float64 of a class."""
@@ -179,17 +198,18 @@ class GBMMemory(ClassStore):
         classes) — a generative classifier, a novelty score, the device's ``gbm_weight``
         term. One dense product with tables the memory keeps until its state changes."""
         names = self.classes if classes is None else tuple(classes)
-        for c in names:
-            self._get(c)
+        if self._tables is None or self._tables[0] != names:
+            for c in names:  # unknown names are refused before the tables are built
+                self._get(c)
         z = check_words(z_words, self._n_bits)
         if not names:
             return np.empty((z.shape[0], 0))
-        a, const, owner = self._likelihood_tables(names)
+        from edgecl.kernels.float_dense import binary_float_dense  # (Numba, loaded on first use)
+
+        a, const, owner, same_k = self._likelihood_tables(names)
         comp = binary_float_dense(z, a, self._n_bits, threads=threads) + const
         n_cls = len(names)
-        if owner.size % n_cls == 0 and np.array_equal(
-            owner, np.repeat(np.arange(n_cls), owner.size // n_cls)
-        ):  # every class has the same K: one vectorised logsumexp
+        if same_k:  # every class has the same K: one vectorised logsumexp
             part = comp.reshape(z.shape[0], n_cls, -1)
             top = part.max(axis=2)
             return top + np.log(np.exp(part - top[:, :, None]).sum(axis=2))
@@ -200,11 +220,12 @@ class GBMMemory(ClassStore):
             out[:, i] = top + np.log(np.exp(part - top[:, None]).sum(axis=1))
         return out
 
-    def _likelihood_tables(self, names: tuple[str, ...]) -> tuple[np.ndarray, ...]:
-        """``(A (D, K_total) float32, const (K_total,), owner (K_total,))`` with
+    def _likelihood_tables(self, names: tuple[str, ...]) -> tuple[Any, ...]:
+        """``(A (D, K_total) float32, const (K_total,), owner (K_total,), same_k)`` with
         ``log pi_k p(z | mu_k) = z . A[:, k] + const[k]`` for every component of ``names``,
-        in that order. Kept until the next change of the memory's state (:meth:`_store`,
-        :meth:`remove_class` drop them)."""
+        in that order (``same_k``: every class has the same number of components). Kept
+        until the next change of the memory's state (:meth:`_store`, :meth:`remove_class`
+        drop them)."""
         if self._tables is not None and self._tables[0] == names:
             return self._tables[1]
         cols, consts, owner = [], [], []
@@ -216,10 +237,16 @@ class GBMMemory(ClassStore):
                 cols.append((np.log(mu) - np.log1p(-mu)).T)
                 consts.append(np.log1p(-mu).sum(axis=1) + np.log(pi))
             owner.append(np.full(mu.shape[0], i, np.int64))
+        owner_all = np.concatenate(owner)
+        n_cls = len(names)
+        same_k = owner_all.size % n_cls == 0 and np.array_equal(
+            owner_all, np.repeat(np.arange(n_cls), owner_all.size // n_cls)
+        )
         tables = (
             np.ascontiguousarray(np.concatenate(cols, axis=1), np.float32),
             np.concatenate(consts),
-            np.concatenate(owner),
+            owner_all,
+            same_k,
         )
         self._tables = (names, tables)
         return tables
@@ -291,8 +318,9 @@ class GBMMemory(ClassStore):
             n_iter=cfg.n_iter,
             epsilon=cfg.epsilon,
             n_max=cfg.n_max,
+            stats=self.kernels.em_stats,
         )
-        levels = quantize(res.mu, size.bits)
+        levels = self.kernels.quantize(res.mu, size.bits)
         return pack_levels(levels, size.bits), res.pi.astype(np.float32)
 
     def _store(self, name: str, entry: _Class) -> None:
@@ -363,7 +391,7 @@ class GBMMemory(ClassStore):
         if size == c.size:
             return
         if size.components == c.size.components:
-            levels = quantize(self.prototypes(name), size.bits)
+            levels = self.kernels.quantize(self.prototypes(name), size.bits)
             self._store(name, _Class(size, pack_levels(levels, size.bits), c.pi, c.count))
             return
         if size.components > c.count:
@@ -413,12 +441,13 @@ class GBMMemory(ClassStore):
             return np.zeros((0, n_words(self._n_bits)), np.uint64), np.zeros(0, np.int64)
         table = np.concatenate(tables, axis=0)
         kernel_seed = int(gen.integers(0, 2**63))
-        words = sample_bernoulli_words(table, np.concatenate(rows), self._n_bits, kernel_seed)
+        rows_all = np.concatenate(rows)
+        words = self.kernels.sample_words(table, rows_all, self._n_bits, kernel_seed)
         return words, np.concatenate(labels)
 
     # -- state -----------------------------------------------------------------------------
     def copy(self) -> GBMMemory:
-        new = GBMMemory(self._n_bits, self._config)
+        new = GBMMemory(self._n_bits, self._config, kernels=self._kernels)
         for name, c in self._classes.items():
             new._classes[name] = _Class(c.size, c.words.copy(), c.pi.copy(), c.count)
             new._thresholds[name] = self._thresholds[name].copy()

@@ -13,8 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgecl.errors import InvalidValueError
-from edgecl.kernels.bits import n_words, pack_bits, unpack_bits
-from edgecl.kernels.sampling import PROB_ONE
+from edgecl.kernels.bits import PROB_ONE, n_words, pack_bits, unpack_bits
 
 ALLOWED_BITS = (1, 2, 3, 4, 5, 6, 7, 8, 32)
 

@@ -1,10 +1,17 @@
 """The device layer program, torch-free: the op classes and their registry
 (:mod:`edgecl.program.ops`), the kernel sets (:mod:`edgecl.program.kernelset`), the
 op-by-op runner (:mod:`edgecl.program.run`) and the fusing compiler
-(:mod:`edgecl.program.compile`)."""
+(:mod:`edgecl.program.compile`).
 
-from edgecl.program.compile import Program, compile_program
-from edgecl.program.kernelset import FAST_KERNELS, REFERENCE_KERNELS, LayerKernels
+Parsing and checking a program never imports Numba: the compiler and the kernel sets
+(``Program``, ``compile_program``, ``FAST_KERNELS``, ``REFERENCE_KERNELS``) load on first
+access."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from edgecl.program.kernelset import LayerKernels, fast_kernels, reference_kernels
 from edgecl.program.ops import (
     OPS,
     Affine,
@@ -23,6 +30,19 @@ from edgecl.program.ops import (
     parse_layers,
 )
 from edgecl.program.run import run_layers
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Program", "compile_program"):
+        from edgecl.program import compile as compiler
+
+        return getattr(compiler, name)
+    if name == "FAST_KERNELS":
+        return fast_kernels()
+    if name == "REFERENCE_KERNELS":
+        return reference_kernels()
+    raise AttributeError(f"module 'edgecl.program' has no attribute {name!r}")
+
 
 __all__ = [
     "FAST_KERNELS",
@@ -43,7 +63,9 @@ __all__ = [
     "ThresholdFloat",
     "ValueKind",
     "compile_program",
+    "fast_kernels",
     "output_kind",
     "parse_layers",
+    "reference_kernels",
     "run_layers",
 ]

@@ -17,7 +17,7 @@ import numpy as np
 
 from edgecl.kernels.first_layer import FirstLayer, conv_threshold_pool, prepare_first_layer
 from edgecl.kernels.fused import BinaryBlock, prepare_block, run_block
-from edgecl.program.kernelset import FAST_KERNELS
+from edgecl.program.kernelset import fast_kernels
 from edgecl.program.ops import (
     Conv2dBinary,
     Conv2dFloat,
@@ -115,7 +115,7 @@ def _dense_step(blk: BinaryBlock, threads: int) -> Step:
 
 
 def _plain_step(op: Op, arrays: Mapping[str, np.ndarray], threads: int) -> Step:
-    return lambda v: op.run(v, arrays, FAST_KERNELS, threads=threads)
+    return lambda v: op.run(v, arrays, fast_kernels(), threads=threads)
 
 
 def compile_program(

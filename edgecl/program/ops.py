@@ -25,9 +25,9 @@ from typing import Any, ClassVar
 import numpy as np
 
 from edgecl.kernels.bits import n_words
-from edgecl.kernels.first_layer import conv2d_float
+from edgecl.kernels.geometry import conv_pads
 from edgecl.program.checks import ArrayLike, array_shape, need, pos_int, shape_list
-from edgecl.program.kernelset import FAST_KERNELS, LayerKernels
+from edgecl.program.kernelset import LayerKernels, fast_kernels
 
 __all__ = [
     "INT32_MAX",
@@ -185,11 +185,12 @@ class Op(abc.ABC):
         self,
         v: np.ndarray,
         arrays: Mapping[str, np.ndarray],
-        kernels: LayerKernels = FAST_KERNELS,
+        kernels: LayerKernels | None = None,
         *,
         threads: int = 1,
     ) -> np.ndarray:
-        """The op on a batch ``v`` (the previous op's value), on ``kernels``; the binary
+        """The op on a batch ``v`` (the previous op's value), on ``kernels`` (default
+        :func:`edgecl.program.kernelset.fast_kernels`, or the reference twins); the binary
         products run on ``threads`` threads."""
 
 
@@ -249,7 +250,9 @@ class Conv2dFloat(Op):
         )
         _check_bias(d, arrays, what, o)
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
+        from edgecl.kernels.first_layer import conv2d_float  # (a Numba module)
+
         bias = None if self.bias is None else arrays[self.bias]
         return conv2d_float(
             v,
@@ -286,7 +289,7 @@ class DenseFloat(Op):
         )
         _check_bias(d, arrays, what, o)
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
         y = v.astype(np.float64) @ arrays[self.weight].astype(np.float64)
         return _float_out(y, self.bias, arrays)
 
@@ -313,7 +316,7 @@ class Affine(Op):
             )
         need(out == cur, f"{what}: expected out_shape {list(cur)}, got {list(out)}")
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
         return v.astype(np.float32) * arrays[self.scale] + arrays[self.shift]
 
 
@@ -344,7 +347,8 @@ class MaxPoolFloat(_MaxPool):
     in_kinds: ClassVar[tuple[ValueKind, ...]] = (_FLOAT,)
     out_kind_fixed: ClassVar[ValueKind | None] = _FLOAT
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
+        kernels = fast_kernels() if kernels is None else kernels
         return kernels.maxpool2d(v, size=self.size, stride=self.stride)
 
 
@@ -356,7 +360,8 @@ class MaxPoolBits(_MaxPool):
     in_kinds: ClassVar[tuple[ValueKind, ...]] = (_BITS,)
     out_kind_fixed: ClassVar[ValueKind | None] = _BITS
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
+        kernels = fast_kernels() if kernels is None else kernels
         return kernels.maxpool_bits(v, size=self.size, stride=self.stride)
 
 
@@ -375,7 +380,7 @@ class Flatten(Op):
             f"{what}: expected (H, W, C) -> (H*W*C,), got {list(cur)} -> {list(out)}",
         )
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
         return np.ascontiguousarray(v).reshape(v.shape[0], -1)
 
 
@@ -418,7 +423,8 @@ class Threshold(_ThresholdOp):
     in_kinds: ClassVar[tuple[ValueKind, ...]] = (_INT,)
     threshold_dtype: ClassVar[str] = "<i4"
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
+        kernels = fast_kernels() if kernels is None else kernels
         y = _repeat(v, self.repeat)
         return kernels.threshold(y, arrays[self.thresholds], arrays[self.flip])
 
@@ -431,7 +437,8 @@ class ThresholdFloat(_ThresholdOp):
     in_kinds: ClassVar[tuple[ValueKind, ...]] = (_FLOAT,)
     threshold_dtype: ClassVar[str] = "<f4"
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
+        kernels = fast_kernels() if kernels is None else kernels
         y = _repeat(v, self.repeat)
         return kernels.threshold_float(y, arrays[self.thresholds], arrays[self.flip])
 
@@ -439,7 +446,9 @@ class ThresholdFloat(_ThresholdOp):
 @dataclass(frozen=True, kw_only=True)
 class Conv2dBinary(Op):
     """±1 conv on packed bits: ``weight`` (O, kh, kw, n_words(C)) uint64, ``padding``
-    'same' or 'valid' with ``pad_value`` 0 or 1 (the pad bit); int32 accumulators.
+    'same' (``k // 2`` every side), 'valid' or ``(top, bottom, left, right)`` (TensorFlow's
+    'same' with strides 2 on an even input: the odd pad pixel at the bottom / right), with
+    ``pad_value`` 0 or 1 (the pad bit); int32 accumulators.
     ``bits``: the weight precision the entry records (1), None where it records none."""
 
     name: ClassVar[str] = "conv2d_binary"
@@ -450,7 +459,7 @@ class Conv2dBinary(Op):
 
     weight: str
     stride: int
-    padding: str
+    padding: str | tuple[int, int, int, int]
     pad_value: int
     bits: int | None = None
 
@@ -462,17 +471,22 @@ class Conv2dBinary(Op):
             cw == n_words(cur[2]),
             f"{what}.weight: expected {n_words(cur[2])} words per tap, got {cw}",
         )
-        need(
-            d.get("padding") in ("same", "valid"),
-            f"{what}.padding: expected 'same' or 'valid'",
-        )
+        padding = d.get("padding")
+        try:
+            top, bottom, left, right = conv_pads(padding, kh, kw)
+        except ValueError:
+            need(
+                False,
+                f"{what}.padding: expected 'same' or 'valid' or [top, bottom, left, right] ints "
+                f"in [0, {max(kh, kw)}), got {padding!r:.100}",
+            )
         need(d.get("pad_value") in (0, 1), f"{what}.pad_value: expected 0 or 1")
         s = pos_int(d.get("stride"), f"{what}.stride")
-        ph, pw = (kh // 2, kw // 2) if d["padding"] == "same" else (0, 0)
-        exp = ((cur[0] + 2 * ph - kh) // s + 1, (cur[1] + 2 * pw - kw) // s + 1, o)
+        exp = ((cur[0] + top + bottom - kh) // s + 1, (cur[1] + left + right - kw) // s + 1, o)
         need(out == exp, f"{what}: expected out_shape {list(exp)}, got {list(out)}")
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
+        kernels = fast_kernels() if kernels is None else kernels
         return kernels.binary_conv2d(
             v,
             arrays[self.weight],
@@ -521,7 +535,8 @@ class DenseBinary(Op):
             f"{what}.weight: expected {n_words(n)} words for n={n}, got {words}",
         )
 
-    def run(self, v, arrays, kernels=FAST_KERNELS, *, threads=1):
+    def run(self, v, arrays, kernels=None, *, threads=1):
+        kernels = fast_kernels() if kernels is None else kernels
         acc = kernels.binary_dense(v, arrays[self.weight], self.n, threads=threads)
         off = int(self.offset)
         return acc if off == 0 else acc + np.int32(off)

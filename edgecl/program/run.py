@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from edgecl.program.kernelset import FAST_KERNELS, LayerKernels
+from edgecl.program.kernelset import LayerKernels, fast_kernels
 from edgecl.program.ops import Op
 
 __all__ = ["run_layers"]
@@ -19,11 +19,12 @@ def run_layers(
     arrays: Mapping[str, np.ndarray],
     *,
     threads: int = 1,
-    kernels: LayerKernels = FAST_KERNELS,
+    kernels: LayerKernels | None = None,
 ) -> np.ndarray:
     """Run a (checked) layer program (:func:`edgecl.program.ops.parse_layers`) on
-    normalised float32 NHWC input; returns the last value (for a complete program, the
-    packed embedding bits (N, n_words(D)))."""
+    normalised float32 NHWC input on ``kernels`` (default: the fast Numba kernels); returns
+    the last value (for a complete program, the packed embedding bits (N, n_words(D)))."""
+    kernels = fast_kernels() if kernels is None else kernels
     v = x
     for op in ops:
         v = op.run(v, arrays, kernels, threads=threads)

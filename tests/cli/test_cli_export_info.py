@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from edgecl import cli
-from edgecl.bundle import read_bundle
+from edgecl.bundle import LEARNING_GRAPHS, read_bundle
 from edgecl.errors import ExportError
 
 torch = pytest.importorskip("torch")
@@ -54,6 +54,7 @@ def test_export_writes_a_bundle_and_an_onnx_graph(checkpoint, tmp_path, capsys):
     assert manifest["memory"]["kind"] == "buffer"
     assert manifest["classes"] == ["0", "1", "2", "3", "4"]
     assert onnx_path.stat().st_size > 0
+    assert sorted(manifest["graphs"]) == sorted(LEARNING_GRAPHS)  # backend="onnxruntime"
     assert "conv2d_binary" in stdout and "stored" in stdout
     assert "calibration samples" in err  # progress on stderr
 

@@ -53,6 +53,10 @@ def _check_report(report: dict) -> None:
     rt = Runtime.load(report["bundle_path"])
     assert list(rt.classes_) == [str(c) for c in range(10)]
     assert rt.memory().stored_bytes == report["stored_bytes"]
+    # the learned bundle carries the learning graphs: onnxruntime alone predicts the same
+    ort = Runtime.load(report["bundle_path"], backend="onnxruntime")
+    assert list(ort.classes_) == list(rt.classes_)
+    assert ort.memory().stored_bytes == report["stored_bytes"]
 
 
 def test_quick_demo(tmp_path):

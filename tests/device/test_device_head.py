@@ -111,5 +111,5 @@ def test_bad_heads_and_backends_are_refused():
         Head(10, ["a", "b"], w, b, bits=4)
     with pytest.raises(InvalidValueError, match="backend"):
         make_head_steps("cuda", 10, None)
-    with pytest.raises(BundleError, match="head-update graph"):
+    with pytest.raises(BundleError, match="learning graphs"):
         make_head_steps("onnxruntime", 10, None)
