@@ -154,11 +154,11 @@ def test_learning_matches_python(driver, tmp_path, mnist):
     assert agree >= 0.98
 
 
-def _words_of(mem, name):
+def _words_of(mem, name, n_bits=512):
     spec, arrays = mem.to_state()
     start = 0
     for entry in spec["classes"]:
-        nw = -(-(entry["components"] * 512 * entry["bits"]) // 64)
+        nw = -(-(entry["components"] * n_bits * entry["bits"]) // 64)
         if entry["name"] == name:
             return arrays["prototypes"][start : start + nw]
         start += nw
@@ -331,3 +331,35 @@ def test_export_refuses_a_bundle_without_a_budget(tmp_path):
     write_bundle(tmp_path / "b.ecl", man, arrays)
     with pytest.raises(ExportError, match="budget"):
         export_c(tmp_path / "b.ecl", tmp_path / "out", measure_stack=False)
+
+
+@pytest.mark.parametrize(
+    ("program", "head_bits", "gbm_weight"), [("every_op", 8, 0.5), ("dense_float", 16, 0.0)]
+)
+def test_small_programs_every_op(tmp_path, program, head_bits, gbm_weight):
+    from small_bundles import images, make_small_bundle
+
+    bundle = make_small_bundle(
+        tmp_path / "b.ecl", program, head_bits=head_bits, gbm_weight=gbm_weight
+    )
+    folder = _export(bundle, tmp_path / "c")
+    drv = build_host(folder, tmp_path / "drv", extra=("-DDRIVER_SAMPLES=30", "-DDRIVER_CLASSES=3"))
+    x, y = images(60, 2)
+    new = write_images(tmp_path / "new.bin", x[y == 2][:20])
+    probe = write_images(tmp_path / "probe.bin", x)
+    lines = run([str(drv), str(_script(tmp_path, [
+        f"embed {probe} {len(x)}", f"predict {probe} {len(x)}", f"learn c2 {new} 20 5",
+        f"predict {probe} {len(x)}", f"save {tmp_path / 'state.bin'}",
+    ]))])  # fmt: skip
+    rt = Runtime.load(bundle)
+    np.testing.assert_array_equal(embeddings(lines), rt.embed(x))
+    pred = predictions(lines)
+    np.testing.assert_array_equal(pred[: len(x)], _python_indices(rt, x))
+    rt.learn_class("c2", x[y == 2][:20], seed=5, trace_memory=False)
+    assert [line for line in lines if line.startswith("L ")] == [
+        f"L 0 {rt.memory().stored_bytes} 3"
+    ]
+    d = rt.learner.memory.n_bits
+    for cls in parse_state((tmp_path / "state.bin").read_bytes(), d, head_bits):
+        np.testing.assert_array_equal(cls.words, _words_of(rt.learner.memory, cls.name, d))
+    assert np.mean(pred[len(x) :] == _python_indices(rt, x)) >= 0.95

@@ -19,6 +19,7 @@ import numpy as np
 
 from edgecl.errors import ExportError
 from edgecl.kernels.bits import n_words
+from edgecl.kernels.geometry import conv_pads
 from edgecl.program.ops import (
     Affine,
     Conv2dBinary,
@@ -157,10 +158,10 @@ def _cast(dst: str, ctype: str) -> str:
     return dst if dst == "z" else f"({ctype} *)(void *){dst}"
 
 
-def _binary_fields(e, weight, h, w, c, o, kh, kw, stride, ph, pw, zero_pad, offset, thr, pool):
+def _binary_fields(e, weight, h, w, c, o, kh, kw, stride, pads, zero_pad, offset, thr, pool):
     repeat = thr.repeat if thr else 1
     return (
-        f"{h}, {w}, {c}, {o}, {kh}, {kw}, {stride}, {ph}, {pw}, {zero_pad}, {repeat}, "
+        f"{h}, {w}, {c}, {o}, {kh}, {kw}, {stride}, {_pads(pads)}, {zero_pad}, {repeat}, "
         f"{pool.size if pool else 0}, {pool.stride if pool else 1}, {int(offset)}, "
         f"{e.array('uint64_t', weight)}, "
         f"{e.array('int32_t', thr.thresholds) if thr else 'NULL'}, "
@@ -192,9 +193,8 @@ def emit_conv2d_binary(ops: Sequence[Op], i: int, e: Emission) -> int:
     e.last = i + n == len(ops)
     h, w, c = conv.in_shape
     o, kh, kw, _ = e.arrays[conv.weight].shape
-    ph, pw = (kh // 2, kw // 2) if conv.padding == "same" else (0, 0)
     fields = _binary_fields(
-        e, conv.weight, h, w, c, o, kh, kw, conv.stride, ph, pw,
+        e, conv.weight, h, w, c, o, kh, kw, conv.stride, conv_pads(conv.padding, kh, kw),
         int(conv.pad_value == 0), 0, thr, pool,
     )  # fmt: skip
     name = e.struct("ecl_binary_block", fields)
@@ -212,7 +212,7 @@ def emit_dense_binary(ops: Sequence[Op], i: int, e: Emission) -> int:
     e.last = i + n == len(ops)
     o = dense.out_shape[0]
     fields = _binary_fields(
-        e, dense.weight, 1, 1, dense.n, o, 1, 1, 1, 0, 0, 0, dense.offset, thr, None
+        e, dense.weight, 1, 1, dense.n, o, 1, 1, 1, (0, 0, 0, 0), 0, dense.offset, thr, None
     )
     name = e.struct("ecl_binary_block", fields)
     _binary_call(e, name, thr, (thr or dense).out_shape, o)

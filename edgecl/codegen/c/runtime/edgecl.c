@@ -202,9 +202,9 @@ static void binary_pixel(const ecl_binary_block *b, const uint64_t *x, int oy, i
         const uint64_t *w = b->weight + (size_t)o * b->kh * b->kw * cw;
         int32_t a = 0;
         for (dy = 0; dy < b->kh; dy++) {
-            int iy = oy * b->stride - b->ph + dy;
+            int iy = oy * b->stride - b->pads[0] + dy;
             for (dx = 0; dx < b->kw; dx++) {
-                int ix = ox * b->stride - b->pw + dx;
+                int ix = ox * b->stride - b->pads[2] + dx;
                 const uint64_t *wt = w + (dy * b->kw + dx) * cw;
                 int pc = 0;
                 if (iy >= 0 && iy < b->h && ix >= 0 && ix < b->w) {
@@ -224,8 +224,8 @@ static void binary_pixel(const ecl_binary_block *b, const uint64_t *x, int oy, i
 }
 
 static void binary_dims(const ecl_binary_block *b, int *ho, int *wo) {
-    *ho = (b->h + 2 * b->ph - b->kh) / b->stride + 1;
-    *wo = (b->w + 2 * b->pw - b->kw) / b->stride + 1;
+    *ho = (b->h + b->pads[0] + b->pads[1] - b->kh) / b->stride + 1;
+    *wo = (b->w + b->pads[2] + b->pads[3] - b->kw) / b->stride + 1;
 }
 
 void ecl_blk_binary(const ecl_binary_block *b, const uint64_t *x, uint64_t *out, int32_t *acc) {

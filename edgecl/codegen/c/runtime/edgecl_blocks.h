@@ -22,9 +22,9 @@ typedef struct {
 /* conv2d_binary -> threshold [-> maxpool_bits] (h = w = 1, kh = kw = 1 for a dense layer
  * and its threshold, with `offset` added to the accumulators). */
 typedef struct {
-    int h, w, c, o, kh, kw, stride, ph, pw, zero_pad, repeat, pool, pool_stride;
+    int h, w, c, o, kh, kw, stride, pads[4], zero_pad, repeat, pool, pool_stride;
     int32_t offset;
-    const uint64_t *weight; /* (O, kh, kw, n_words(C)) */
+    const uint64_t *weight; /* (O, kh, kw, n_words(C)); pads: top, bottom, left, right */
     const int32_t *thr;     /* (O * repeat,) */
     const uint8_t *flip;    /* (O * repeat,) */
 } ecl_binary_block;
