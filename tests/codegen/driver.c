@@ -2,7 +2,7 @@
  * prints one result line per result (the pytest module compares them with Python's).
  *   embed FILE N          E <hex words>            one line per image
  *   predict FILE N        P <index>                one line per image
- *   learn NAME FILE N SEED  L <rc> <stored bytes> <classes>
+ *   learn NAME FILE N SEED  L <rc> <stored bytes> <classes>   (a learned NAME: update)
  *   forget NAME           F <rc>
  *   names                 N <name>                 one line per class
  *   save FILE / load FILE S <rc> <bytes> / R <rc>
@@ -25,7 +25,11 @@
 #define STATE_CAP (ECL_CTX_BYTES + 4096)
 
 static uint64_t ctx_mem[ECL_CTX_BYTES / 8 + 1];
+#ifdef DRIVER_UPDATE_COUNT
+static uint64_t arena[ECL_ARENA_BYTES_UPDATE(DRIVER_UPDATE_COUNT, DRIVER_SAMPLES, DRIVER_CLASSES) / 8 + 1];
+#else
 static uint64_t arena[ECL_ARENA_BYTES_FOR(DRIVER_SAMPLES, DRIVER_CLASSES) / 8 + 1];
+#endif
 static uint8_t image[IMAGE_BYTES];
 static uint8_t state[STATE_CAP], state2[2 * STATE_CAP];
 

@@ -58,7 +58,8 @@ def exported(tmp_path_factory):
 @pytest.fixture(scope="module")
 def driver(exported, tmp_path_factory):
     out = tmp_path_factory.mktemp("bin") / "driver"
-    return build_host(exported, out, extra=("-DDRIVER_SAMPLES=100", "-DDRIVER_CLASSES=10"))
+    extra = ("-DDRIVER_SAMPLES=100", "-DDRIVER_CLASSES=10", "-DDRIVER_UPDATE_COUNT=200")
+    return build_host(exported, out, extra=extra)
 
 
 def _script(tmp_path, lines):
@@ -210,15 +211,38 @@ def test_failed_calls_change_nothing(driver, tmp_path, mnist):
     x, y = mnist
     path = write_images(tmp_path / "c5.bin", x[y == 5][:3])
     lines = run([str(driver), str(_script(tmp_path, [
-        f"learn 0 {path} 3 1",   # an existing name
         f"learn new {path} 3 1",  # fewer samples than K = 6 prototypes
         f"abort new {path} 3",    # begin, add, abort; then a commit without begin
         "forget nope", "forget 4", "names",
     ]))])  # fmt: skip
     assert results(lines) == [
-        "L -5 6580 5", "L -10 6580 5", "A 0 -9 1", "F -6", "F 0",
-        "N 0", "N 1", "N 2", "N 3",
+        "L -10 6580 5", "A 0 -9 1", "F -6", "F 0", "N 0", "N 1", "N 2", "N 3",
     ]  # fmt: skip
+
+
+def test_update_matches_python(driver, tmp_path, mnist):
+    """learn_begin on a learned name adds samples to it (Runtime.update_class): the class
+    memory refit on draws from its mixture plus the new samples, bit-identical."""
+    x, y = mnist
+    five, three = x[y == 5], x[y == 3]
+    files = [write_images(tmp_path / f"u{i}.bin", a) for i, a in
+             enumerate((five[:30], five[30:60], three[:25]))]  # fmt: skip
+    test = write_images(tmp_path / "t.bin", x[5000:5200])
+    lines = run([str(driver), str(_script(tmp_path, [
+        f"learn 5 {files[0]} 30 0", f"learn 5 {files[1]} 30 1", f"learn 3 {files[2]} 25 2",
+        f"predict {test} 200", f"save {tmp_path / 'state.bin'}",
+    ]))])  # fmt: skip
+    rt = Runtime.load(BUNDLE)
+    rt.learn_class("5", five[:30], seed=0, trace_memory=False)
+    rt.update_class("5", five[30:60], seed=1)
+    rt.update_class("3", three[:25], seed=2)
+    stored = rt.memory().stored_bytes
+    assert [line for line in lines if line.startswith("L ")] == [f"L 0 {stored} 6"] * 3
+    mem = rt.learner.memory
+    for cls in parse_state((tmp_path / "state.bin").read_bytes(), 512, 8):
+        assert cls.count == mem.count(cls.name)
+        np.testing.assert_array_equal(cls.words, _words_of(mem, cls.name))
+    assert np.mean(predictions(lines) == _python_indices(rt, x[5000:5200])) >= 0.98
 
 
 def test_state_refuses_hostile_bytes(driver, tmp_path, mnist):

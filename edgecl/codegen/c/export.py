@@ -328,6 +328,10 @@ def _macros(h, w, c, d, n_cls, max_cls, ctx_bytes, scratch, k_max, head, hb) -> 
             "ECL__FIXED(c) + ECL__MAX(ECL__EM(n), ECL__HEAD(n, c)))))",
             "#define ECL_ARENA_BYTES(max_samples) "
             "ECL_ARENA_BYTES_FOR(max_samples, ECL_MAX_CLASSES)",
+            "/* an update (learn_begin with a learned name) of a class of `count` samples from n",
+            "   new ones: EM on count + n samples, drawn into the arena */",
+            "#define ECL_ARENA_BYTES_UPDATE(count, n, c) (ECL_ARENA_BYTES_FOR((count) + (n), c)"
+            f" + ((size_t)(count) + (size_t)(n)) * {nw8}u)",
             "",
         ]
     )

@@ -358,7 +358,7 @@ struct ecl_ctx {
     ecl_cls *cls;
     char *names;
     uint8_t *pool;
-    int learning, n_add, k_new;
+    int learning, n_add, upd; /* upd: the class an update adds to, else -1 */
     char pending[ECL_NAME_MAX + 1];
 };
 
@@ -672,7 +672,7 @@ int ecl_embed(ecl_ctx *ctx, const uint8_t *image, uint64_t *words) {
 int ecl_learn_begin(ecl_ctx *ctx, const char *name) {
     if (!ctx_ok(ctx) || !valid_name(name)) return ECL_E_ARG;
     if (ctx->learning) return ECL_E_SEQUENCE;
-    if (find_class(ctx, name) >= 0) return ECL_E_EXISTS;
+    ctx->upd = find_class(ctx, name); /* an existing name: update that class */
     strcpy(ctx->pending, name);
     ctx->learning = 1;
     ctx->n_add = 0;
@@ -941,7 +941,8 @@ typedef struct {
     uint64_t comp_seed, kernel_seed;
     long *offsets, *used; /* per old class: first global draw, draws used */
     uint16_t *perm;
-    int perm_pos, perm_pass;
+    int perm_pos, perm_pass, new_target;
+    const int *old_cls; /* the class index of each old class, in order */
     ecl_rng *rng;
 } ecl_batches;
 
@@ -985,12 +986,12 @@ static int train_head(ecl_batches *bt, ecl_bump b, float *w, float *bias) {
         for (t = 0; t < counts[0]; t++) { /* the new class first, then the old in order */
             if (bt->perm_pos >= bt->m_new) next_perm(bt);
             entry[nb] = bt->perm[bt->perm_pos++];
-            target[nb++] = C - 1;
+            target[nb++] = bt->new_target;
         }
         for (i = 0; i < bt->n_old; i++)
             for (t = 0; t < counts[1 + i]; t++) {
                 entry[nb] = -(bt->offsets[i] + bt->used[i]++) - 1;
-                target[nb++] = i;
+                target[nb++] = bt->old_cls[i];
             }
         for (i = 0; i < nb; i++) { /* z = W x + b, G = (softmax(z) - onehot) / B */
             const uint64_t *x = entry_words(bt, entry[i], target[i], tmp);
@@ -1072,28 +1073,39 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
     ecl_batches bt;
     memset(&bt, 0, sizeof bt);
     ecl_view *views;
-    int *ks, *qs, n, i, c, rc, D, nw, total_new = 0, passes, counts_buf[1];
+    int *ks, *qs, *old_cls, n, i, c, rc, D, nw, total_new = 0, passes, upd, C, kk_new, q_new;
     uint64_t *new_words;
     float *new_pi, *w, *bias, *scales;
     size_t hb, new_pool = 0;
-    (void)counts_buf;
     if (!ctx_ok(ctx)) return ECL_E_ARG;
     if (!ctx->learning) return ECL_E_SEQUENCE;
     m = ctx->m;
     n = ctx->n;
+    upd = ctx->upd;
+    C = upd >= 0 ? n : n + 1; /* the head's classes after the call */
     D = m->n_bits;
     nw = n_words(D);
     hb = (size_t)m->head_bits / 8u;
-    if (n + 1 > m->max_classes || ctx->names_used + strlen(ctx->pending) + 1 > m->name_pool)
+    if (upd < 0 && (n + 1 > m->max_classes ||
+                    ctx->names_used + strlen(ctx->pending) + 1 > m->name_pool))
         return ECL_E_CAPACITY;
     b = free_arena(ctx);
     ks = (int *)bump(&b, (size_t)(n + 1) * sizeof(int));
     qs = (int *)bump(&b, (size_t)(n + 1) * sizeof(int));
     views = (ecl_view *)bump(&b, (size_t)(n + 1) * sizeof(ecl_view));
-    if (!ks || !qs || !views) return ECL_E_ARENA;
-    rc = plan(ctx, ks, qs);
-    if (rc) return rc;
-    if (ctx->n_add < ks[n]) return ECL_E_SAMPLES;
+    old_cls = (int *)bump(&b, (size_t)(n + 1) * sizeof(int));
+    if (!ks || !qs || !views || !old_cls) return ECL_E_ARENA;
+    if (upd >= 0) { /* an update refits the class at its size: the stored bytes stay */
+        for (i = 0; i < n; i++) { ks[i] = ctx->cls[i].k; qs[i] = ctx->cls[i].q; }
+        ks[n] = ks[upd];
+        qs[n] = qs[upd];
+    } else {
+        rc = plan(ctx, ks, qs);
+        if (rc) return rc;
+        if (ctx->n_add < ks[n]) return ECL_E_SAMPLES;
+    }
+    kk_new = ks[n];
+    q_new = qs[n];
     rng.state = seed;
     /* 1. the plan's shrinks, on copies in the arena */
     for (i = 0; i < n; i++) {
@@ -1108,7 +1120,7 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
         view_cdf(&views[i]);
         new_pool += record_bytes(m, ks[i], qs[i]);
     }
-    new_pool += record_bytes(m, ks[n], qs[n]);
+    if (upd < 0) new_pool += record_bytes(m, ks[n], qs[n]);
     if (new_pool > m->pool_bytes) return ECL_E_CAPACITY;
     for (i = 0; i < n; i++) {
         uint64_t *nwds;
@@ -1150,12 +1162,16 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
     /* 2. the eq. 4 schedule (its draws come first on the stream: skipped for the EM) */
     bt.m = m;
     bt.views = views;
-    bt.n_old = n;
-    bt.n_cls = n + 1;
-    bt.batch = m->batch_size > n + 1 ? m->batch_size : n + 1;
+    bt.n_old = 0;
+    for (i = 0; i < n; i++)
+        if (i != upd) old_cls[bt.n_old++] = i;
+    bt.old_cls = old_cls;
+    bt.new_target = upd >= 0 ? upd : n;
+    bt.n_cls = C;
+    bt.batch = m->batch_size > C ? m->batch_size : C;
     bt.m_new = ctx->n_add;
     {
-        int share = bt.batch / (n + 1) > 1 ? bt.batch / (n + 1) : 1, s;
+        int share = bt.batch / C > 1 ? bt.batch / C : 1, s;
         int *cnts = (int *)bump(&b, (size_t)(n + 1) * sizeof(int));
         bt.offsets = (long *)bump(&b, (size_t)(n + 1) * sizeof(long));
         bt.used = (long *)bump(&b, (size_t)(n + 1) * sizeof(long));
@@ -1164,7 +1180,7 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
         bt.steps = bt.per_epoch * m->epochs;
         for (i = 0; i <= n; i++) { bt.offsets[i] = 0; bt.used[i] = 0; }
         for (s = 0; s < bt.steps; s++) {
-            eq4_counts(bt.batch, n + 1, s % bt.per_epoch, cnts);
+            eq4_counts(bt.batch, C, s % bt.per_epoch, cnts);
             total_new += cnts[0];
         }
         { /* running sum: offsets[i] = sum of totals of old classes 0..i-1 */
@@ -1172,22 +1188,37 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
             long *tot = bt.used; /* reuse as scratch */
             for (i = 0; i < n; i++) tot[i] = 0;
             for (s = 0; s < bt.steps; s++) {
-                eq4_counts(bt.batch, n + 1, s % bt.per_epoch, cnts);
-                for (i = 0; i < n; i++) tot[i] += cnts[1 + i];
+                eq4_counts(bt.batch, C, s % bt.per_epoch, cnts);
+                for (i = 0; i < bt.n_old; i++) tot[i] += cnts[1 + i];
             }
-            for (i = 0; i < n; i++) { tot_i = tot[i]; bt.offsets[i] = acc; acc += tot_i; tot[i] = 0; }
+            for (i = 0; i < bt.n_old; i++) { tot_i = tot[i]; bt.offsets[i] = acc; acc += tot_i; tot[i] = 0; }
         }
     }
     passes = (total_new + bt.m_new - 1) / bt.m_new;
-    em_rng.state = rng.state + (uint64_t)((n > 0 ? 2 : 0) + (long)passes * (bt.m_new - 1)) * GOLDEN;
-    /* 3. the new class's memory (EM, eqs. 1-3, then q bits) */
-    new_words = (uint64_t *)bump(&b, words_bytes(m, ks[n], qs[n]));
-    new_pi = (float *)bump(&b, (size_t)ks[n] * 4u);
+    em_rng.state = rng.state + (uint64_t)((bt.n_old > 0 ? 2 : 0) + (long)passes * (bt.m_new - 1)) * GOLDEN;
+    /* 3. the class's memory (EM, eqs. 1-3, then q bits); an update refits on draws from
+     * its current mixture (as many as its count) followed by the new samples */
+    new_words = (uint64_t *)bump(&b, words_bytes(m, kk_new, q_new));
+    new_pi = (float *)bump(&b, (size_t)kk_new * 4u);
     if (!new_words || !new_pi) return ECL_E_ARENA;
-    rc = em_fit(m, b, (const uint64_t *)(void *)ctx->arena, ctx->n_add, ks[n], qs[n], &em_rng, new_words, new_pi);
+    if (upd < 0) {
+        rc = em_fit(m, b, (const uint64_t *)(void *)ctx->arena, ctx->n_add, kk_new, q_new, &em_rng,
+                    new_words, new_pi);
+    } else {
+        ecl_bump sb = b;
+        uint32_t cnt = views[upd].count, t;
+        uint64_t cs, kseed, *zs = (uint64_t *)bump(&sb, ((size_t)cnt + (size_t)ctx->n_add) * nw * 8u);
+        if (!zs) return ECL_E_ARENA;
+        cs = rng_next(&em_rng);
+        kseed = rng_next(&em_rng) >> 1;
+        for (t = 0; t < cnt; t++)
+            sample_row(&views[upd], draw_comp(&views[upd], cs, t), D, kseed, t, zs + (size_t)t * nw);
+        memcpy(zs + (size_t)cnt * nw, ctx->arena, (size_t)ctx->n_add * nw * 8u);
+        rc = em_fit(m, sb, zs, (int)cnt + ctx->n_add, kk_new, q_new, &em_rng, new_words, new_pi);
+    }
     if (rc) return rc;
     /* 4. the head, retrained on the new samples and pseudo-exemplars (GBM §3.2) */
-    w = (float *)bump(&b, (size_t)(n + 1) * D * 4u);
+    w = (float *)bump(&b, (size_t)C * D * 4u);
     bias = (float *)bump(&b, (size_t)(n + 1) * 4u);
     scales = (float *)bump(&b, (size_t)(n + 1) * 4u);
     bt.perm = (uint16_t *)bump(&b, (size_t)bt.m_new * 2u);
@@ -1198,16 +1229,18 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
         for (j = 0; j < D; j++) w[(size_t)c * D + j] = head_value(m, &r, j);
         bias[c] = r.bias[0];
     }
-    memset(w + (size_t)n * D, 0, (size_t)D * 4u);
-    bias[n] = 0.0f;
+    if (upd < 0) {
+        memset(w + (size_t)n * D, 0, (size_t)D * 4u);
+        bias[n] = 0.0f;
+    }
     bt.rng = &rng;
     bt.z_new = (const uint64_t *)(void *)ctx->arena;
-    if (n > 0) { bt.comp_seed = rng_next(&rng); bt.kernel_seed = rng_next(&rng) >> 1; }
+    if (bt.n_old > 0) { bt.comp_seed = rng_next(&rng); bt.kernel_seed = rng_next(&rng) >> 1; }
     bt.perm_pos = bt.m_new;
     bt.perm_pass = 0;
     rc = train_head(&bt, b, w, bias);
     if (rc) return rc;
-    for (c = 0; c <= n; c++) scales[c] = round_row(m, w + (size_t)c * D);
+    for (c = 0; c < C; c++) scales[c] = round_row(m, w + (size_t)c * D);
     /* 5. commit: rebuild the pool in place (records only shrink), append the new class */
     {
         size_t off = 0;
@@ -1215,6 +1248,11 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
             ecl_rec old = class_rec(ctx, i), nr;
             uint32_t count = rec_count(&old);
             nr = rec_at(m, ctx->pool + off, ks[i], qs[i]);
+            if (i == upd) {
+                views[i].words = new_words;
+                views[i].pi = new_pi;
+                count += (uint32_t)ctx->n_add;
+            }
             memmove(nr.words, views[i].words, words_bytes(m, ks[i], qs[i]));
             memmove(nr.pi, views[i].pi, (size_t)ks[i] * 4u);
             memcpy(nr.head, w + (size_t)i * D, (size_t)D * hb);
@@ -1226,7 +1264,7 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
             ctx->cls[i].q = (uint16_t)qs[i];
             off += record_bytes(m, ks[i], qs[i]);
         }
-        {
+        if (upd < 0) {
             ecl_rec nr = rec_at(m, ctx->pool + off, ks[n], qs[n]);
             uint32_t count = (uint32_t)ctx->n_add;
             size_t len = strlen(ctx->pending);
@@ -1245,7 +1283,7 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
             off += record_bytes(m, ks[n], qs[n]);
         }
         ctx->pool_used = off;
-        ctx->n = n + 1;
+        ctx->n = C;
     }
     ctx->learning = 0;
     ctx->n_add = 0;
