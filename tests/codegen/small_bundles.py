@@ -1,5 +1,6 @@
 """Small hand-made bundles whose layer programs use every op the C emitters handle (no
-torch): a standalone float conv, float max pool, affine, a repeated float threshold, a
+torch): a fused float first layer with asymmetric pads, a standalone float conv, float
+max pool, affine, a repeated float threshold, a
 zero-padded asymmetric binary conv with its threshold and bit pool, flatten, a binary dense
 with an offset; and a dense_float program. Base classes get a GBM memory fitted on their
 embeddings, the head a few SGD steps."""
@@ -47,7 +48,7 @@ def _ops_program(rng):
         arrays["d8.w"][o] = pack_bits(rng.integers(0, 2, (4, 6))).reshape(-1)
     layers = [
         {"op": "conv2d_float", "in_shape": [8, 8, 1], "weight": "c0.w", "bias": "c0.b",
-         "stride": 1, "pads": [1, 1, 1, 1], "pad_value": 0.0, "out_shape": [8, 8, 4]},
+         "stride": 1, "pads": [1, 1, 1, 1], "pad_value": -0.3, "out_shape": [8, 8, 4]},
         {"op": "maxpool_float", "in_shape": [8, 8, 4], "size": 2, "stride": 2,
          "out_shape": [4, 4, 4]},
         {"op": "affine", "in_shape": [4, 4, 4], "scale": "a.s", "shift": "a.t",
@@ -82,7 +83,35 @@ def _dense_program(rng):
     return layers, arrays, 70
 
 
-PROGRAMS = {"every_op": _ops_program, "dense_float": _dense_program}
+def _fused_program(rng):
+    f32 = np.float32
+    arrays = {
+        "c0.w": rng.normal(size=(8, 3, 3, 1)).astype(f32),
+        "t1.t": rng.normal(size=8).astype(f32) * f32(0.3),
+        "t1.f": rng.integers(0, 2, 8).astype(bool),
+        "d4.w": np.zeros((6, 9), np.uint64),
+        "t5.t": rng.integers(-8, 9, 6).astype(np.int32),
+        "t5.f": rng.integers(0, 2, 6).astype(bool),
+    }
+    for o in range(6):  # 8 data bits per pixel word of the flattened (3, 3, 8) bits
+        arrays["d4.w"][o] = pack_bits(rng.integers(0, 2, (9, 8))).reshape(-1)
+    layers = [
+        {"op": "conv2d_float", "in_shape": [8, 8, 1], "weight": "c0.w", "bias": None,
+         "stride": 1, "pads": [1, 0, 0, 1], "pad_value": -0.3, "out_shape": [7, 7, 8]},
+        {"op": "threshold_float", "in_shape": [7, 7, 8], "thresholds": "t1.t", "flip": "t1.f",
+         "repeat": 1, "out_shape": [7, 7, 8]},
+        {"op": "maxpool_bits", "in_shape": [7, 7, 8], "size": 2, "stride": 2,
+         "out_shape": [3, 3, 8]},
+        {"op": "flatten", "in_shape": [3, 3, 8], "out_shape": [72]},
+        {"op": "dense_binary", "in_shape": [72], "weight": "d4.w", "n": 576, "offset": -504,
+         "out_shape": [6]},
+        {"op": "threshold", "in_shape": [6], "thresholds": "t5.t", "flip": "t5.f", "repeat": 1,
+         "out_shape": [6]},
+    ]  # fmt: skip
+    return layers, arrays, 6
+
+
+PROGRAMS = {"every_op": _ops_program, "dense_float": _dense_program, "fused": _fused_program}
 
 
 def make_small_bundle(path: Path, program: str, *, head_bits: int = 32, budget: int = 4096,

@@ -358,7 +358,8 @@ def test_export_refuses_a_bundle_without_a_budget(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("program", "head_bits", "gbm_weight"), [("every_op", 8, 0.5), ("dense_float", 16, 0.0)]
+    ("program", "head_bits", "gbm_weight"),
+    [("every_op", 8, 0.5), ("dense_float", 16, 0.0), ("fused", 32, 0.2)],
 )
 def test_small_programs_every_op(tmp_path, program, head_bits, gbm_weight):
     from small_bundles import images, make_small_bundle

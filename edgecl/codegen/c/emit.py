@@ -118,12 +118,14 @@ def _pads(p) -> str:
 
 
 def _float_layer(e: Emission, conv: Conv2dFloat, thr: ThresholdFloat | None, pool) -> str:
+    # the fused Python kernel pads in float64, the plain conv (conv2d_float) in float32
+    pad = float(conv.pad_value) if thr is not None else float(np.float32(conv.pad_value))
     h, w, c = conv.in_shape
     o = conv.out_shape[2]
     kh, kw = e.arrays[conv.weight].shape[1:3]
     fields = (
         f"{h}, {w}, {c}, {o}, {kh}, {kw}, {conv.stride}, {_pads(conv.pads)}, "
-        f"{pool.size if pool else 0}, {pool.stride if pool else 1}, {_f32(conv.pad_value)}, "
+        f"{pool.size if pool else 0}, {pool.stride if pool else 1}, {pad.hex()}, "
         f"{e.array('float', conv.weight)}, {e.optional('float', conv.bias)}, "
         f"{e.array('float', thr.thresholds) if thr else 'NULL'}, "
         f"{e.array('uint8_t', thr.flip) if thr else 'NULL'}"

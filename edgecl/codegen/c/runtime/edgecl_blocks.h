@@ -12,7 +12,7 @@
  * y >= t (y <= t where flipped; NaN gives 0), ORed over the pool window. */
 typedef struct {
     int h, w, c, o, kh, kw, stride, pads[4], pool, pool_stride;
-    float pad_value;
+    double pad_value; /* as the manifest gives it (the Python runtime pads in float64) */
     const float *weight; /* (O, kh, kw, C) */
     const float *bias;   /* (O,) or NULL */
     const float *thr;    /* (O,) */
