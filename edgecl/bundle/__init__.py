@@ -1,8 +1,8 @@
 """The device bundle format: one ``.ecl`` zip of ``manifest.json`` and ``.npy`` arrays.
 
 Torch-free. :mod:`~edgecl.bundle.container` reads and writes the zip (limits, checksums,
-one atomic write); :mod:`~edgecl.bundle.manifest` checks what a device runtime needs;
-:mod:`~edgecl.bundle.layers` the layer program; :mod:`~edgecl.bundle.head` the stored
+one atomic write); :mod:`~edgecl.bundle.manifest` checks what a device runtime needs (the
+layer program read into the ops of :mod:`edgecl.program`); :mod:`~edgecl.bundle.head` the stored
 precision of the head; :mod:`~edgecl.bundle.inspect` the summary ``edgecl info`` prints.
 """
 

@@ -43,8 +43,8 @@ from edgecl.program import (
     FAST_KERNELS,
     REFERENCE_KERNELS,
     LayerKernels,
+    Op,
     compile_program,
-    parse_layers,
     run_layers,
 )
 from edgecl.validate import pos_int
@@ -68,10 +68,9 @@ def embed_reference(rt: Runtime, x: object) -> np.ndarray:
     """The packed embeddings of raw samples through the reference kernels (the slow,
     obviously-correct path that ``edgecl bench latency`` checks the fast one against)."""
     xf = rt.input_spec.check(x)
-    ops = parse_layers(rt.layers, rt.input_spec.shape, rt.arrays)
     parts = [
         run_layers(
-            rt.input_spec.normalize(xf[i : i + CHUNK]), ops, rt.arrays, kernels=REFERENCE_KERNELS
+            rt.input_spec.normalize(xf[i : i + CHUNK]), rt.ops, rt.arrays, kernels=REFERENCE_KERNELS
         )
         for i in range(0, xf.shape[0], CHUNK)
     ]
@@ -115,23 +114,23 @@ class Runtime:
         budget_bytes: int | None = None,
     ) -> None:
         threads = pos_int(threads, "threads")
-        self._typed = Manifest.from_dict(manifest, arrays)  # the validation
+        self._typed, memory = Manifest.load(manifest, arrays)  # the validation
         self.manifest: dict[str, Any] = dict(manifest)
         self.arrays: dict[str, np.ndarray] = dict(arrays)
         self.path = Path(path) if path is not None else None
         self.threads = int(threads)
         self.input_spec: InputSpec = self._typed.input
-        self.layers: list[Mapping[str, Any]] = list(manifest["layers"])
         self.n_bits = self._typed.embedding.bits
         # F as one callable, the first conv+threshold+pool fused (edgecl.program.compile)
-        self._program = compile_program(
-            parse_layers(self.layers, self.input_spec.shape, self.arrays),
-            self.arrays,
-            threads=self.threads,
-        )
+        self._program = compile_program(self.ops, self.arrays, threads=self.threads)
         # the learning half (edgecl.device.learner): head, class memory, budget
         self.learner = learner_from_manifest(
-            self._typed, arrays, backend=backend, budget_bytes=budget_bytes, threads=threads
+            self._typed,
+            arrays,
+            memory=memory,
+            backend=backend,
+            budget_bytes=budget_bytes,
+            threads=threads,
         )
         self.backend = backend
 
@@ -161,6 +160,16 @@ class Runtime:
         )
 
     # -- state (read-only views of the learner) ------------------------------------------
+
+    @property
+    def ops(self) -> tuple[Op, ...]:
+        """The layer program F, its ops as the manifest was read (:mod:`edgecl.program`)."""
+        return self._typed.layers
+
+    @property
+    def layers(self) -> list[dict[str, Any]]:
+        """The layer program's manifest entries (``op.to_dict()`` of :attr:`ops`)."""
+        return [op.to_dict() for op in self.ops]
 
     @property
     def classes_(self) -> np.ndarray:
@@ -319,6 +328,5 @@ class Runtime:
     def __repr__(self) -> str:
         where = f" from {self.path}" if self.path else ""
         return (
-            f"Runtime({len(self.classes_)} classes, D={self.n_bits}, "
-            f"{len(self.layers)} layers{where})"
+            f"Runtime({len(self.classes_)} classes, D={self.n_bits}, {len(self.ops)} layers{where})"
         )

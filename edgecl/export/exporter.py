@@ -237,7 +237,7 @@ def export_bundle(
     # below, on the head as it will be stored (HeadConfig.bits)
     unbounded = Manifest(
         input=InputSpec.from_dict(low.input),
-        layers=tuple(op.to_dict() for op in low.layers),
+        layers=tuple(low.layers),
         embedding=EmbeddingSpec.from_dict(low.embedding),
         head=dataclasses.replace(config.head, bits=32),
         head_refs=HeadRefs(weight="head.weight", bias="head.bias", onnx=onnx_ref),
