@@ -51,7 +51,6 @@ from edgecl.bundle.specs import (
     HeadSpec,
     InputSpec,
     MemorySpec,
-    class_name_error,
 )
 
 __all__ = [
@@ -84,7 +83,6 @@ __all__ = [
     "Manifest",
     "MemorySpec",
     "bundle_bytes",
-    "class_name_error",
     "decode_head",
     "encode_head",
     "head_arrays",

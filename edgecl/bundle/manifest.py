@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from edgecl.bundle.checks import ArraySpecs, array_shape, need
 from edgecl.bundle.head import (
     HEAD_DTYPES,
     decode_head,
@@ -39,6 +38,7 @@ from edgecl.bundle.specs import (
 )
 from edgecl.errors import BundleError
 from edgecl.memory import ClassMemory, memory_from_state
+from edgecl.program.checks import ArraySpecs, array_shape, need
 from edgecl.program.ops import Op, output_kind, parse_layers
 
 #: The sections every device manifest has.

@@ -31,7 +31,6 @@ from edgecl.bundle import (
     HeadSpec,
     InputSpec,
     Manifest,
-    class_name_error,
     head_bytes_per_class,
     round_head,
     write_bundle,
@@ -40,6 +39,7 @@ from edgecl.device.runtime import Runtime
 from edgecl.errors import BudgetError, ExportError
 from edgecl.export.lower import check_model, lower_model
 from edgecl.kernels import binary_float_dense, pack_bits, unpack_bits
+from edgecl.validate import check_class_names
 
 __all__ = ["ExportConfig", "HeadConfig", "export_bundle", "torch_reference"]
 
@@ -100,23 +100,6 @@ class ExportConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"expected {name} to be an int >= 0, got {v!r}")
-
-
-def _check_class_names(class_names: Sequence[str], n_classes: int) -> list[str]:
-    if isinstance(class_names, str) or not isinstance(class_names, Sequence):
-        raise TypeError(f"expected a sequence of class names, got {type(class_names).__name__}")
-    names = list(class_names)
-    if not all(isinstance(c, str) and c for c in names):
-        raise TypeError(f"expected non-empty str class names, got {names!r}")
-    for name in names:
-        error = class_name_error(name)  # the rule the device loads the bundle with
-        if error is not None:
-            raise ValueError(error)
-    if len(names) != n_classes:
-        raise ValueError(f"expected {n_classes} class names (one per head row), got {len(names)}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"expected distinct class names, got {names}")
-    return names
 
 
 def _check_calibration(calibration: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
@@ -208,7 +191,8 @@ def export_bundle(
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     check_model(model)
-    names = _check_class_names(class_names, model.head.out_features)
+    # the rule the device loads the bundle with
+    names = list(check_class_names(class_names, count=model.head.out_features))
     x, y = _check_calibration(calibration, len(names))
     model = copy.deepcopy(model).cpu().float().eval()
     shape = x.shape[1:] if x.ndim == 4 else x.shape[1:] + (1,)
