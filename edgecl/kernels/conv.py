@@ -23,8 +23,8 @@ from numba import njit
 from edgecl.kernels._check import check_count, check_words
 from edgecl.kernels._threads import check_threads, num_threads
 from edgecl.kernels.bits import WORD_DTYPE, tail_mask, unpack_bits
-from edgecl.kernels.dense import _dense_parallel, _dense_serial, wide_tiles
-from edgecl.kernels.popcount import popcount64
+from edgecl.kernels.dense import _dense_parallel, dense_range
+from edgecl.kernels.popcount import get_strategy, popcount64
 
 # Patch rows are padded with zero words to a multiple of this, so the vectorised inner
 # loop of the GEMM has no scalar remainder (zero XOR zero counts nothing).
@@ -73,23 +73,24 @@ def _zero_pad_correction(out, img, wsum, kh, kw, stride, ph, pw, H, W):
 
 
 @njit(cache=True)
-def _conv_serial(x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out, wide):
+def _conv_serial(x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out, token):
     ho = out.shape[1]
     wo = out.shape[2]
     for img in range(x.shape[0]):
         _im2col(x, img, kh, kw, stride, ph, pw, ho, wo, ones, buf)
-        _dense_serial(buf, wmat, nbits, out[img].reshape((ho * wo, wmat.shape[0])), wide)
+        res = out[img].reshape((ho * wo, wmat.shape[0]))
+        dense_range(buf, wmat, nbits, res, 0, wmat.shape[0], token)
         if zero_pad:
             _zero_pad_correction(out, img, wsum, kh, kw, stride, ph, pw, x.shape[1], x.shape[2])
 
 
 @njit(cache=True)
-def _conv_parallel(x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out, wide):
+def _conv_parallel(x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out, token):
     ho = out.shape[1]
     wo = out.shape[2]
     for img in range(x.shape[0]):
         _im2col(x, img, kh, kw, stride, ph, pw, ho, wo, ones, buf)
-        _dense_parallel(buf, wmat, nbits, out[img].reshape((ho * wo, wmat.shape[0])), wide)
+        _dense_parallel(buf, wmat, nbits, out[img].reshape((ho * wo, wmat.shape[0])), token)
         if zero_pad:
             _zero_pad_correction(out, img, wsum, kh, kw, stride, ph, pw, x.shape[1], x.shape[2])
 
@@ -163,7 +164,12 @@ def binary_conv2d(
     x, w, n_channels, stride, ph, pw, ho, wo = _check_conv(
         x, w, n_channels, stride, padding, pad_value
     )
-    threads = check_threads(threads)
+    return conv_words(x, w, n_channels, stride, ph, pw, ho, wo, pad_value, check_threads(threads))
+
+
+def conv_words(x, w, n_channels, stride, ph, pw, ho, wo, pad_value, threads, strategy=None):
+    """Checked-elsewhere core of :func:`binary_conv2d` (the arguments as ``_check_conv``
+    returns them); ``strategy`` a popcount strategy name (None: this CPU's)."""
     n_out, kh, kw, cw = w.shape
     k = kh * kw * cw
     kp = -(-k // _K_ALIGN) * _K_ALIGN
@@ -176,7 +182,8 @@ def binary_conv2d(
     buf = np.zeros((ho * wo, kp), WORD_DTYPE)
     out = np.empty((x.shape[0], ho, wo, n_out), np.int32)
     nbits = kh * kw * n_channels
-    args = (x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out, wide_tiles())
+    token = get_strategy(strategy).token
+    args = (x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out, token)
     if threads == 1:
         _conv_serial(*args)
     else:

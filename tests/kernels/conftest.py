@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+import edgecl.kernels.popcount as popcount_module
 from edgecl.kernels import pack_bits
 
 
@@ -12,3 +13,13 @@ def random_words(rng: np.random.Generator, shape: tuple[int, ...], n: int) -> np
 @pytest.fixture
 def words():
     return random_words
+
+
+@pytest.fixture(params=sorted(popcount_module.STRATEGIES))
+def strategy(request, monkeypatch):
+    """Each popcount strategy in turn as the process default (every one runs on any
+    x86-64 CPU: only speed differs); yields its name."""
+    monkeypatch.setattr(
+        popcount_module, "DEFAULT_STRATEGY", popcount_module.STRATEGIES[request.param]
+    )
+    return request.param
