@@ -193,18 +193,39 @@ def fast_row_bytes(xflat, r, wk, offs, sgn, sthr, geom, out, patch, cnt, lanes):
 
 
 @njit(cache=True, inline="always")
-def threshold_word(cnt, n_pix, n_bits, sgn, sthr, q0):
+def _threshold_bits(cnt, p, n_pix, n_bits, sgn, sthr, q0):
     """Bits ``q0 .. q0 + 63`` of ``sgn * (n_bits - 2 * cnt) >= sthr``, ORed over the conv
-    outputs ``0 .. n_pix - 1`` (the pool window)."""
+    outputs ``p .. p + n_pix - 1`` (n_pix 1 or 4): a reduction with no store and a fixed
+    trip count, so LLVM vectorises it across output channels."""
     word = np.uint64(0)
     n = np.int64(n_bits)
-    for t in range(64):
-        q = q0 + t
-        g, th = sgn[q], sthr[q]
-        h = False
-        for p in range(n_pix):
-            h |= g * (n - 2 * np.int64(cnt[p, q])) >= th
-        word |= np.uint64(h) << np.uint64(t)
+    if n_pix == 4:
+        for t in range(64):
+            q = q0 + t
+            g, th = sgn[q], sthr[q]
+            h0 = g * (n - 2 * np.int64(cnt[p, q])) >= th
+            h1 = g * (n - 2 * np.int64(cnt[p + 1, q])) >= th
+            h2 = g * (n - 2 * np.int64(cnt[p + 2, q])) >= th
+            h3 = g * (n - 2 * np.int64(cnt[p + 3, q])) >= th
+            word |= np.uint64(h0 | h1 | h2 | h3) << np.uint64(t)
+    else:
+        for t in range(64):
+            q = q0 + t
+            h0 = sgn[q] * (n - 2 * np.int64(cnt[p, q])) >= sthr[q]
+            word |= np.uint64(h0) << np.uint64(t)
+    return word
+
+
+@njit(cache=True, inline="always")
+def threshold_word(cnt, n_pix, n_bits, sgn, sthr, q0):
+    """Bits ``q0 .. q0 + 63`` of ``sgn * (n_bits - 2 * cnt) >= sthr``, ORed over the conv
+    outputs ``0 .. n_pix - 1`` (the pool window), 4 at a time."""
+    word = np.uint64(0)
+    p = 0
+    while p < n_pix:
+        m = 4 if p + 4 <= n_pix else 1
+        word |= _threshold_bits(cnt, p, m, n_bits, sgn, sthr, q0)
+        p += m
     return word
 
 
