@@ -97,7 +97,8 @@ STRATEGIES: dict[str, PopcountStrategy] = {
 
 @dataclass(frozen=True)
 class NumbaTarget:
-    """The CPU Numba compiles for: its name, its feature flags, and the host's architecture."""
+    """The CPU Numba compiles for: its name, its feature flags (those turned on), the host's
+    architecture, and whether ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` set them."""
 
     cpu_name: str
     features: frozenset[str]

@@ -229,21 +229,6 @@ wv_add = intrinsic(_binary(lambda b, x, y: b.add(x, y)))
 wv_add.__doc__ = "Word-wise 64-bit add."
 
 
-@intrinsic
-def wv_word(typingctx, v, i):
-    """Word ``i`` of ``v`` (``i`` a constant)."""
-    if not isinstance(v, WordVecType) or not isinstance(i, types.IntegerLiteral):
-        return None
-    lane = i.literal_value
-    if not 0 <= lane < v.lanes:
-        return None
-
-    def codegen(context, builder, sig, args):
-        return builder.extract_element(args[0], _I32(lane))
-
-    return types.uint64(v, i), codegen
-
-
 __all__ = [
     "BYTE_STEPS",
     "WordVecType",
@@ -255,7 +240,6 @@ __all__ = [
     "wv_splat",
     "wv_store",
     "wv_total",
-    "wv_word",
     "wv_xor",
     "wv_zero",
 ]
