@@ -18,17 +18,20 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from edgecl.kernels._check import check_count, check_words
 from edgecl.kernels._threads import check_threads, num_threads
 from edgecl.kernels.bits import WORD_DTYPE, tail_mask, unpack_bits
 from edgecl.kernels.dense import _dense_parallel, dense_range
-from edgecl.kernels.popcount import get_strategy, popcount64
+from edgecl.kernels.outvec import SHORT_K, outvec_range
+from edgecl.kernels.popcount import WORD_WIDE, get_strategy, popcount64
 
 # Patch rows are padded with zero words to a multiple of this, so the vectorised inner
 # loop of the GEMM has no scalar remainder (zero XOR zero counts nothing).
 _K_ALIGN = 8
+# Output channels handed to one parallel task of the output-vectorised GEMM (whole tiles).
+_OUT_CHUNK = 64
 
 
 @njit(cache=True)
@@ -91,6 +94,32 @@ def _conv_parallel(x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones,
     for img in range(x.shape[0]):
         _im2col(x, img, kh, kw, stride, ph, pw, ho, wo, ones, buf)
         _dense_parallel(buf, wmat, nbits, out[img].reshape((ho * wo, wmat.shape[0])), token)
+        if zero_pad:
+            _zero_pad_correction(out, img, wsum, kh, kw, stride, ph, pw, x.shape[1], x.shape[2])
+
+
+@njit(cache=True, parallel=True)
+def _outvec_parallel(buf, wt, nbits, res):
+    n_out = wt.shape[1]
+    n_chunks = (n_out + _OUT_CHUNK - 1) // _OUT_CHUNK
+    for c in prange(n_chunks):
+        o0 = c * _OUT_CHUNK
+        outvec_range(buf, wt, nbits, res, o0, min(o0 + _OUT_CHUNK, n_out))
+
+
+@njit(cache=True)
+def _conv_outvec(x, wt, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out, parallel):
+    """The conv with the output-vectorised GEMM (``wt`` the weights as (Kp, O) words)."""
+    ho = out.shape[1]
+    wo = out.shape[2]
+    n_out = wt.shape[1]
+    for img in range(x.shape[0]):
+        _im2col(x, img, kh, kw, stride, ph, pw, ho, wo, ones, buf)
+        res = out[img].reshape((ho * wo, n_out))
+        if parallel:
+            _outvec_parallel(buf, wt, nbits, res)
+        else:
+            outvec_range(buf, wt, nbits, res, 0, n_out)
         if zero_pad:
             _zero_pad_correction(out, img, wsum, kh, kw, stride, ph, pw, x.shape[1], x.shape[2])
 
@@ -182,8 +211,18 @@ def conv_words(x, w, n_channels, stride, ph, pw, ho, wo, pad_value, threads, str
     buf = np.zeros((ho * wo, kp), WORD_DTYPE)
     out = np.empty((x.shape[0], ho, wo, n_out), np.int32)
     nbits = kh * kw * n_channels
-    token = get_strategy(strategy).token
-    args = (x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out, token)
+    strat = get_strategy(strategy)
+    if strat.mode == WORD_WIDE and kp <= SHORT_K:
+        # short patches with vpopcntq: vectorise across output channels instead of K
+        wt = np.ascontiguousarray(wmat.T)
+        args = (x, wt, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out)
+        if threads == 1:
+            _conv_outvec(*args, False)
+        else:
+            with num_threads(threads):
+                _conv_outvec(*args, True)
+        return out
+    args = (x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out, strat.token)
     if threads == 1:
         _conv_serial(*args)
     else:

@@ -225,6 +225,50 @@ def wv_lane_sums(typingctx, v):
     return v(v), codegen
 
 
+@intrinsic
+def wv_word_counts(typingctx, v):
+    """Popcount of every 64-bit word (``llvm.ctpop`` on ``<lanes x i64>``: ``vpopcntq``
+    with AVX-512 VPOPCNTDQ)."""
+    if not isinstance(v, WordVecType):
+        return None
+
+    def codegen(context, builder, sig, args):
+        return builder.call(_declare(builder, "ctpop", _vec(v.lanes), _vec(v.lanes)), [args[0]])
+
+    return v(v), codegen
+
+
+@intrinsic
+def wv_store_dots(typingctx, arr, idx, counts, nbits):
+    """Store ``nbits - 2 * counts`` word by word as ``int32`` at ``arr[idx] ..`` along the
+    last axis (``arr`` a C-contiguous int32 array): the ±1 dot products of the counts."""
+    if not (
+        isinstance(counts, WordVecType)
+        and isinstance(nbits, types.Integer)
+        and isinstance(arr, types.Array)
+        and arr.dtype == types.int32
+        and arr.layout == "C"
+        and isinstance(idx, types.BaseTuple)
+        and len(idx) == arr.ndim
+    ):
+        return None
+
+    def codegen(context, builder, sig, args):
+        n = counts.lanes
+        ptr = _item_pointer(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+        nb = context.cast(builder, args[3], sig.args[3], types.int64)
+        vec = builder.insert_element(ir.Constant(_vec(n), ir.Undefined), nb, _I32(0))
+        nbv = builder.shuffle_vector(
+            vec, ir.Constant(_vec(n), ir.Undefined), ir.Constant(ir.VectorType(_I32, n), [0] * n)
+        )
+        dots = builder.sub(nbv, builder.shl(args[2], ir.Constant(_vec(n), [1] * n)))
+        narrow = builder.trunc(dots, ir.VectorType(_I32, n))
+        builder.store(narrow, builder.bitcast(ptr, narrow.type.as_pointer()), align=4)
+        return context.get_dummy_value()
+
+    return types.none(arr, idx, counts, nbits), codegen
+
+
 wv_add = intrinsic(_binary(lambda b, x, y: b.add(x, y)))
 wv_add.__doc__ = "Word-wise 64-bit add."
 
@@ -239,7 +283,9 @@ __all__ = [
     "wv_load",
     "wv_splat",
     "wv_store",
+    "wv_store_dots",
     "wv_total",
+    "wv_word_counts",
     "wv_xor",
     "wv_zero",
 ]
