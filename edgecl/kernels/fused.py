@@ -32,7 +32,13 @@ from edgecl.kernels._threads import check_threads, num_threads
 from edgecl.kernels.bits import WORD_DTYPE, n_words, tail_mask
 from edgecl.kernels.conv import _check_conv, binary_conv2d_reference, check_kernel
 from edgecl.kernels.dense import binary_dense_reference
-from edgecl.kernels.fused_bytes import fast_row_bytes, gather_patch, pixel_counts_bytes
+from edgecl.kernels.fused_bytes import (
+    fast_row_bytes,
+    gather_patch,
+    pad_counts,
+    pad_words,
+    pixel_counts_bytes,
+)
 from edgecl.kernels.pool import _out_size, maxpool_bits_reference
 from edgecl.kernels.popcount import get_strategy, popcount64, token_mode
 from edgecl.kernels.threshold import _check_flip, check_int_thresholds, threshold_reference
@@ -316,33 +322,6 @@ def tap_offsets(kh, kw, wp, cw):
     return offs
 
 
-@njit(cache=True)
-def _pad_words(x, ph, pw, ones):
-    """``x`` (N, H, W, Cw) in a border of ``ph`` / ``pw`` all-+1 pixels (``ones`` words)."""
-    n, h, w, cw = x.shape
-    xp = np.empty((n, h + 2 * ph, w + 2 * pw, cw), np.uint64)
-    for s in range(n):
-        for i in range(h + 2 * ph):
-            for j in range(w + 2 * pw):
-                inside = ph <= i < h + ph and pw <= j < w + pw
-                for c in range(cw):
-                    xp[s, i, j, c] = x[s, i - ph, j - pw, c] if inside else ones[c]
-    return xp
-
-
-@njit(cache=True)
-def _pad_counts(wt, ones):
-    """``popcount(ones XOR w[tap, :, o])`` summed over the tap's words: ``(kh * kw, O)``."""
-    kh, kw, cw, n_out = wt.shape
-    s = np.zeros((kh * kw, n_out), np.uint64)
-    for dy in range(kh):
-        for dx in range(kw):
-            for c in range(cw):
-                for o in range(n_out):
-                    s[dy * kw + dx, o] += popcount64(ones[c] ^ wt[dy, dx, c, o])
-    return s
-
-
 def _check_thresholds(thresholds, flip, n_bits, offset):
     thresholds = check_int_thresholds(thresholds, n_bits)
     flip = _check_flip(flip, n_bits)
@@ -399,7 +378,7 @@ def prepare_block(
         fast = (wk, sgn64, sthr64, ones)
     return BinaryBlock(
         wt=wt,
-        pad_pc=_pad_counts(wt, ones),
+        pad_pc=pad_counts(wt, ones),
         sgn=sgn,
         sthr=sthr,
         fast=fast,
@@ -450,7 +429,7 @@ def run_block_strategy(x, blk, threads, strategy):
     out = np.empty((n, ho, wo, ow), WORD_DTYPE)
     if blk.fast is not None:
         wk, sgn64, sthr64, ones = blk.fast
-        xp = _pad_words(x, blk.ph, blk.pw, ones)
+        xp = pad_words(x, blk.ph, blk.pw, ones)
         kh, kw = blk.wt.shape[:2]
         cw = x.shape[3]
         wp = xp.shape[2]

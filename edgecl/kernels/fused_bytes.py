@@ -1,4 +1,4 @@
-"""The byte-accumulating cores of the fused binary block (:mod:`edgecl.kernels.fused`).
+"""The vector cores of the fused binary block (:mod:`edgecl.kernels.fused`), and its padding.
 
 The same products as the word cores there, for the AVX2 / NEON / AVX-512BW strategies
 (:mod:`edgecl.kernels.popcount`): output channels ``lanes`` at a time in vector registers
@@ -31,6 +31,7 @@ from edgecl.kernels.wordvec import (
 
 @njit(cache=True, inline="always")
 def _step(acc, a, b):
+    """``acc`` plus the byte popcounts of ``a XOR b``."""
     return wv_add_bytes(acc, wv_byte_counts(wv_xor(a, b)))
 
 
@@ -229,8 +230,37 @@ def threshold_word(cnt, n_pix, n_bits, sgn, sthr, q0):
     return word
 
 
+@njit(cache=True)
+def pad_words(x, ph, pw, ones):
+    """``x`` (N, H, W, Cw) in a border of ``ph`` / ``pw`` all-+1 pixels (``ones`` words)."""
+    n, h, w, cw = x.shape
+    xp = np.empty((n, h + 2 * ph, w + 2 * pw, cw), np.uint64)
+    for s in range(n):
+        for i in range(h + 2 * ph):
+            for j in range(w + 2 * pw):
+                inside = ph <= i < h + ph and pw <= j < w + pw
+                for c in range(cw):
+                    xp[s, i, j, c] = x[s, i - ph, j - pw, c] if inside else ones[c]
+    return xp
+
+
+@njit(cache=True)
+def pad_counts(wt, ones):
+    """``popcount(ones XOR w[tap, :, o])`` summed over the tap's words: ``(kh * kw, O)``."""
+    kh, kw, cw, n_out = wt.shape
+    s = np.zeros((kh * kw, n_out), np.uint64)
+    for dy in range(kh):
+        for dx in range(kw):
+            for c in range(cw):
+                for o in range(n_out):
+                    s[dy * kw + dx, o] += popcount64(ones[c] ^ wt[dy, dx, c, o])
+    return s
+
+
 __all__ = [
     "fast_counts_bytes",
+    "pad_counts",
+    "pad_words",
     "fast_row_bytes",
     "gather_patch",
     "pixel_counts_bytes",
