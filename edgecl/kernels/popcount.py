@@ -111,12 +111,14 @@ def numba_target() -> NumbaTarget:
     set, else the host CPU (llvmlite's host name and features)."""
     import llvmlite.binding as ll
     from numba.core import config
+    from numba.core.codegen import get_host_cpu_features  # as Numba reads them (ENABLE_AVX)
 
     name = config.CPU_NAME or ll.get_host_cpu_name()
-    spec = config.CPU_FEATURES or ll.get_host_cpu_features().flatten()
+    spec = config.CPU_FEATURES if config.CPU_FEATURES is not None else get_host_cpu_features()
     on = frozenset(f[1:] for f in spec.split(",") if f.startswith("+"))
     arch = ll.get_process_triple().split("-")[0]
-    return NumbaTarget(name, on, arch, bool(config.CPU_NAME or config.CPU_FEATURES))
+    overridden = config.CPU_NAME is not None or config.CPU_FEATURES is not None
+    return NumbaTarget(name, on, arch, overridden)
 
 
 def choose_strategy(target: NumbaTarget) -> str:
