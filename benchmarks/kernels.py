@@ -13,6 +13,13 @@ subprocess, so BLAS, torch, onnxruntime and Numba all get that count from the st
 
 ``--isa avx2`` makes Numba compile for this CPU with every AVX-512 feature turned off
 (``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES``): the code an AVX2-only core would get.
+
+The C ceiling (issue 15): ``benchmarks/ceiling.c``, compiled in the same run with
+``gcc -O3 -march=native`` (plus ``-mno-avx512f -mavx2`` for ``--isa avx2``), times the best
+hand-written popcount dot product (Harley-Seal on AVX2, ``vpopcntq`` with AVX-512) and GEMM
+tile on L2-resident data, before and after the edgecl runs (the better of the two counts);
+edgecl's one-thread figures are reported as a fraction of it (batch-1 dense against the
+dot product, batch-64 dense and the conv against the GEMM tile).
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -266,6 +274,67 @@ def _avx2_env() -> dict:
     return {"NUMBA_CPU_NAME": ll.get_host_cpu_name(), "NUMBA_CPU_FEATURES": spec}
 
 
+def _ceiling(isa: str) -> dict:
+    """Compile ``ceiling.c`` for ``isa`` and run it: its JSON figures, or ``{"error": ...}``."""
+    cc = shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        return {"error": "no C compiler (gcc / cc) on PATH"}
+    flags = ["-O3", "-march=native"] + (["-mno-avx512f", "-mavx2"] if isa == "avx2" else [])
+    with tempfile.TemporaryDirectory() as tmp:
+        exe = os.path.join(tmp, "ceiling")
+        build = subprocess.run(
+            [cc, *flags, "-o", exe, str(HERE / "ceiling.c")], capture_output=True, text=True
+        )
+        if build.returncode != 0:
+            return {"error": f"ceiling.c did not build: {build.stderr.strip()[-500:]}"}
+        run = subprocess.run([exe], capture_output=True, text=True)
+        if run.returncode != 0:
+            return {"error": f"ceiling.c failed: {run.stderr.strip()[-500:]}"}
+    res = json.loads(run.stdout.splitlines()[-1])
+    res["command"] = " ".join([Path(cc).name, *flags, "benchmarks/ceiling.c"])
+    return res
+
+
+def _best_ceiling(a: dict, b: dict) -> dict:
+    if "error" in a or "error" in b:
+        return a if "error" in a else b
+    best = dict(a)
+    for key in ("dot_g_macs_per_s", "gemm_g_macs_per_s"):
+        best[key] = max(a[key], b[key])
+    return best
+
+
+def _ceiling_key(name: str) -> str:
+    """The batch-1 dense case against the dot product, the others against the GEMM tile."""
+    gemv = {c[0] for c in CASES if c[1] == "dense" and c[2]["B"] == 1}
+    return "dot_g_macs_per_s" if name in gemv else "gemm_g_macs_per_s"
+
+
+def ceiling_lines(result: dict) -> list[str]:
+    """The C ceiling and edgecl's one-thread figures as fractions of it."""
+    c = result.get("ceiling")
+    if not c:
+        return []
+    if "error" in c:
+        return [f"- C ceiling: not measured ({c['error']})"]
+    lines = [
+        f"- C ceiling (`{c['command']}`, {c['kernels']}; L2-resident, one thread, best run): "
+        f"dot product {c['dot_g_macs_per_s']:.0f} G binary-MAC/s, GEMM tile "
+        f"{c['gemm_g_macs_per_s']:.0f}"
+    ]
+    for r in result["rows"]:
+        if r.get("runtime") == "edgecl" and r["threads"] == 1 and "macs" in r:
+            key = _ceiling_key(r["case"])
+            g, g10 = _rate(r, "median_s"), _rate(r, "p10_s")
+            what = "dot product" if key.startswith("dot") else "GEMM tile"
+            lines.append(
+                f"- {r['case']}, one thread: edgecl {g:.0f} G binary-MAC/s median "
+                f"({g10:.0f} 10th percentile) = {g / c[key]:.0%} ({g10 / c[key]:.0%}) "
+                f"of the C {what}"
+            )
+    return lines
+
+
 def _rate(r: dict, stat: str) -> float:
     return r["macs"] / r[stat] / 1e9
 
@@ -347,6 +416,7 @@ def render_markdown(result: dict) -> str:
         *_table(result["rows"], "p10_s"),
         "",
         *target_lines(result["rows"]),
+        *ceiling_lines(result),
         *_extras(result["rows"]),
         "",
         machine_markdown(result["machine"]),
@@ -374,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("expected --repeat and --threads >= 1")
     load_before = [round(v, 2) for v in os.getloadavg()]
     env_isa = _avx2_env() if args.isa == "avx2" else {}
+    ceiling = _ceiling(args.isa)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for t in args.threads:
@@ -386,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
             cmd += ["--repeat", str(repeat)]
             subprocess.run(cmd, env=env, check=True)
             rows += json.loads(Path(out).read_text())
+    ceiling = _best_ceiling(ceiling, _ceiling(args.isa))
     prev_env = {k: os.environ.get(k) for k in env_isa}
     os.environ.update(env_isa)  # so the machine block names the target the kernels ran on
     info = machine_info()
@@ -400,11 +472,15 @@ def main(argv: list[str] | None = None) -> int:
         "repeat": repeat,
         "machine": info,
         "load_after": [round(v, 2) for v in os.getloadavg()],
+        "ceiling": ceiling,
         "rows": rows,
     }
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
-    print(render_markdown(result) if args.markdown else "\n".join(_table(rows)))
+    if args.markdown:
+        print(render_markdown(result))
+    else:
+        print("\n".join(_table(rows) + ceiling_lines(result)))
     return 0
 
 

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from edgecl.validate import pos_int
+
 __all__ = [
     "LatencyReport",
     "MemoryBench",
@@ -27,6 +29,9 @@ __all__ = [
     "fresh_class_name",
     "warm_up",
 ]
+
+#: The letters of the closed forms (``memory.closed_form``) that name a size field.
+_SIZE_TERMS = {"K": "components", "q": "bits", "E": "exemplars"}
 
 
 @dataclass(frozen=True)
@@ -151,12 +156,6 @@ def _restore(runtime: Any, saved: Any) -> None:
     runtime.restore(saved)
 
 
-def _pos(**values: int) -> None:
-    for name, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"expected {name} as an int >= 1, got {v!r}")
-
-
 def bench_latency(
     runtime: Any,
     *,
@@ -175,7 +174,13 @@ def bench_latency(
     every learn_class."""
     from edgecl.device.runtime import embed_reference, logits_reference
 
-    _pos(batch=batch, repeat=repeat, learn_samples=learn_samples, learn_repeat=learn_repeat)
+    for name, value in [
+        ("batch", batch),
+        ("repeat", repeat),
+        ("learn_samples", learn_samples),
+        ("learn_repeat", learn_repeat),
+    ]:
+        pos_int(value, name)
     rt = runtime
     x, src = bench_samples(
         rt, max(batch * 4, learn_samples, 64), data=data, source=source, seed=seed
@@ -251,7 +256,7 @@ def bench_memory(
     for GBM, E·D·n_c for the latent buffer), budget and headroom, and the peak working
     memory of one learn_class (the runtime's state is restored after it; a refusal by
     the budget is reported, it is a measurement)."""
-    _pos(learn_samples=learn_samples)
+    pos_int(learn_samples, "learn_samples")
     rt = runtime
     before = rt.memory()
     mem = rt.learner.memory
@@ -259,10 +264,10 @@ def bench_memory(
         return MemoryBench(memory=before.to_dict(), closed_form=None, learn_class=None)
     d, n_c = rt.n_bits, len(mem.classes)
     s = mem.default_size()
-    if mem.kind == "gbm":
-        formula = f"K·D·n_c·q = {s.components}·{d}·{n_c}·{s.bits}"
-    else:
-        formula = f"E·D·n_c = {s.exemplars}·{d}·{n_c}"
+    # the memory's own formula (K·D·n_c·q, E·D·n_c) with this bundle's numbers
+    terms = {"D": d, "n_c": n_c}
+    terms |= {t: getattr(s, a, None) for t, a in _SIZE_TERMS.items()}
+    formula = f"{mem.closed_form} = " + "·".join(str(terms[t]) for t in mem.closed_form.split("·"))
     closed = {
         "formula": formula,
         "bits": before.closed_form_bits,

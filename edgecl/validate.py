@@ -5,14 +5,22 @@ packed embedding words. Each raises :class:`~edgecl.errors.InvalidTypeError` (a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from edgecl.errors import InvalidTypeError, InvalidValueError
-from edgecl.kernels.bits import WORD_BITS, WORD_DTYPE, n_words, tail_mask
+from edgecl.kernels.bits import WORD_DTYPE, n_words, tail_bits_clear
 
-__all__ = ["MAX_NAME", "as_generator", "check_class_name", "check_words", "pos_int"]
+__all__ = [
+    "MAX_NAME",
+    "as_generator",
+    "check_class_name",
+    "check_class_names",
+    "check_words",
+    "pos_int",
+]
 
 #: The longest class name, in characters.
 MAX_NAME = 128
@@ -50,6 +58,21 @@ def check_class_name(name: object) -> str:
     return name
 
 
+def check_class_names(names: object, *, count: int | None = None) -> tuple[str, ...]:
+    """A non-empty sequence (not a str) of distinct class names, each
+    :func:`check_class_name`; with ``count``, exactly that many (one per head row)."""
+    if isinstance(names, str) or not isinstance(names, Sequence):
+        raise InvalidTypeError(f"expected a sequence of class names, got {type(names).__name__}")
+    out = tuple(check_class_name(name) for name in names)
+    if not out:
+        raise InvalidValueError("expected at least one class name, got none")
+    if count is not None and len(out) != count:
+        raise InvalidValueError(f"expected {count} class names (one per head row), got {len(out)}")
+    if len(set(out)) != len(out):
+        raise InvalidValueError(f"expected distinct class names, got {list(out)!r:.200}")
+    return out
+
+
 def check_words(z_words: Any, n_bits: int, *, what: str = "z_words") -> np.ndarray:
     """Validate packed {0,1} embeddings: (N >= 1, n_words(D)) uint64 with zero tail bits.
 
@@ -73,7 +96,7 @@ def check_words(z_words: Any, n_bits: int, *, what: str = "z_words") -> np.ndarr
         raise InvalidValueError(
             f"expected at least one sample in {what}, got an empty class (0, {nw})"
         )
-    if n_bits % WORD_BITS and np.any(z[:, -1] & ~tail_mask(n_bits)):
+    if not tail_bits_clear(z, n_bits):
         raise InvalidValueError(
             f"expected {what} with tail bits past bit {n_bits} zero, got some set "
             "(wrong n_bits, or words not made by pack_bits)"

@@ -4,9 +4,9 @@ state is the same after them (its saved bytes equal)."""
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 from pathlib import Path
 
+import devicehelpers
 import numpy as np
 import pytest
 
@@ -23,17 +23,9 @@ from edgecl.bench import (
 from edgecl.device import Runtime
 
 
-def _helpers():
-    path = Path(__file__).parent / "device" / "devicehelpers.py"
-    spec = importlib.util.spec_from_file_location("_edgecl_bench_helpers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
-    h = _helpers()
+    h = devicehelpers
     d = tmp_path_factory.mktemp("bench")
     x, y = h.synthetic_stream(4, 30, seed=4)
     path = h.make_bundle(d / "m.ecl", x[y < 3], y[y < 3], ["a", "b", "c"], budget=20000)

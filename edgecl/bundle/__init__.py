@@ -1,8 +1,8 @@
 """The device bundle format: one ``.ecl`` zip of ``manifest.json`` and ``.npy`` arrays.
 
 Torch-free. :mod:`~edgecl.bundle.container` reads and writes the zip (limits, checksums,
-one atomic write); :mod:`~edgecl.bundle.manifest` checks what a device runtime needs;
-:mod:`~edgecl.bundle.layers` the layer program; :mod:`~edgecl.bundle.head` the stored
+one atomic write); :mod:`~edgecl.bundle.manifest` checks what a device runtime needs (the
+layer program read into the ops of :mod:`edgecl.program`); :mod:`~edgecl.bundle.head` the stored
 precision of the head; :mod:`~edgecl.bundle.inspect` the summary ``edgecl info`` prints.
 """
 
@@ -53,7 +53,6 @@ from edgecl.bundle.specs import (
     HeadSpec,
     InputSpec,
     MemorySpec,
-    class_name_error,
 )
 
 __all__ = [
@@ -88,7 +87,6 @@ __all__ = [
     "Manifest",
     "MemorySpec",
     "bundle_bytes",
-    "class_name_error",
     "decode_head",
     "encode_head",
     "head_arrays",

@@ -13,8 +13,7 @@ from typing import Any
 
 from edgecl.bundle.container import read_bundle
 from edgecl.bundle.head import head_arrays
-from edgecl.bundle.layers import layer_array_refs, layer_weight_bits
-from edgecl.bundle.manifest import validate_manifest
+from edgecl.bundle.manifest import Manifest, validate_manifest
 
 
 @dataclass(frozen=True)
@@ -111,22 +110,19 @@ def inspect_bundle(path: str | os.PathLike[str]) -> BundleReport:
     (:class:`BundleReport`)."""
     path = Path(path)
     manifest, arrays = read_bundle(path, check=validate_manifest)
-    validate_manifest(manifest, arrays)
+    typed = Manifest.from_dict(manifest, arrays)
     data = path.read_bytes()
-    layers = []
-    for layer in manifest["layers"]:
-        nbytes = sum(int(arrays[r].nbytes) for r in layer_array_refs(layer))
-        wbits = layer_weight_bits(layer)
-        layers.append(
-            {
-                "op": layer["op"],
-                "source": layer.get("source", ""),
-                "in_shape": list(layer["in_shape"]),
-                "out_shape": list(layer["out_shape"]),
-                "weight_bits": wbits,
-                "bytes": nbytes,
-            }
-        )
+    layers = [
+        {
+            "op": op.name,
+            "source": op.source or "",
+            "in_shape": list(op.in_shape),
+            "out_shape": list(op.out_shape),
+            "weight_bits": op.weight_bits,
+            "bytes": sum(int(arrays[r].nbytes) for r in op.arrays()),
+        }
+        for op in typed.layers
+    ]
     head = manifest["head"]
     parts = {
         "features": sum(layer["bytes"] for layer in layers),

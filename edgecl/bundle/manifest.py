@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 
-from edgecl.bundle.checks import ArraySpecs, array_shape, need
 from edgecl.bundle.head import (
     HEAD_DTYPES,
     decode_head,
@@ -28,7 +27,6 @@ from edgecl.bundle.head import (
     head_bytes_per_class,
     scale_name,
 )
-from edgecl.bundle.layers import check_layers, layer_array_refs
 from edgecl.bundle.specs import (
     MEMORY_SETTING_BOUNDS,
     BudgetSpec,
@@ -41,7 +39,10 @@ from edgecl.bundle.specs import (
     check_class_names,
 )
 from edgecl.errors import BundleError
-from edgecl.memory import memory_from_state
+from edgecl.memory import ClassMemory, memory_from_state
+from edgecl.program.checks import ArraySpecs, array_shape, need
+from edgecl.program.ops import Op
+from edgecl.program.parse import output_kind, parse_layers
 
 #: The sections every device manifest has.
 REQUIRED_KEYS = ("input", "layers", "embedding", "head", "classes", "memory", "budget")
@@ -64,14 +65,14 @@ def array_specs(
 
 @dataclass(frozen=True)
 class Manifest:
-    """A checked device manifest. ``layers`` are the layer program's entries (checked by
-    :func:`edgecl.bundle.layers.check_layers`); ``head`` the head's settings and
+    """A checked device manifest. ``layers`` is the layer program, its ops read once
+    (:func:`edgecl.program.parse_layers`); ``head`` the head's settings and
     ``head_refs`` its array names; ``base_classes``, ``model`` and ``export`` what the
     exporter recorded (None where absent); ``graphs`` the onnxruntime backend's learning
     graphs (None: not stored); ``extra`` any other top-level keys, kept."""
 
     input: InputSpec
-    layers: tuple[Mapping[str, Any], ...]
+    layers: tuple[Op, ...]
     embedding: EmbeddingSpec
     head: HeadSpec
     head_refs: HeadRefs
@@ -94,6 +95,20 @@ class Manifest:
         With ``arrays``, their shapes, dtypes and values are checked; without, the shapes
         and dtypes of the manifest's ``arrays`` table (what a reader can check before it
         reads any array member)."""
+        return cls._read(d, arrays)[0]
+
+    @classmethod
+    def load(
+        cls, d: Mapping[str, Any], arrays: Mapping[str, np.ndarray]
+    ) -> tuple[Manifest, ClassMemory | None]:
+        """:meth:`from_dict` with the arrays, and the class memory the check rebuilt from
+        them (None when the bundle stores none), so a runtime builds it once."""
+        return cls._read(d, arrays)
+
+    @classmethod
+    def _read(
+        cls, d: Mapping[str, Any], arrays: Mapping[str, np.ndarray] | None
+    ) -> tuple[Manifest, ClassMemory | None]:
         need(isinstance(d, Mapping), f"expected a manifest mapping, got {type(d).__name__}")
         missing = [k for k in REQUIRED_KEYS if k not in d]
         need(not missing, f"manifest: expected keys {list(REQUIRED_KEYS)}, missing {missing}")
@@ -101,7 +116,7 @@ class Manifest:
 
         inp = InputSpec.from_dict(d["input"])
         try:
-            kind, out = check_layers(d["layers"], specs, inp.shape)
+            ops = parse_layers(d["layers"], inp.shape, specs)
         except (TypeError, KeyError, ValueError, OverflowError) as exc:
             if isinstance(exc, BundleError):
                 raise
@@ -109,6 +124,7 @@ class Manifest:
                 f"manifest 'layers': expected a valid layer program, got: {exc}"
             ) from exc
         emb = EmbeddingSpec.from_dict(d["embedding"])
+        kind, out = output_kind(ops).value, ops[-1].out_shape
         need(
             kind == "bits" and out == (emb.bits,),
             f"layers: expected to end in {emb.bits} embedding bits, got {kind} {list(out)}",
@@ -139,7 +155,7 @@ class Manifest:
         known = REQUIRED_KEYS + CONTAINER_KEYS + _OPTIONAL_KEYS
         manifest = cls(
             input=inp,
-            layers=tuple(copy.deepcopy(dict(layer)) for layer in d["layers"]),
+            layers=ops,
             embedding=emb,
             head=head,
             head_refs=refs,
@@ -151,13 +167,12 @@ class Manifest:
         )
         unused = sorted(set(specs) - set(manifest.array_names()))
         need(not unused, f"manifest: expected every array referenced, got unreferenced {unused}")
-        if arrays is not None:
-            manifest._check_values(arrays)
-        return manifest
+        memory = None if arrays is None else manifest._check_values(arrays)
+        return manifest, memory
 
     def array_names(self) -> tuple[str, ...]:
         """Every array the manifest references: layers, head, class memory."""
-        names = [r for layer in self.layers for r in layer_array_refs(layer)]
+        names = [r for op in self.layers for r in op.arrays()]
         names += self.head_refs.names()
         if self.memory is not None:
             names += self.memory.arrays.values()
@@ -165,7 +180,8 @@ class Manifest:
             names += self.graphs.names()
         return tuple(dict.fromkeys(names))
 
-    def _check_values(self, arrays: Mapping[str, np.ndarray]) -> None:
+    def _check_values(self, arrays: Mapping[str, np.ndarray]) -> ClassMemory | None:
+        """Check the head's and the class memory's values; return the class memory."""
         refs, bits = self.head_refs, self.head.bits
         stored = {"weight": arrays[refs.weight]}
         if refs.scale is not None:
@@ -182,9 +198,8 @@ class Manifest:
             bool(np.isfinite(arrays[refs.bias]).all()),
             f"head.bias ({refs.bias}): expected finite values, got NaN or inf",
         )
-        memory_bytes = 0
-        if self.memory is not None:
-            memory_bytes = self._check_memory(arrays)
+        memory = None if self.memory is None else self._check_memory(arrays)
+        memory_bytes = 0 if memory is None else int(memory.nbytes)
         head_bytes = head_bytes_per_class(self.embedding.bits, bits) * len(self.classes)
         budget = self.budget.bytes
         need(
@@ -192,9 +207,10 @@ class Manifest:
             f"budget.bytes: expected at least the stored bytes ({memory_bytes + head_bytes}: "
             f"class memory {memory_bytes}, head {head_bytes}), got {budget}",
         )
+        return memory
 
-    def _check_memory(self, arrays: Mapping[str, np.ndarray]) -> int:
-        """Rebuild the class memory as the runtime will; return its stored bytes."""
+    def _check_memory(self, arrays: Mapping[str, np.ndarray]) -> ClassMemory:
+        """Rebuild the class memory as the runtime uses it, and check it."""
         spec = self.memory  # type: ignore[union-attr]
         need(
             spec.spec.get("kind") == spec.kind,  # type: ignore[union-attr]
@@ -230,7 +246,7 @@ class Manifest:
             )
         absent = [c for c in memory.classes if c not in self.classes]
         need(not absent, f"memory: expected its classes among the head's, got {absent!r:.200}")
-        return int(memory.nbytes)
+        return memory
 
     # -- writing ---------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -244,7 +260,7 @@ class Manifest:
         out.update(
             {
                 "input": self.input.to_dict(),
-                "layers": [copy.deepcopy(dict(layer)) for layer in self.layers],
+                "layers": [op.to_dict() for op in self.layers],
                 "embedding": self.embedding.to_dict(),
                 "head": head,
                 "classes": list(self.classes),

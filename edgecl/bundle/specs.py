@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from edgecl.bundle.checks import need
+from edgecl import validate
 from edgecl.bundle.head import HEAD_BITS
 from edgecl.errors import BundleError, InvalidTypeError, InvalidValueError
 from edgecl.memory.budget import POLICIES
-from edgecl.validate import MAX_NAME, check_class_name
+from edgecl.program.checks import need
+from edgecl.validate import MAX_NAME
 
 #: The longest class name, in characters (the rule of :func:`edgecl.validate.check_class_name`).
 MAX_CLASS_NAME = MAX_NAME
@@ -70,30 +71,16 @@ def _section(d: object, what: str) -> Mapping[str, Any]:
     return d  # type: ignore[return-value]
 
 
-def class_name_error(name: object) -> str | None:
-    """What is wrong with a class name (None if nothing): the one rule of
-    :func:`edgecl.validate.check_class_name`."""
-    try:
-        check_class_name(name)
-    except (InvalidTypeError, InvalidValueError) as exc:
-        return str(exc)
-    return None
-
-
 def check_class_names(names: object, what: str) -> tuple[str, ...]:
-    """A non-empty list of distinct class names (:func:`class_name_error`)."""
+    """A non-empty list of distinct class names (:func:`edgecl.validate.check_class_names`)."""
     need(
         isinstance(names, list) and names,
         f"manifest {what!r}: expected a non-empty list of names, got {names!r:.200}",
     )
-    for name in names:  # type: ignore[union-attr]
-        error = class_name_error(name)
-        need(error is None, f"manifest {what!r}: {error}")
-    need(
-        len(set(names)) == len(names),  # type: ignore[arg-type]
-        f"manifest {what!r}: expected distinct names, got {names!r:.200}",
-    )
-    return tuple(names)  # type: ignore[arg-type]
+    try:
+        return validate.check_class_names(names)
+    except (InvalidTypeError, InvalidValueError) as exc:
+        raise BundleError(f"manifest {what!r}: {exc}") from None
 
 
 @dataclass(frozen=True)

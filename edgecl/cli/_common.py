@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -64,6 +64,8 @@ BASE_TASK_CHOICES = ("rotflipae", "rotation", "plain")
 
 class UsageError(ValueError):
     """Arguments that parse but do not make sense together (exit code 2)."""
+
+    exit_code: ClassVar[int] = EXIT_USAGE
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,6 @@ import sys
 from collections.abc import Sequence
 
 from edgecl.cli._common import (
-    EXIT_BUDGET,
-    EXIT_BUNDLE,
-    EXIT_EXPORT,
     EXIT_OTHER,
     EXIT_USAGE,
     Command,
@@ -35,7 +32,7 @@ from edgecl.cli.export_c import add_export_c, cmd_export_c
 from edgecl.cli.import_larq import add_import_larq, cmd_import_larq
 from edgecl.cli.learn import add_learn, add_predict, cmd_learn, cmd_predict
 from edgecl.cli.train import add_train, cmd_train
-from edgecl.errors import BudgetError, BundleError, ExportError
+from edgecl.errors import EdgeclError
 
 __all__ = ["build_parser", "commands", "exit_code", "main"]
 
@@ -127,18 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def exit_code(exc: BaseException) -> int:
-    """The exit code of an error: 3 bundle, 4 budget, 5 export, 2 usage (bad arguments or
-    a --data file of the wrong form), 1 anything else."""
-    from edgecl.data import DataFormatError
-
-    if isinstance(exc, BundleError):
-        return EXIT_BUNDLE
-    if isinstance(exc, BudgetError):
-        return EXIT_BUDGET
-    if isinstance(exc, ExportError):
-        return EXIT_EXPORT
-    if isinstance(exc, (UsageError, DataFormatError)):
-        return EXIT_USAGE
+    """The exit code of an error: the ``exit_code`` its :mod:`edgecl.errors` class (or
+    :class:`UsageError`) carries (3 bundle, 4 budget, 5 export, 2 usage: bad arguments,
+    bad input values, a --data file of the wrong form), 1 anything else."""
+    if isinstance(exc, (EdgeclError, UsageError)):
+        return exc.exit_code
     return EXIT_OTHER
 
 

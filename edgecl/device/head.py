@@ -23,7 +23,7 @@ import numpy as np
 
 from edgecl.bundle import HEAD_BITS, HeadSpec, encode_head, head_bytes_per_class, round_head
 from edgecl.errors import BundleError, InvalidValueError, UnknownClassError
-from edgecl.validate import check_class_name, check_words, pos_int
+from edgecl.validate import check_class_names, check_words, pos_int
 
 __all__ = [
     "BACKENDS",
@@ -72,9 +72,7 @@ class Head:
         n_bits = pos_int(n_bits, "n_bits")
         if isinstance(bits, bool) or bits not in HEAD_BITS:
             raise InvalidValueError(f"expected head_bits in {HEAD_BITS}, got {bits!r}")
-        names = [check_class_name(c) for c in classes]
-        if not names or len(set(names)) != len(names):
-            raise InvalidValueError(f"expected at least one distinct class name, got {names}")
+        names = list(check_class_names(classes))
         w = np.array(weight, dtype=np.float32, copy=True, order="C")
         b = np.array(bias, dtype=np.float32, copy=True, order="C")
         if w.shape != (n_bits, len(names)) or b.shape != (len(names),):

@@ -10,7 +10,7 @@ import numpy as np
 
 from edgecl.bundle import Manifest, decode_head
 from edgecl.device.learner import Learner
-from edgecl.memory import Budget, memory_from_state
+from edgecl.memory import Budget, ClassMemory
 
 __all__ = ["learner_from_manifest"]
 
@@ -19,20 +19,18 @@ def learner_from_manifest(
     manifest: Manifest,
     arrays: Mapping[str, np.ndarray],
     *,
+    memory: ClassMemory | None,
     backend: str = "numba",
     budget_bytes: int | None = None,
     threads: int = 1,
 ) -> Learner:
-    """The learner of a (validated) bundle; ``budget_bytes`` lowers the bundle's budget
+    """The learner of a (validated) bundle, with the class memory its validation rebuilt
+    (:meth:`edgecl.bundle.Manifest.load`); ``budget_bytes`` lowers the bundle's budget
     (never raises it)."""
     head, refs = manifest.head, manifest.head_refs
     stored = {"weight": arrays[refs.weight]}
     if refs.scale is not None:
         stored["scale"] = arrays[refs.scale]
-    memory = None
-    if manifest.memory is not None:
-        mem = manifest.memory
-        memory = memory_from_state(mem.spec, {k: arrays[r] for k, r in mem.arrays.items()})
     b = manifest.budget
     ort = None
     if backend == "onnxruntime":  # the bundle's learning graphs (BundleError without them)

@@ -41,7 +41,7 @@ from edgecl.device.persist import learner_from_manifest
 from edgecl.device.reports import LearnReport, MemoryReport, peak_tracer
 from edgecl.errors import InvalidTypeError, InvalidValueError
 from edgecl.kernels.bits import n_words
-from edgecl.program import LayerKernels, parse_layers, reference_kernels, run_layers
+from edgecl.program import LayerKernels, Op, reference_kernels, run_layers
 from edgecl.validate import pos_int
 
 __all__ = [
@@ -62,10 +62,12 @@ def embed_reference(rt: Runtime, x: object) -> np.ndarray:
     """The packed embeddings of raw samples through the reference kernels (the slow,
     obviously-correct path that ``edgecl bench latency`` checks the fast one against)."""
     xf = rt.input_spec.check(x)
-    ops = parse_layers(rt.layers, rt.input_spec.shape, rt.arrays)
     parts = [
         run_layers(
-            rt.input_spec.normalize(xf[i : i + CHUNK]), ops, rt.arrays, kernels=reference_kernels()
+            rt.input_spec.normalize(xf[i : i + CHUNK]),
+            rt.ops,
+            rt.arrays,
+            kernels=reference_kernels(),
         )
         for i in range(0, xf.shape[0], CHUNK)
     ]
@@ -111,18 +113,22 @@ class Runtime:
         budget_bytes: int | None = None,
     ) -> None:
         threads = pos_int(threads, "threads")
-        self._typed = Manifest.from_dict(manifest, arrays)  # the validation
+        self._typed, memory = Manifest.load(manifest, arrays)  # the validation
         self.manifest: dict[str, Any] = dict(manifest)
         self.arrays: dict[str, np.ndarray] = dict(arrays)
         self.path = Path(path) if path is not None else None
         self.threads = int(threads)
         self.input_spec: InputSpec = self._typed.input
-        self.layers: list[Mapping[str, Any]] = list(manifest["layers"])
         self.n_bits = self._typed.embedding.bits
         # the learning half (edgecl.device.learner): head, class memory, budget; with
         # backend="onnxruntime" it holds the bundle's graphs (edgecl.device.ort.OrtKernels)
         self.learner = learner_from_manifest(
-            self._typed, arrays, backend=backend, budget_bytes=budget_bytes, threads=threads
+            self._typed,
+            arrays,
+            memory=memory,
+            backend=backend,
+            budget_bytes=budget_bytes,
+            threads=threads,
         )
         self.backend = backend
         self._ort = self.learner.ort
@@ -130,11 +136,7 @@ class Runtime:
             from edgecl.program.compile import compile_program  # (Numba)
 
             # F as one callable, the first conv+threshold+pool fused (edgecl.program.compile)
-            self._program = compile_program(
-                parse_layers(self.layers, self.input_spec.shape, self.arrays),
-                self.arrays,
-                threads=self.threads,
-            )
+            self._program = compile_program(self.ops, self.arrays, threads=self.threads)
 
     @classmethod
     def load(
@@ -162,6 +164,16 @@ class Runtime:
         )
 
     # -- state (read-only views of the learner) ------------------------------------------
+
+    @property
+    def ops(self) -> tuple[Op, ...]:
+        """The layer program F, its ops as the manifest was read (:mod:`edgecl.program`)."""
+        return self._typed.layers
+
+    @property
+    def layers(self) -> list[dict[str, Any]]:
+        """The layer program's manifest entries (``op.to_dict()`` of :attr:`ops`)."""
+        return [op.to_dict() for op in self.ops]
 
     @property
     def classes_(self) -> np.ndarray:
@@ -323,6 +335,5 @@ class Runtime:
     def __repr__(self) -> str:
         where = f" from {self.path}" if self.path else ""
         return (
-            f"Runtime({len(self.classes_)} classes, D={self.n_bits}, "
-            f"{len(self.layers)} layers{where})"
+            f"Runtime({len(self.classes_)} classes, D={self.n_bits}, {len(self.ops)} layers{where})"
         )

@@ -31,7 +31,6 @@ from edgecl.bundle import (
     HeadSpec,
     InputSpec,
     Manifest,
-    class_name_error,
     head_bytes_per_class,
     round_head,
     write_bundle,
@@ -41,6 +40,7 @@ from edgecl.errors import ExportError
 from edgecl.export.lower import check_model, lower_model
 from edgecl.kernels import binary_float_dense, pack_bits, unpack_bits
 from edgecl.memory.base_classes import fit_base_memory
+from edgecl.validate import check_class_names
 
 __all__ = ["ExportConfig", "HeadConfig", "export_bundle", "torch_reference"]
 
@@ -103,23 +103,6 @@ class ExportConfig:
                 raise ValueError(f"expected {name} to be an int >= 0, got {v!r}")
 
 
-def _check_class_names(class_names: Sequence[str], n_classes: int) -> list[str]:
-    if isinstance(class_names, str) or not isinstance(class_names, Sequence):
-        raise TypeError(f"expected a sequence of class names, got {type(class_names).__name__}")
-    names = list(class_names)
-    if not all(isinstance(c, str) and c for c in names):
-        raise TypeError(f"expected non-empty str class names, got {names!r}")
-    for name in names:
-        error = class_name_error(name)  # the rule the device loads the bundle with
-        if error is not None:
-            raise ValueError(error)
-    if len(names) != n_classes:
-        raise ValueError(f"expected {n_classes} class names (one per head row), got {len(names)}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"expected distinct class names, got {names}")
-    return names
-
-
 def _check_calibration(calibration: Any, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     if not isinstance(calibration, (tuple, list)) or len(calibration) != 2:
         raise TypeError("expected calibration=(samples, labels) with labels the head rows")
@@ -175,7 +158,8 @@ def export_bundle(
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     check_model(model)
-    names = _check_class_names(class_names, model.head.out_features)
+    # the rule the device loads the bundle with
+    names = list(check_class_names(class_names, count=model.head.out_features))
     x, y = _check_calibration(calibration, len(names))
     model = copy.deepcopy(model).cpu().float().eval()
     shape = x.shape[1:] if x.ndim == 4 else x.shape[1:] + (1,)
@@ -204,7 +188,7 @@ def export_bundle(
     # below, on the head as it will be stored (HeadConfig.bits)
     unbounded = Manifest(
         input=InputSpec.from_dict(low.input),
-        layers=tuple(op.to_dict() for op in low.layers),
+        layers=tuple(low.layers),
         embedding=EmbeddingSpec.from_dict(low.embedding),
         head=dataclasses.replace(config.head, bits=32),
         head_refs=HeadRefs(weight="head.weight", bias="head.bias", onnx=onnx_ref),

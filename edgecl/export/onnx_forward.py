@@ -30,7 +30,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgecl.bundle import head_weight, read_bundle, validate_manifest
+from edgecl.bundle import Manifest, head_weight, read_bundle
 from edgecl.export._onnx import make_model
 from edgecl.export.onnx_gbm import scores_nodes
 from edgecl.kernels.bits import WORD_BITS, unpack_bits
@@ -47,7 +47,6 @@ from edgecl.program.ops import (
     Op,
     Threshold,
     ThresholdFloat,
-    parse_layers,
 )
 
 __all__ = ["bitpacked_dense_model", "export_onnx", "forward_model"]
@@ -198,7 +197,7 @@ _BUILDERS: dict[type[Op], Callable[..., str]] = {
 
 def forward_model(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> onnx.ModelProto:
     """The forward graph (a) of a bundle's manifest and arrays."""
-    validate_manifest(manifest, arrays)
+    ops = Manifest.from_dict(manifest, arrays).layers  # the validation
     g = _Graph()
     spec = manifest["input"]
     h, w, c = spec["shape"]
@@ -207,7 +206,6 @@ def forward_model(manifest: Mapping[str, Any], arrays: Mapping[str, np.ndarray])
     v = g.op("Sub", [v, g.const(np.asarray(spec["mean"], np.float32), "mean")])
     v = g.op("Div", [v, g.const(np.asarray(spec["std"], np.float32), "std")])
     v = g.op("Transpose", [v], "nchw", perm=[0, 3, 1, 2])
-    ops = parse_layers(manifest["layers"], spec["shape"], arrays)
     flat_from: tuple[int, ...] | None = None
     # the embedding's bits are those of the last op but trailing bit pools and a Flatten
     # (an imported Larq program may end in them; they keep {0,1} floats {0,1})

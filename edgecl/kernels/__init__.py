@@ -12,6 +12,8 @@ onnxruntime backend (:mod:`edgecl.device.ort`) and has no Numba can still use th
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import Any
 
 from edgecl.kernels.bits import (
@@ -72,6 +74,22 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+
+class _LazyPackage(types.ModuleType):
+    """This package, where a loaded submodule does not hide the function of its name.
+
+    The import system binds every submodule it loads on its package (``threshold`` the
+    module once anything imports :mod:`edgecl.kernels.threshold`), which would shadow the
+    lazy ``threshold`` function; as with eager imports, the function wins."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and _LAZY.get(name) == name:
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _LazyPackage
 
 
 __all__ = [

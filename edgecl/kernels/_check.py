@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-from edgecl.kernels.bits import WORD_BITS, WORD_DTYPE, tail_mask
+from edgecl.kernels.bits import WORD_BITS, WORD_DTYPE, tail_bits_clear
 
 
 def check_count(n: object, name: str = "n", minimum: int = 1) -> int:
@@ -53,7 +53,7 @@ def check_words(
                 f"expected {nw} words along the last axis of {name} for n={n} bits, "
                 f"got {a.shape[-1]} (shape {a.shape})"
             )
-        if n % WORD_BITS and a.size and np.any(a[..., -1] & ~tail_mask(n)):
+        if not tail_bits_clear(a, n):
             raise ValueError(f"expected zero tail bits past bit {n} in {name}, got set bits")
     if not a.flags.c_contiguous:
         a = np.ascontiguousarray(a)

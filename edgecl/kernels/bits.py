@@ -39,6 +39,14 @@ def tail_mask(n: int) -> np.uint64:
     return np.uint64((1 << r) - 1)
 
 
+def tail_bits_clear(words: np.ndarray, n: int) -> bool:
+    """The tail-bit rule: every bit past bit ``n`` in the last word along the last axis of
+    ``words`` (uint64) is zero. (A set tail bit would change every XOR-popcount.)"""
+    if int(n) % WORD_BITS == 0 or words.size == 0:
+        return True
+    return not np.any(words[..., -1] & ~tail_mask(n))
+
+
 def _pack_last_axis(bits: np.ndarray) -> np.ndarray:
     n = bits.shape[-1]
     nw = n_words(n)
@@ -118,6 +126,7 @@ __all__ = [
     "pack_bits",
     "pack_signs",
     "signs_from_bits",
+    "tail_bits_clear",
     "tail_mask",
     "unpack_bits",
 ]

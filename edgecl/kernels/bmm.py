@@ -27,21 +27,14 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from edgecl.kernels.bits import WORD_BITS, WORD_DTYPE, n_words, tail_mask, unpack_bits
+from edgecl.kernels._check import check_words
+from edgecl.kernels.bits import unpack_bits
 from edgecl.kernels.popcount import popcount64
 
 
 def _check_words(words: np.ndarray, n_bits: int, what: str = "z") -> np.ndarray:
-    words = np.asarray(words)
-    if words.dtype != WORD_DTYPE:
-        raise TypeError(f"expected {what} as uint64 packed words, got dtype {words.dtype}")
-    if words.ndim != 2 or words.shape[1] != n_words(n_bits):
-        raise ValueError(
-            f"expected {what} of shape (n, {n_words(n_bits)}) for {n_bits} bits, got {words.shape}"
-        )
-    if words.shape[0] and n_bits % WORD_BITS and np.any(words[:, -1] & ~tail_mask(n_bits)):
-        raise ValueError(f"expected {what} with tail bits (past bit {n_bits}) zero, got some set")
-    return np.ascontiguousarray(words)
+    """(n, n_words(n_bits)) uint64 words with zero tail bits (:func:`check_words`)."""
+    return check_words(np.asarray(words), what, (2,), n_bits, "(n, words)")
 
 
 def _check_params(mu: np.ndarray, pi: np.ndarray, n_bits: int) -> tuple[np.ndarray, np.ndarray]:

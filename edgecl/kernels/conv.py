@@ -19,22 +19,25 @@ from __future__ import annotations
 import numbers
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 from edgecl.kernels._check import check_count, check_words
 from edgecl.kernels._threads import check_threads, num_threads
 from edgecl.kernels.bits import WORD_DTYPE, tail_mask, unpack_bits
-from edgecl.kernels.dense import _dense_parallel, _dense_serial, wide_tiles
+from edgecl.kernels.dense import _dense_parallel, dense_range
 from edgecl.kernels.geometry import conv_out_size, conv_pads
-from edgecl.kernels.popcount import popcount64
+from edgecl.kernels.outvec import SHORT_K, outvec_range
+from edgecl.kernels.popcount import WORD_WIDE, get_strategy, popcount64
 
 # Patch rows are padded with zero words to a multiple of this, so the vectorised inner
 # loop of the GEMM has no scalar remainder (zero XOR zero counts nothing).
 _K_ALIGN = 8
+# Output channels handed to one parallel task of the output-vectorised GEMM (whole tiles).
+_OUT_CHUNK = 64
 
 
 @njit(cache=True)
-def _im2col(x, img, kh, kw, stride, ph, pw, ho, wo, ones, buf):
+def _im2col(x, img, kh, kw, stride, top, left, ho, wo, ones, buf):
     """Gather the patches of image ``img`` into ``buf`` (ho * wo, Kp); pads are ``ones``."""
     H = x.shape[1]
     W = x.shape[2]
@@ -44,9 +47,9 @@ def _im2col(x, img, kh, kw, stride, ph, pw, ho, wo, ones, buf):
             r = oy * wo + ox
             col = 0
             for dy in range(kh):
-                iy = oy * stride - ph + dy
+                iy = oy * stride - top + dy
                 for dx in range(kw):
-                    ix = ox * stride - pw + dx
+                    ix = ox * stride - left + dx
                     if 0 <= iy < H and 0 <= ix < W:
                         for c in range(cw):
                             buf[r, col + c] = x[img, iy, ix, c]
@@ -57,7 +60,7 @@ def _im2col(x, img, kh, kw, stride, ph, pw, ho, wo, ones, buf):
 
 
 @njit(cache=True)
-def _zero_pad_correction(out, img, wsum, kh, kw, stride, ph, pw, H, W):
+def _zero_pad_correction(out, img, wsum, kh, kw, stride, top, left, H, W):
     """Remove the contribution of out-of-bounds taps (pad_value=0) from ``out[img]``."""
     ho = out.shape[1]
     wo = out.shape[2]
@@ -65,9 +68,9 @@ def _zero_pad_correction(out, img, wsum, kh, kw, stride, ph, pw, H, W):
     for oy in range(ho):
         for ox in range(wo):
             for dy in range(kh):
-                iy = oy * stride - ph + dy
+                iy = oy * stride - top + dy
                 for dx in range(kw):
-                    ix = ox * stride - pw + dx
+                    ix = ox * stride - left + dx
                     if not (0 <= iy < H and 0 <= ix < W):
                         t = dy * kw + dx
                         for o in range(n_out):
@@ -75,25 +78,54 @@ def _zero_pad_correction(out, img, wsum, kh, kw, stride, ph, pw, H, W):
 
 
 @njit(cache=True)
-def _conv_serial(x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out, wide):
+def _conv_serial(x, wmat, wsum, kh, kw, stride, top, left, nbits, zero_pad, ones, buf, out, token):
     ho = out.shape[1]
     wo = out.shape[2]
     for img in range(x.shape[0]):
-        _im2col(x, img, kh, kw, stride, ph, pw, ho, wo, ones, buf)
-        _dense_serial(buf, wmat, nbits, out[img].reshape((ho * wo, wmat.shape[0])), wide)
+        _im2col(x, img, kh, kw, stride, top, left, ho, wo, ones, buf)
+        res = out[img].reshape((ho * wo, wmat.shape[0]))
+        dense_range(buf, wmat, nbits, res, 0, wmat.shape[0], token)
         if zero_pad:
-            _zero_pad_correction(out, img, wsum, kh, kw, stride, ph, pw, x.shape[1], x.shape[2])
+            _zero_pad_correction(out, img, wsum, kh, kw, stride, top, left, x.shape[1], x.shape[2])
 
 
 @njit(cache=True)
-def _conv_parallel(x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out, wide):
+def _conv_parallel(
+    x, wmat, wsum, kh, kw, stride, top, left, nbits, zero_pad, ones, buf, out, token
+):
     ho = out.shape[1]
     wo = out.shape[2]
     for img in range(x.shape[0]):
-        _im2col(x, img, kh, kw, stride, ph, pw, ho, wo, ones, buf)
-        _dense_parallel(buf, wmat, nbits, out[img].reshape((ho * wo, wmat.shape[0])), wide)
+        _im2col(x, img, kh, kw, stride, top, left, ho, wo, ones, buf)
+        _dense_parallel(buf, wmat, nbits, out[img].reshape((ho * wo, wmat.shape[0])), token)
         if zero_pad:
-            _zero_pad_correction(out, img, wsum, kh, kw, stride, ph, pw, x.shape[1], x.shape[2])
+            _zero_pad_correction(out, img, wsum, kh, kw, stride, top, left, x.shape[1], x.shape[2])
+
+
+@njit(cache=True, parallel=True)
+def _outvec_parallel(buf, wt, nbits, res):
+    n_out = wt.shape[1]
+    n_chunks = (n_out + _OUT_CHUNK - 1) // _OUT_CHUNK
+    for c in prange(n_chunks):
+        o0 = c * _OUT_CHUNK
+        outvec_range(buf, wt, nbits, res, o0, min(o0 + _OUT_CHUNK, n_out))
+
+
+@njit(cache=True)
+def _conv_outvec(x, wt, wsum, kh, kw, stride, top, left, nbits, zero_pad, ones, buf, out, parallel):
+    """The conv with the output-vectorised GEMM (``wt`` the weights as (Kp, O) words)."""
+    ho = out.shape[1]
+    wo = out.shape[2]
+    n_out = wt.shape[1]
+    for img in range(x.shape[0]):
+        _im2col(x, img, kh, kw, stride, top, left, ho, wo, ones, buf)
+        res = out[img].reshape((ho * wo, n_out))
+        if parallel:
+            _outvec_parallel(buf, wt, nbits, res)
+        else:
+            outvec_range(buf, wt, nbits, res, 0, n_out)
+        if zero_pad:
+            _zero_pad_correction(out, img, wsum, kh, kw, stride, top, left, x.shape[1], x.shape[2])
 
 
 @njit(cache=True)
@@ -164,8 +196,16 @@ def binary_conv2d(
     x, w, n_channels, stride, pads, ho, wo = _check_conv(
         x, w, n_channels, stride, padding, pad_value
     )
-    ph, pw = pads[0], pads[2]  # the kernels index from the top-left pad
-    threads = check_threads(threads)
+    return conv_words(x, w, n_channels, stride, pads, ho, wo, pad_value, check_threads(threads))
+
+
+def conv_words(x, w, n_channels, stride, pads, ho, wo, pad_value, threads, strategy=None):
+    """Checked-elsewhere core of :func:`binary_conv2d` (the arguments as ``_check_conv``
+    returns them, ``pads`` = (top, bottom, left, right)); ``strategy`` a popcount strategy
+    name (None: this CPU's). The cores index patches from the top-left pad and test every
+    tap against the image bounds, so the bottom / right pads need no argument of their
+    own: ``ho`` / ``wo`` (:func:`conv_out_size`) already carry them."""
+    top, left = pads[0], pads[2]  # bottom / right are in ho / wo
     n_out, kh, kw, cw = w.shape
     k = kh * kw * cw
     kp = -(-k // _K_ALIGN) * _K_ALIGN
@@ -178,7 +218,18 @@ def binary_conv2d(
     buf = np.zeros((ho * wo, kp), WORD_DTYPE)
     out = np.empty((x.shape[0], ho, wo, n_out), np.int32)
     nbits = kh * kw * n_channels
-    args = (x, wmat, wsum, kh, kw, stride, ph, pw, nbits, zero_pad, ones, buf, out, wide_tiles())
+    strat = get_strategy(strategy)
+    if strat.mode == WORD_WIDE and kp <= SHORT_K:
+        # short patches with vpopcntq: vectorise across output channels instead of K
+        wt = np.ascontiguousarray(wmat.T)
+        args = (x, wt, wsum, kh, kw, stride, top, left, nbits, zero_pad, ones, buf, out)
+        if threads == 1:
+            _conv_outvec(*args, False)
+        else:
+            with num_threads(threads):
+                _conv_outvec(*args, True)
+        return out
+    args = (x, wmat, wsum, kh, kw, stride, top, left, nbits, zero_pad, ones, buf, out, strat.token)
     if threads == 1:
         _conv_serial(*args)
     else:

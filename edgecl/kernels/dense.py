@@ -5,25 +5,26 @@ For ±1 vectors of length ``n`` packed by :mod:`edgecl.kernels.bits`,
 in the form Larq Compute Engine uses). Tail bits are zero in both operands, so they never
 count.
 
-The Numba core is a register-tiled GEMM over words: with AVX-512 VPOPCNTDQ, tiles of
-4 rows of ``x`` by 4 rows of ``w`` (16 accumulators in registers); with AVX2 only, 1 by 4.
-The inner loop runs over words so LLVM vectorises the XOR + ``ctpop`` (``vpopcntq`` on
-zmm registers, or AVX2's table-lookup popcount); accumulators stay ``uint64`` so the hot
-loop has no conversions. Leftover rows run as GEMVs.
+The Numba core is a register-tiled GEMM, in the form the popcount strategy of Numba's
+target asks for (:mod:`edgecl.kernels.popcount`): with AVX-512 VPOPCNTDQ, word loops in
+tiles of 4 rows of ``x`` by 4 rows of ``w`` (16 ``uint64`` accumulators; LLVM vectorises
+the XOR + ``ctpop`` to ``vpopcntq`` on zmm registers), leftover rows as GEMVs; with AVX2,
+AVX-512BW or NEON, byte accumulators on vectors of words in 2x4 and 1x4 tiles
+(:mod:`edgecl.kernels.bytegemm`); the portable strategy, word loops in 1x4 tiles.
 """
 
 from __future__ import annotations
 
-import functools
-
-import llvmlite.binding as ll
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.core import errors
+from numba.core.extending import overload
 
 from edgecl.kernels._check import check_count, check_words
 from edgecl.kernels._threads import check_threads, num_threads
 from edgecl.kernels.bits import unpack_bits
-from edgecl.kernels.popcount import popcount64
+from edgecl.kernels.bytegemm import bytes_range
+from edgecl.kernels.popcount import WORD_NARROW, get_strategy, popcount64, token_mode
 
 # Output rows handed to one parallel task (a multiple of the 4-row tile).
 _CHUNK = 64
@@ -148,64 +149,92 @@ def _rows(x, w, nbits, out, b0, o0, o1):
 
 
 @njit(cache=True)
-def _dense_range(x, w, nbits, out, o0, o1, wide):
-    """``out[:, o0:o1]`` of the packed product of ``x`` (B, K) and ``w`` (O, K).
-
-    ``wide``: 4x4 tiles (16 accumulators: right with AVX-512's 32 registers and a native
-    vector popcount); otherwise 1x4 tiles, which keep AVX2's 16 registers from spilling
-    under its table-lookup popcount (measured on Zen 5: 4x4 1.3x faster with AVX-512,
-    1x4 1.2x faster with AVX2 only).
-    """
+def _wide_range(x, w, nbits, out, o0, o1):
+    """4x4 word tiles (16 accumulators: right with AVX-512's 32 registers and a native
+    vector popcount), leftover rows as GEMVs."""
     B = x.shape[0]
     o4 = o0 + (o1 - o0) - (o1 - o0) % 4
-    if wide:
-        b4 = B - B % 4
-        for o in range(o0, o4, 4):
-            for b in range(0, b4, 4):
-                _tile44(x, w, b, o, nbits, out)
-        for o in range(o4, o1):
-            for b in range(0, b4, 4):
-                _tile41(x, w, b, o, nbits, out)
-        _rows(x, w, nbits, out, b4, o0, o1)
-    else:
-        for o in range(o0, o4, 4):
-            for b in range(B):
-                _tile14(x, w, b, o, nbits, out)
-        _rows(x, w, nbits, out, 0, o4, o1)
+    b4 = B - B % 4
+    for o in range(o0, o4, 4):
+        for b in range(0, b4, 4):
+            _tile44(x, w, b, o, nbits, out)
+    for o in range(o4, o1):
+        for b in range(0, b4, 4):
+            _tile41(x, w, b, o, nbits, out)
+    _rows(x, w, nbits, out, b4, o0, o1)
 
 
 @njit(cache=True)
-def _dense_serial(x, w, nbits, out, wide):
-    _dense_range(x, w, nbits, out, 0, w.shape[0], wide)
+def _narrow_range(x, w, nbits, out, o0, o1):
+    """1x4 word tiles (the portable loop: 4 accumulators)."""
+    B = x.shape[0]
+    o4 = o0 + (o1 - o0) - (o1 - o0) % 4
+    for o in range(o0, o4, 4):
+        for b in range(B):
+            _tile14(x, w, b, o, nbits, out)
+    _rows(x, w, nbits, out, 0, o4, o1)
+
+
+def dense_range(x, w, nbits, out, o0, o1, token):
+    """``out[:, o0:o1]`` of the packed product of ``x`` (B, K) and ``w`` (O, K).
+
+    ``token`` is a :class:`~edgecl.kernels.popcount.PopcountStrategy`'s token; its mode
+    is ``WORD_WIDE``, ``WORD_NARROW``, or the byte-vector width
+    (:mod:`edgecl.kernels.bytegemm`). In ``@njit`` code each token type compiles only
+    its own core.
+    """
+    raise TypeError("dense_range is only callable from @njit code")
+
+
+@overload(dense_range, prefer_literal=True, jit_options={"cache": True})
+def _dense_range_impl(x, w, nbits, out, o0, o1, token):
+    if not isinstance(token, types.BaseTuple):
+        raise errors.TypingError(f"expected a popcount strategy token (a tuple), got {token}")
+    lanes = token_mode(token)
+    if lanes > 0:
+
+        def impl(x, w, nbits, out, o0, o1, token):
+            bytes_range(x, w, nbits, out, o0, o1, lanes)
+
+    elif lanes == WORD_NARROW:
+
+        def impl(x, w, nbits, out, o0, o1, token):
+            _narrow_range(x, w, nbits, out, o0, o1)
+
+    else:
+
+        def impl(x, w, nbits, out, o0, o1, token):
+            _wide_range(x, w, nbits, out, o0, o1)
+
+    return impl
+
+
+@njit(cache=True)
+def _dense_serial(x, w, nbits, out, token):
+    dense_range(x, w, nbits, out, 0, w.shape[0], token)
 
 
 @njit(cache=True, parallel=True)
-def _dense_parallel(x, w, nbits, out, wide):
+def _dense_parallel(x, w, nbits, out, token):
     n_out = w.shape[0]
     n_chunks = (n_out + _CHUNK - 1) // _CHUNK
     for c in prange(n_chunks):
         o0 = c * _CHUNK
-        _dense_range(x, w, nbits, out, o0, min(o0 + _CHUNK, n_out), wide)
+        dense_range(x, w, nbits, out, o0, min(o0 + _CHUNK, n_out), token)
 
 
-@functools.cache
-def wide_tiles() -> bool:
-    """Whether Numba compiles for a CPU with AVX-512 VPOPCNTDQ (as Numba decides its target:
-    ``NUMBA_CPU_FEATURES`` if set, else the host's features). Read on the first call."""
-    from numba.core import config
-
-    features = config.CPU_FEATURES or ll.get_host_cpu_features().flatten()
-    return "+avx512vpopcntdq" in features.split(",")
-
-
-def dense_words(x: np.ndarray, w: np.ndarray, nbits: int, threads: int) -> np.ndarray:
-    """Checked-elsewhere core call: ``x`` (B, K), ``w`` (O, K) C-contiguous uint64."""
+def dense_words(
+    x: np.ndarray, w: np.ndarray, nbits: int, threads: int, strategy: str | None = None
+) -> np.ndarray:
+    """Checked-elsewhere core call: ``x`` (B, K), ``w`` (O, K) C-contiguous uint64;
+    ``strategy`` a name of :data:`~edgecl.kernels.popcount.STRATEGIES` (None: this CPU's)."""
+    token = get_strategy(strategy).token
     out = np.empty((x.shape[0], w.shape[0]), np.int32)
     if threads == 1:
-        _dense_serial(x, w, nbits, out, wide_tiles())
+        _dense_serial(x, w, nbits, out, token)
     else:
         with num_threads(threads):
-            _dense_parallel(x, w, nbits, out, wide_tiles())
+            _dense_parallel(x, w, nbits, out, token)
     return out
 
 

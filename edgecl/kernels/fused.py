@@ -8,12 +8,13 @@ threshold is the same product over a 1x1 image (``binary_dense_threshold``).
 
 The kernel walks output pixels; for each it adds, tap by tap and word by word,
 ``popcount(x_word XOR w[tap, word, o])`` for every output channel ``o`` at once (the
-weights transposed to ``(kh, kw, Cw, O)``, so the innermost loop runs over ``O`` and LLVM
-vectorises the XOR + ``ctpop`` across channels). Pad taps: +1 padding adds the tap's
-precomputed count against an all-+1 pixel; zero padding skips the tap and counts it out
-of ``n`` (``dot = n_in - 2 * popcount``, ``n_in`` the bits of the taps inside), both
-exact. Then ``bit = acc >= thr`` (``acc <= thr`` where ``flip``), ORed over the pool
-window, packed 64 channels to a word. Its NumPy twin is the three reference kernels in a
+weights transposed to ``(kh, kw, Cw, O)``: LLVM vectorises the XOR + ``ctpop`` across
+channels; on AVX2 / NEON byte accumulators stay in registers across the patch,
+:mod:`edgecl.kernels.fused_bytes`). Pad taps: +1 padding adds the tap's precomputed
+count against an all-+1 pixel; zero padding skips the tap and counts it out of ``n``
+(``dot = n_in - 2 * popcount``, ``n_in`` the bits of the taps inside), both exact.
+Then ``bit = acc >= thr`` (``acc <= thr`` where ``flip``), ORed over the pool window,
+packed 64 channels to a word. Its NumPy twin is the three reference kernels in a
 row (:func:`binary_conv_threshold_pool_reference`).
 """
 
@@ -22,15 +23,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
+from numba import njit, prange, types
+from numba.core import errors
+from numba.core.extending import overload
 
 from edgecl.kernels._check import check_count, check_words
 from edgecl.kernels._threads import check_threads, num_threads
 from edgecl.kernels.bits import WORD_DTYPE, n_words, tail_mask
 from edgecl.kernels.conv import _check_conv, binary_conv2d_reference, check_kernel, conv_out_size
 from edgecl.kernels.dense import binary_dense_reference
+from edgecl.kernels.fused_bytes import (
+    fast_row_bytes,
+    gather_patch,
+    pad_counts,
+    pad_words,
+    pixel_counts_bytes,
+)
 from edgecl.kernels.pool import _out_size, maxpool_bits_reference
-from edgecl.kernels.popcount import popcount64
+from edgecl.kernels.popcount import get_strategy, popcount64, token_mode
 from edgecl.kernels.threshold import _check_flip, check_int_thresholds, threshold_reference
 
 _I32 = np.iinfo(np.int32)
@@ -69,7 +79,7 @@ class BinaryBlock:
 @njit(cache=True, inline="always")
 def _pixel(x, img, oy, ox, wt, pad_pc, geom, acc):
     """``acc[o]`` = popcount of the XOR over the taps counted; returns how many taps count."""
-    _, _, stride, ph, pw, zero_pad, _, _ = geom
+    _, _, stride, top, left, zero_pad, _, _ = geom
     H = x.shape[1]
     W = x.shape[2]
     kh, kw, cw, n_out = wt.shape
@@ -77,9 +87,9 @@ def _pixel(x, img, oy, ox, wt, pad_pc, geom, acc):
         acc[o] = 0
     taps = 0
     for dy in range(kh):
-        iy = oy * stride - ph + dy
+        iy = oy * stride - top + dy
         for dx in range(kw):
-            ix = ox * stride - pw + dx
+            ix = ox * stride - left + dx
             if 0 <= iy < H and 0 <= ix < W:
                 for c in range(cw):
                     xv = x[img, iy, ix, c]
@@ -94,12 +104,37 @@ def _pixel(x, img, oy, ox, wt, pad_pc, geom, acc):
     return taps
 
 
+def pixel_counts(x, img, oy, ox, wt, pad_pc, geom, acc, token):
+    """``_pixel`` or its byte twin, by ``token``'s strategy (at compile time; @njit only)."""
+    raise TypeError("pixel_counts is only callable from @njit code")
+
+
+@overload(pixel_counts, jit_options={"cache": True})
+def _pixel_counts_impl(x, img, oy, ox, wt, pad_pc, geom, acc, token):
+    if not isinstance(token, types.BaseTuple):
+        raise errors.TypingError(f"expected a popcount strategy token (a tuple), got {token}")
+    lanes = token_mode(token)
+    if lanes > 0:
+
+        def impl(x, img, oy, ox, wt, pad_pc, geom, acc, token):
+            return pixel_counts_bytes(x, img, oy, ox, wt, pad_pc, geom, acc, lanes)
+
+    else:
+
+        def impl(x, img, oy, ox, wt, pad_pc, geom, acc, token):
+            return _pixel(x, img, oy, ox, wt, pad_pc, geom, acc)
+
+    return impl
+
+
 @njit(cache=True, inline="always")
-def _block_row(x, r, consts, geom, out, acc, dots, hit):
+def _block_row(x, r, consts, geom, out, acc, dots, hit, token):
     """Output row ``r`` (image ``r // Po``, pooled row ``r % Po``) of the fused block.
 
     ``consts`` = ``(wt, pad_pc, sgn, sthr)``; ``geom`` = ``(n_channels, repeat, stride,
-    ph, pw, zero_pad, pool, pool_stride)``; ``acc``, ``dots``, ``hit``: work arrays."""
+    top, left, zero_pad, pool, pool_stride)`` (the pads above / left of the image: taps
+    are tested against the image's bounds, so the bottom / right pads only size ``out``);
+    ``acc``, ``dots``, ``hit``: work arrays."""
     wt, pad_pc, sgn, sthr = consts
     n_ch, repeat, _, _, _, _, pool, pstride = geom
     po = out.shape[1]
@@ -114,7 +149,9 @@ def _block_row(x, r, consts, geom, out, acc, dots, hit):
             hit[q] = 0
         for a in range(win):
             for b in range(win):
-                taps = _pixel(x, img, py * step + a, px * step + b, wt, pad_pc, geom, acc)
+                taps = pixel_counts(
+                    x, img, py * step + a, px * step + b, wt, pad_pc, geom, acc, token
+                )
                 n_in = np.int64(taps * n_ch)
                 if repeat == 1:
                     for q in range(n_bits):
@@ -139,17 +176,17 @@ def _work_arrays(n_out, repeat):
 
 
 @njit(cache=True)
-def _block_serial(x, consts, geom, out):
+def _block_serial(x, consts, geom, out, token):
     acc, dots, hit = _work_arrays(consts[0].shape[3], geom[1])
     for r in range(out.shape[0] * out.shape[1]):
-        _block_row(x, r, consts, geom, out, acc, dots, hit)
+        _block_row(x, r, consts, geom, out, acc, dots, hit, token)
 
 
 @njit(cache=True, parallel=True)
-def _block_parallel(x, consts, geom, out):
+def _block_parallel(x, consts, geom, out, token):
     for r in prange(out.shape[0] * out.shape[1]):
         acc, dots, hit = _work_arrays(consts[0].shape[3], geom[1])
-        _block_row(x, r, consts, geom, out, acc, dots, hit)
+        _block_row(x, r, consts, geom, out, acc, dots, hit, token)
 
 
 #: Patch words summed (with the threshold and the bit packing) in one store-free pass of
@@ -197,13 +234,6 @@ def _fast_word(acc, wk, k0, patch, p, n_pix, n_bits, sgn, sthr, q0):
 
 
 @njit(cache=True, inline="always")
-def gather_patch(patch, p, flat, corner, offs, n):
-    """``patch[p, :n]`` = the values of a flat padded image at ``corner + offs``."""
-    for k in range(n):
-        patch[p, k] = flat[corner + offs[k]]
-
-
-@njit(cache=True, inline="always")
 def _fast_row(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc):
     """Pooled output row ``r`` of the one-padded fast path; ``xflat`` (N, Hp * Wp * Cw) is
     the padded input, ``geom`` = ``(n_bits, kh, kw, stride, pool, pool_stride, Wp, Cw)``."""
@@ -243,18 +273,41 @@ def _fast_work(wk, pool):
     return np.zeros((n_pix, wk.shape[0]), np.uint64), np.zeros((n_pix, wk.shape[1]), np.uint64)
 
 
+def fast_row(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc, token):
+    """``_fast_row`` or its byte twin, by ``token``'s strategy (at compile time; @njit only)."""
+    raise TypeError("fast_row is only callable from @njit code")
+
+
+@overload(fast_row, jit_options={"cache": True})
+def _fast_row_impl(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc, token):
+    if not isinstance(token, types.BaseTuple):
+        raise errors.TypingError(f"expected a popcount strategy token (a tuple), got {token}")
+    lanes = token_mode(token)
+    if lanes > 0:
+
+        def impl(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc, token):
+            fast_row_bytes(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc, lanes)
+
+    else:
+
+        def impl(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc, token):
+            _fast_row(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc)
+
+    return impl
+
+
 @njit(cache=True)
-def _fast_serial(xflat, wk, offs, sgn, sthr, geom, out):
+def _fast_serial(xflat, wk, offs, sgn, sthr, geom, out, token):
     patch, acc = _fast_work(wk, geom[4])
     for r in range(out.shape[0] * out.shape[1]):
-        _fast_row(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc)
+        fast_row(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc, token)
 
 
 @njit(cache=True, parallel=True)
-def _fast_parallel(xflat, wk, offs, sgn, sthr, geom, out):
+def _fast_parallel(xflat, wk, offs, sgn, sthr, geom, out, token):
     for r in prange(out.shape[0] * out.shape[1]):
         patch, acc = _fast_work(wk, geom[4])
-        _fast_row(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc)
+        fast_row(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc, token)
 
 
 @njit(cache=True)
@@ -269,34 +322,6 @@ def tap_offsets(kh, kw, wp, cw):
                 offs[k] = (dy * wp + dx) * cw + c
                 k += 1
     return offs
-
-
-@njit(cache=True)
-def _pad_words(x, top, bottom, left, right, ones):
-    """``x`` (N, H, W, Cw) in a border of all-+1 pixels (``ones`` words): ``top`` rows
-    above, ``bottom`` below, ``left`` / ``right`` columns beside."""
-    n, h, w, cw = x.shape
-    xp = np.empty((n, h + top + bottom, w + left + right, cw), np.uint64)
-    for s in range(n):
-        for i in range(h + top + bottom):
-            for j in range(w + left + right):
-                inside = top <= i < h + top and left <= j < w + left
-                for c in range(cw):
-                    xp[s, i, j, c] = x[s, i - top, j - left, c] if inside else ones[c]
-    return xp
-
-
-@njit(cache=True)
-def _pad_counts(wt, ones):
-    """``popcount(ones XOR w[tap, :, o])`` summed over the tap's words: ``(kh * kw, O)``."""
-    kh, kw, cw, n_out = wt.shape
-    s = np.zeros((kh * kw, n_out), np.uint64)
-    for dy in range(kh):
-        for dx in range(kw):
-            for c in range(cw):
-                for o in range(n_out):
-                    s[dy * kw + dx, o] += popcount64(ones[c] ^ wt[dy, dx, c, o])
-    return s
 
 
 def _check_thresholds(thresholds, flip, n_bits, offset):
@@ -355,7 +380,7 @@ def prepare_block(
         fast = (wk, sgn64, sthr64, ones)
     return BinaryBlock(
         wt=wt,
-        pad_pc=_pad_counts(wt, ones),
+        pad_pc=pad_counts(wt, ones),
         sgn=sgn,
         sthr=sthr,
         fast=fast,
@@ -393,12 +418,18 @@ def run_block(x: np.ndarray, blk: BinaryBlock, *, threads: int = 1) -> np.ndarra
     ``x`` must be C-contiguous ``uint64`` with ``Cw == n_words(n_channels)`` and zero tail
     bits (the callers' layer program guarantees it; :func:`binary_conv_threshold_pool`
     checks it)."""
+    return run_block_strategy(x, blk, threads, None)
+
+
+def run_block_strategy(x, blk, threads, strategy):
+    """:func:`run_block` with a popcount strategy by name (None: this CPU's)."""
+    token = get_strategy(strategy).token
     n, h, w, _ = x.shape
     ho, wo, ow = block_out_shape(blk, h, w)
     out = np.empty((n, ho, wo, ow), WORD_DTYPE)
     if blk.fast is not None:
         wk, sgn64, sthr64, ones = blk.fast
-        xp = _pad_words(x, *blk.pads, ones)
+        xp = pad_words(x, *blk.pads, ones)
         kh, kw = blk.wt.shape[:2]
         cw = x.shape[3]
         wp = xp.shape[2]
@@ -406,10 +437,10 @@ def run_block(x: np.ndarray, blk: BinaryBlock, *, threads: int = 1) -> np.ndarra
         geom = (kh * kw * blk.n_channels, kh, kw, blk.stride, blk.pool, blk.pool_stride, wp, cw)
         xflat = xp.reshape(n, -1)
         if threads == 1:
-            _fast_serial(xflat, wk, offs, sgn64, sthr64, geom, out)
+            _fast_serial(xflat, wk, offs, sgn64, sthr64, geom, out, token)
         else:
             with num_threads(threads):
-                _fast_parallel(xflat, wk, offs, sgn64, sthr64, geom, out)
+                _fast_parallel(xflat, wk, offs, sgn64, sthr64, geom, out, token)
         return out
     consts = (blk.wt, blk.pad_pc, blk.sgn, blk.sthr)
     geom = (
@@ -423,10 +454,10 @@ def run_block(x: np.ndarray, blk: BinaryBlock, *, threads: int = 1) -> np.ndarra
         blk.pool_stride,
     )
     if threads == 1:
-        _block_serial(x, consts, geom, out)
+        _block_serial(x, consts, geom, out, token)
     else:
         with num_threads(threads):
-            _block_parallel(x, consts, geom, out)
+            _block_parallel(x, consts, geom, out, token)
     return out
 
 
@@ -543,4 +574,5 @@ __all__ = [
     "block_out_shape",
     "prepare_block",
     "run_block",
+    "run_block_strategy",
 ]

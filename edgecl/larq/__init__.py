@@ -29,7 +29,6 @@ from edgecl.bundle import (
     HeadSpec,
     InputSpec,
     Manifest,
-    class_name_error,
     head_bytes_per_class,
     write_bundle,
 )
@@ -42,6 +41,7 @@ from edgecl.larq.lower import Imported, lower_specs
 from edgecl.larq.reference import reference_forward
 from edgecl.memory import Budget, GBMConfig, LatentBufferConfig
 from edgecl.memory.base_classes import fit_base_memory
+from edgecl.validate import check_class_names
 
 __all__ = [
     "LOGIT_TOLERANCE",
@@ -82,16 +82,7 @@ def _names(class_names: Sequence[str] | None, n: int) -> list[str]:
         return [str(i) for i in range(n)]
     if isinstance(class_names, str) or not isinstance(class_names, Sequence):
         raise TypeError(f"expected a sequence of class names, got {type(class_names).__name__}")
-    names = [str(c) for c in class_names]
-    for name in names:
-        error = class_name_error(name)
-        if error is not None:
-            raise ValueError(error)
-    if len(names) != n:
-        raise ValueError(f"expected {n} class names (one per head output), got {len(names)}")
-    if len(set(names)) != n:
-        raise ValueError(f"expected distinct class names, got {names}")
-    return names
+    return list(check_class_names([str(c) for c in class_names], count=n))
 
 
 def _samples(calibration: Any, names: list[str], shape: tuple[int, ...]):
@@ -217,7 +208,7 @@ def import_larq(
     policy = "strict" if budget is None else str(budget.policy)
     unbounded = Manifest(
         input=InputSpec.from_dict(imp.input),
-        layers=tuple(op.to_dict() for op in imp.layers),
+        layers=tuple(imp.layers),
         embedding=EmbeddingSpec.from_dict(imp.embedding),
         head=dataclasses.replace(head, bits=32, onnx=False),
         head_refs=HeadRefs(weight="head.weight", bias="head.bias", onnx=None),

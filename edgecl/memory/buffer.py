@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from edgecl.errors import BundleError, ClassExistsError, InvalidTypeError, InvalidValueError
-from edgecl.kernels.bits import n_words, tail_mask, unpack_bits
+from edgecl.kernels.bits import n_words, tail_bits_clear, unpack_bits
 from edgecl.memory._common import (
     ClassStore,
     as_rng,
@@ -315,7 +315,7 @@ class LatentBuffer(ClassStore):
         total = sum(s.exemplars for _, s, _ in entries)
         ex = check_array(arrays, "exemplars", np.uint64, (total, n_words(d)))
         seen = check_array(arrays, "seen", np.uint32, (len(entries),))
-        if total and d % 64 and np.any(ex[:, -1] & ~tail_mask(d)):
+        if not tail_bits_clear(ex, d):
             raise BundleError(f"expected exemplar tail bits past bit {d} zero, got some set")
         r0 = 0
         for i, (name, s, slots) in enumerate(entries):

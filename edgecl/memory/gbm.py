@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from edgecl.errors import BundleError, ClassExistsError, InvalidTypeError, InvalidValueError
-from edgecl.kernels.bits import n_words, tail_mask
+from edgecl.kernels.bits import n_words, tail_bits_clear
 from edgecl.memory._common import (
     ClassStore,
     as_rng,
@@ -325,7 +325,7 @@ class GBMMemory(ClassStore):
 
     def _store(self, name: str, entry: _Class) -> None:
         total = entry.size.components * self._n_bits * entry.size.bits
-        if entry.words.size and total % 64 and entry.words[-1] & ~tail_mask(total):
+        if not tail_bits_clear(entry.words, total):
             raise InvalidValueError("expected the prototype stream's tail bits zero, got some set")
         levels = unpack_levels(entry.words, entry.size.components, self._n_bits, entry.size.bits)
         if entry.size.bits == 32 and not np.all((levels >= 0) & (levels <= 1)):

@@ -26,9 +26,8 @@ from edgecl.program.ops import (
     Threshold,
     ThresholdFloat,
     ValueKind,
-    output_kind,
-    parse_layers,
 )
+from edgecl.program.parse import output_kind, parse_layers
 from edgecl.program.run import run_layers
 
 

@@ -1,4 +1,5 @@
-"""The small checks of the layer program's manifest entries; each raises
+"""The small checks of a manifest (the layer program's entries, and the bundle's other
+sections, :mod:`edgecl.bundle.manifest` and :mod:`edgecl.bundle.specs`); each raises
 :class:`~edgecl.errors.BundleError` saying what was expected and what came."""
 
 from __future__ import annotations
@@ -8,11 +9,14 @@ from typing import Any
 
 from edgecl.errors import BundleError
 
-__all__ = ["ArrayLike", "array_shape", "need", "pos_int", "shape_list"]
+__all__ = ["ArrayLike", "ArraySpecs", "array_shape", "need", "pos_int", "shape_list"]
 
 #: An array as the checks see it: the array itself, its ``(shape, dtype.str)``, or its
 #: entry in a manifest's ``arrays`` table (``{"shape": [...], "dtype": "<f4", ...}``).
 ArrayLike = Any
+#: ``{array name: (shape, dtype.str)}``: what validation knows of a bundle's arrays
+#: (from the arrays themselves, or from the manifest's ``arrays`` table before reading).
+ArraySpecs = Mapping[str, tuple[tuple[int, ...], str]]
 
 
 def need(cond: object, message: str) -> None:

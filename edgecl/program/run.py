@@ -21,7 +21,7 @@ def run_layers(
     threads: int = 1,
     kernels: LayerKernels | None = None,
 ) -> np.ndarray:
-    """Run a (checked) layer program (:func:`edgecl.program.ops.parse_layers`) on
+    """Run a (checked) layer program (:func:`edgecl.program.parse.parse_layers`) on
     normalised float32 NHWC input on ``kernels`` (default: the fast Numba kernels); returns
     the last value (for a complete program, the packed embedding bits (N, n_words(D)))."""
     kernels = fast_kernels() if kernels is None else kernels

@@ -21,10 +21,10 @@ from edgecl.bundle import (
     encode_head,
     read_bundle,
 )
-from edgecl.bundle.layers import MAX_VALUES_PER_SAMPLE
 from edgecl.bundle.manifest import CONTAINER_KEYS
 from edgecl.device import Runtime
 from edgecl.errors import BundleError
+from edgecl.program.ops import MAX_VALUES_PER_SAMPLE
 
 V1 = Path(__file__).resolve().parents[1] / "fixtures" / "v1_bundle.ecl"
 

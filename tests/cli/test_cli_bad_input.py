@@ -3,28 +3,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import zipfile
 from pathlib import Path
 
+import devicehelpers
 import numpy as np
 import pytest
 
 from edgecl.cli import EXIT_BUDGET, EXIT_BUNDLE, EXIT_OTHER, EXIT_USAGE, main
 
 
-def _device_helpers():
-    path = Path(__file__).parents[1] / "device" / "devicehelpers.py"
-    spec = importlib.util.spec_from_file_location("_edgecl_bad_input_helpers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
     """A folder of good and bad inputs; returns ``{name: path}``."""
-    h = _device_helpers()
+    h = devicehelpers
     d = tmp_path_factory.mktemp("bad")
     x, y = h.synthetic_stream(4, 30, seed=3)
     files = {"bundle": h.make_bundle(d / "good.ecl", x[y < 3], y[y < 3], ["a", "b", "c"])}

@@ -3,22 +3,14 @@ only, and Numba's cache in NUMBA_CACHE_DIR (a read-only install still caches).""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
+
+import devicehelpers
 
 from edgecl.cli.compile import COMPILE_BUNDLE
 from edgecl.data import sample_dir
-
-
-def _helpers():
-    path = Path(__file__).parents[1] / "device" / "devicehelpers.py"
-    spec = importlib.util.spec_from_file_location("_edgecl_compile_helpers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_default_bundle_is_shipped():
@@ -30,7 +22,7 @@ def test_the_default_bundle_is_shipped():
 
 
 def test_compile_notice_once_and_cache_dir(tmp_path):
-    h = _helpers()
+    h = devicehelpers
     x, y = h.synthetic_stream(3, 20, seed=1)
     bundle = h.make_bundle(tmp_path / "m.ecl", x, y, ["a", "b", "c"])
     cache = tmp_path / "numba-cache"

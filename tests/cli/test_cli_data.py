@@ -3,10 +3,10 @@ only with --labels-from-folders (their names are the true labels)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
+import devicehelpers
 import numpy as np
 import pytest
 
@@ -14,14 +14,6 @@ from edgecl.cli import EXIT_OK, EXIT_USAGE, main
 from edgecl.cli._common import load_samples
 
 Image = pytest.importorskip("PIL.Image")
-
-
-def _helpers():
-    path = Path(__file__).parents[1] / "device" / "devicehelpers.py"
-    spec = importlib.util.spec_from_file_location("_edgecl_data_helpers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _save(folder: Path, images: np.ndarray) -> None:
@@ -32,7 +24,7 @@ def _save(folder: Path, images: np.ndarray) -> None:
 
 @pytest.fixture
 def world(tmp_path):
-    h = _helpers()
+    h = devicehelpers
     x, y = h.synthetic_stream(3, 20, seed=7)
     bundle = h.make_bundle(tmp_path / "m.ecl", x, y, ["a", "b", "c"])
     imgs = tmp_path / "imgs"

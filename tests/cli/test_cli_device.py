@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
 import numpy as np
 import pytest
+from devicehelpers import make_bundle, synthetic_stream
 
 from edgecl.cli import EXIT_BUDGET, EXIT_BUNDLE, EXIT_OK, EXIT_USAGE
-
-
-def _device_helpers():
-    """tests/device/devicehelpers.py by path (tests/device is not on sys.path here)."""
-    path = Path(__file__).parents[1] / "device" / "devicehelpers.py"
-    spec = importlib.util.spec_from_file_location("_edgecl_device_test_helpers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_helpers = _device_helpers()
-make_bundle, synthetic_stream = _helpers.make_bundle, _helpers.synthetic_stream
 
 RUNNER = textwrap.dedent(
     """

@@ -3,26 +3,16 @@ existing file (the input bundle included) needs --overwrite (learn: --in-place).
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
+import devicehelpers
 import numpy as np
 import pytest
 
 from edgecl.cli import EXIT_OK, EXIT_USAGE, main
 
 
-def _helpers():
-    path = Path(__file__).parents[1] / "device" / "devicehelpers.py"
-    spec = importlib.util.spec_from_file_location("_edgecl_overwrite_helpers", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def files(tmp_path):
-    h = _helpers()
+    h = devicehelpers
     x, y = h.synthetic_stream(4, 30, seed=5)
     base = h.make_bundle(tmp_path / "base.ecl", x[y < 3], y[y < 3], ["a", "b", "c"])
     np.save(tmp_path / "new.npy", x[y == 3])

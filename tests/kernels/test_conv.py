@@ -4,7 +4,6 @@ import numba
 import numpy as np
 import pytest
 
-import edgecl.kernels.conv as conv_module
 from edgecl.kernels import binary_conv2d, binary_conv2d_reference, pack_signs, unpack_bits
 
 CASES = [
@@ -22,13 +21,12 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("padding", ["same", "valid"])
+@pytest.mark.parametrize("padding", ["same", "valid", "tf", "skew"])
 @pytest.mark.parametrize("pad_value", [1, 0])
-@pytest.mark.parametrize("wide", [True, False])
-def test_matches_reference(words, monkeypatch, case, stride, padding, pad_value, wide):
-    monkeypatch.setattr(conv_module, "wide_tiles", lambda: wide)
+def test_matches_reference(words, pads_of, strategy, case, stride, padding, pad_value):
     N, H, W, C, O, kh, kw = case
     rng = np.random.default_rng(zlib.crc32(repr((case, stride, padding, pad_value)).encode()))
+    padding = pads_of(padding, kh, kw)
     x = words(rng, (N, H, W), C)
     w = words(rng, (O, kh, kw), C)
     got = binary_conv2d(x, w, C, stride=stride, padding=padding, pad_value=pad_value)

@@ -2,7 +2,6 @@ import numba
 import numpy as np
 import pytest
 
-import edgecl.kernels.dense as dense_module
 from edgecl.kernels import (
     binary_dense,
     binary_dense_reference,
@@ -15,10 +14,7 @@ SIZES = [1, 63, 64, 65, 127, 1000]
 
 @pytest.mark.parametrize("n", SIZES)
 @pytest.mark.parametrize("batch", [1, 3, 4, 9])
-@pytest.mark.parametrize("wide", [True, False])
-def test_matches_reference(words, monkeypatch, n, batch, wide):
-    # both tilings (4x4 for AVX-512, 1x4 for AVX2) run on any CPU; only speed differs
-    monkeypatch.setattr(dense_module, "wide_tiles", lambda: wide)
+def test_matches_reference(words, strategy, n, batch):
     rng = np.random.default_rng(n * 31 + batch)
     n_out = 7 if n == 1000 else 13
     x = words(rng, (batch,), n)

@@ -35,16 +35,22 @@ def _thresholds(rng, n_bits, fan_in):
 
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("stride", [1, 2])
-@pytest.mark.parametrize("padding,pad_value", [("same", 1), ("same", 0), ("valid", 1)])
+@pytest.mark.parametrize(
+    "padding,pad_value",
+    [("same", 1), ("same", 0), ("valid", 1), ("tf", 1), ("tf", 0), ("skew", 1), ("skew", 0)],
+)
 @pytest.mark.parametrize("pool", [(0, 1), (2, 2), (3, 1)])
 @pytest.mark.parametrize("repeat", [1, 3])
-def test_conv_block_matches_reference(words, case, stride, padding, pad_value, pool, repeat):
+def test_conv_block_matches_reference(
+    words, pads_of, case, stride, padding, pad_value, pool, repeat
+):
     N, H, W, C, O, kh, kw = case
     key = repr((case, stride, padding, pad_value, pool, repeat)).encode()
     rng = np.random.default_rng(zlib.crc32(key))
     x = words(rng, (N, H, W), C)
     w = words(rng, (O, kh, kw), C)
     t, f = _thresholds(rng, O * repeat, kh * kw * C)
+    padding = pads_of(padding, kh, kw)
     opts = dict(stride=stride, padding=padding, pad_value=pad_value, repeat=repeat)
     opts.update(pool=pool[0], pool_stride=pool[1])
     keep = (x.copy(), w.copy(), t.copy(), f.copy())

@@ -1,12 +1,14 @@
 """Binary convs with explicit (top, bottom, left, right) padding (TensorFlow's 'same' with
-strides 2 on an even input): the fast kernels equal their NumPy twins on odd sizes, the
-twin equals an independent ±1 correlation, and the layer program carries the padding."""
+strides 2 on an even input): the fast kernels equal their NumPy twins on odd sizes under
+every popcount strategy, the twin equals an independent ±1 correlation, and the layer
+program carries the padding."""
 
 import zlib
 
 import numpy as np
 import pytest
 
+import edgecl.kernels.popcount as popcount_module
 from edgecl.kernels import (
     binary_conv2d,
     binary_conv2d_reference,
@@ -35,6 +37,15 @@ CASES = [
 ]
 
 
+@pytest.fixture(params=sorted(popcount_module.STRATEGIES))
+def strategy(request, monkeypatch):
+    """Each popcount strategy in turn as the process default (all run on any x86-64 CPU)."""
+    monkeypatch.setattr(
+        popcount_module, "DEFAULT_STRATEGY", popcount_module.STRATEGIES[request.param]
+    )
+    return request.param
+
+
 def _words(rng, shape, n):
     return pack_bits(rng.integers(0, 2, size=shape + (n,), dtype=np.uint8))
 
@@ -59,7 +70,7 @@ def _correlate(xs, ws, stride, pads, pad_value):
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("pad_value", [1, 0])
-def test_conv_matches_reference_and_signs(case, stride, pad_value):
+def test_conv_matches_reference_and_signs(strategy, case, stride, pad_value):
     n, h, w, c, o, kh, kw, pads = case
     rng = np.random.default_rng(zlib.crc32(repr((case, stride, pad_value)).encode()))
     x, wt = _words(rng, (n, h, w), c), _words(rng, (o, kh, kw), c)
@@ -80,7 +91,7 @@ def test_conv_matches_reference_and_signs(case, stride, pad_value):
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("pad_value", [1, 0])
 @pytest.mark.parametrize("pool", [(0, 1), (2, 2)])
-def test_fused_block_matches_reference(case, stride, pad_value, pool):
+def test_fused_block_matches_reference(strategy, case, stride, pad_value, pool):
     n, h, w, c, o, kh, kw, pads = case
     rng = np.random.default_rng(zlib.crc32(repr((case, stride, pad_value, pool)).encode()))
     x, wt = _words(rng, (n, h, w), c), _words(rng, (o, kh, kw), c)

@@ -6,7 +6,6 @@ soft targets from a frozen copy, and the classifier's training step with replay.
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable, Sequence
 
 import numpy as np
@@ -15,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edgecl.train.layers import clip_weights_
+from edgecl.validate import pos_int
 
 __all__ = [
     "ClassOrder",
@@ -23,12 +23,6 @@ __all__ = [
     "soft_cross_entropy",
     "train_classifier",
 ]
-
-
-def _pos_int(name: str, v: object) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
-        raise ValueError(f"expected {name} to be a positive int, got {v!r}")
-    return int(v)
 
 
 def _labels(y: object, n: int | None = None) -> np.ndarray:
@@ -44,7 +38,7 @@ class ClassOrder:
     """Class labels -> output indices, in the order the classes arrive (single head)."""
 
     def __init__(self, n_outputs: int) -> None:
-        self.n_outputs = _pos_int("n_outputs", n_outputs)
+        self.n_outputs = pos_int(n_outputs, "n_outputs")
         self._classes: list[int] = []
 
     @property
