@@ -29,7 +29,6 @@ from edgecl.bundle.manifest import Manifest
 from edgecl.codegen.c.emit import c_array, emit_program
 from edgecl.errors import ExportError
 from edgecl.kernels.bits import n_words
-from edgecl.program import parse_layers
 
 __all__ = ["CExport", "export_c", "runtime_file"]
 
@@ -190,7 +189,7 @@ def export_c(
     manifest, arrays = read_bundle(bundle)
     man = Manifest.from_dict(manifest, arrays)
     h, w, c = man.input.shape
-    ops = parse_layers(list(man.layers), (h, w, c), arrays)
+    ops = man.layers  # the checked layer program
     d = int(man.embedding.bits)
     if ops[-1].out_shape != (d,):
         raise ExportError(f"expected a program ending in ({d},) bits, got {ops[-1].out_shape}")
