@@ -26,7 +26,7 @@ enum {
     ECL_E_CTX_SMALL = -2,  /* ctx_bytes < ECL_CTX_BYTES */
     ECL_E_ARENA = -3,      /* the arena is too small for this call */
     ECL_E_BUDGET = -4,     /* the class does not fit in the budget (strict, or adapt at its floor) */
-    ECL_E_EXISTS = -5,     /* a class of that name is already learned */
+    ECL_E_EXISTS = -5,     /* reserved: learn_begin with a learned name updates it */
     ECL_E_UNKNOWN = -6,    /* no class of that name */
     ECL_E_STATE = -7,      /* state bytes truncated, corrupt or from another model */
     ECL_E_STATE_SMALL = -8,/* the output buffer of ecl_state_save is too small */
