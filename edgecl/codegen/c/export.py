@@ -314,8 +314,8 @@ def _macros(h, w, c, d, n_cls, max_cls, ctx_bytes, scratch, k_max, head, hb) -> 
             "   budget that shrinks stored classes needs room for their shrunk copies too */",
             "#define ECL__MAX(a, b) ((a) > (b) ? (a) : (b))",
             f"#define ECL__B(c) ECL__MAX({batch}u, (size_t)(c))",
-            f"#define ECL__EM(n) ({8 * k_max * d + 8 * d + 24 * k_max + 64}u"
-            f" + (size_t)(n) * {8 * k_max}u)",
+            f"#define ECL__EM(n) ({16 * d + 8 * k_max + 32 * k_max + 96}u"
+            f" + (size_t)(n) * {16 * k_max}u)",
             "#define ECL__HEAD(n, c) ((size_t)(c) * "
             f"{4 * d + 12 + 8}u + (size_t)(n) * 2u + ECL__B(c) * (size_t)(c) * 4u + "
             f"ECL__B(c) * 24u + {4 * nw8 + 2 * d + 128}u)",

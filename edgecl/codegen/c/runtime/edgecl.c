@@ -797,33 +797,62 @@ static int quantize_level(double mu, int q) {
     return (int)f;
 }
 
+/* EM without a K x D table of prototypes: mu[k][j] = clip(S[k][j] / N_k), S the sum of
+ * the responsibilities of the samples with bit j set, is recomputed from the last
+ * responsibilities each component had while alive (the M-step of eq. 2, in the order the
+ * Python EM sums), or, before its first M-step, from the initialisation's draws (ECL-RNG is
+ * counter-based: the normal of (k, j) is the (k D + j)-th of its round). 2 N K + 2 D
+ * float64 of working memory instead of K D + N K + D. */
 typedef struct {
-    double *mu;  /* K x D */
-    double *a;   /* N x K: bit-select sums, then responsibilities */
-    double *col; /* D */
-    double *base, *nk, *pi; /* K */
+    const uint64_t *z;
+    int n, k, D;
+    double *a;    /* N x K: bit-select sums, then responsibilities */
+    double *g;    /* N x K: each component's responsibilities of its last M-step */
+    double *mu_row, *l1m_row; /* D */
+    double *base, *nk, *nk_prev, *pi; /* K */
+    uint8_t *fitted; /* K: 0 before the component's first M-step */
+    uint64_t init_state; /* the stream at the initialisation of this run's round */
 } ecl_em;
 
 static double clip_mu(double mu) { return mu < MU_CLIP ? MU_CLIP : (mu > 1.0 - MU_CLIP ? 1.0 - MU_CLIP : mu); }
 
-/* EM from (em->mu, em->pi), at most `steps` M-steps (eqs. 1-3); returns the last eq. 3 */
-static double em_run(const ecl_model *m, ecl_em *em, const uint64_t *z, int n, int k, int steps, double eps) {
-    int D = m->n_bits, nw = n_words(D), s, kk, j, i;
+static double em_mu(const ecl_em *em, int kk, int j) {
+    int nw = n_words(em->D), i;
+    if (!em->fitted[kk]) { /* the paper's init: centroid + its std x N(0, 1) */
+        ecl_rng r;
+        int cnt = 0;
+        double c, sd;
+        for (i = 0; i < em->n; i++) cnt += set_bit(em->z + (size_t)i * nw, j);
+        c = (double)cnt / (double)em->n;
+        sd = sqrt(c * (1.0 - c));
+        r.state = em->init_state + (uint64_t)(2 * ((long)kk * em->D + j)) * GOLDEN;
+        return clip_mu(c + sd * rng_normal(&r));
+    } else {
+        double st = 0.0;
+        for (i = 0; i < em->n; i++)
+            if (set_bit(em->z + (size_t)i * nw, j)) st += em->g[(size_t)i * em->k + kk];
+        return clip_mu(st / em->nk_prev[kk]);
+    }
+}
+
+/* EM from the current state, at most `steps` M-steps (eqs. 1-3); returns the last eq. 3 */
+static double em_run(ecl_em *em, int steps, double eps, int trainable_pi) {
+    int D = em->D, n = em->n, k = em->k, nw = n_words(D), s, kk, j, i;
     double prev = 0.0, ell = 0.0;
     for (s = 0; s < steps; s++) {
-        double ll = 0.0;
-        (void)ll;
-        for (kk = 0; kk < k; kk++) {
-            for (j = 0; j < D; j++) em->col[j] = log1p(-em->mu[(size_t)kk * D + j]);
-            em->base[kk] = log(em->pi[kk]) + np_sum(em->col, D);
-        }
         for (i = 0; i < n * k; i++) em->a[i] = 0.0;
-        for (kk = 0; kk < k; kk++)
+        for (kk = 0; kk < k; kk++) {
             for (j = 0; j < D; j++) {
-                double mu = em->mu[(size_t)kk * D + j], l = log(mu) - log1p(-mu);
-                for (i = 0; i < n; i++)
-                    if (set_bit(z + (size_t)i * nw, j)) em->a[(size_t)i * k + kk] += l;
+                em->mu_row[j] = em_mu(em, kk, j);
+                em->l1m_row[j] = log1p(-em->mu_row[j]);
             }
+            em->base[kk] = log(em->pi[kk]) + np_sum(em->l1m_row, D);
+            for (j = 0; j < D; j++) {
+                double l = log(em->mu_row[j]) - em->l1m_row[j];
+                for (i = 0; i < n; i++)
+                    if (set_bit(em->z + (size_t)i * nw, j)) em->a[(size_t)i * k + kk] += l;
+            }
+        }
         ell = 0.0;
         for (kk = 0; kk < k; kk++) em->nk[kk] = 0.0;
         for (i = 0; i < n; i++) {
@@ -834,28 +863,25 @@ static double em_run(const ecl_model *m, ecl_em *em, const uint64_t *z, int n, i
             }
             for (kk = 0; kk < k; kk++) {
                 double diff = ai[kk] - top, e = diff > -700.0 ? exp(diff) : 0.0;
-                em->col[kk] = ai[kk];
+                em->mu_row[kk] = ai[kk];
                 ai[kk] = e;
                 sum += e;
             }
             inv = 1.0 / sum;
             for (kk = 0; kk < k; kk++) {
                 double g = ai[kk] * inv;
-                if (g > 0.0) ell += g * em->col[kk];
+                if (g > 0.0) ell += g * em->mu_row[kk];
                 ai[kk] = g;
                 em->nk[kk] += g;
             }
         }
-        for (kk = 0; kk < k; kk++) {
+        for (kk = 0; kk < k; kk++) { /* M-step: a component with N_k = 0 keeps its mu */
             if (!(em->nk[kk] > 0.0)) continue;
-            for (j = 0; j < D; j++) {
-                double st = 0.0;
-                for (i = 0; i < n; i++)
-                    if (set_bit(z + (size_t)i * nw, j)) st += em->a[(size_t)i * k + kk];
-                em->mu[(size_t)kk * D + j] = clip_mu(st / em->nk[kk]);
-            }
+            for (i = 0; i < n; i++) em->g[(size_t)i * k + kk] = em->a[(size_t)i * k + kk];
+            em->nk_prev[kk] = em->nk[kk];
+            em->fitted[kk] = 1;
         }
-        if (m->trainable_pi)
+        if (trainable_pi)
             for (kk = 0; kk < k; kk++) em->pi[kk] = em->nk[kk] / (double)n;
         if (eps > 0 && s >= 1 && fabs(ell - prev) < eps * fabs(ell)) break;
         prev = ell;
@@ -863,22 +889,16 @@ static double em_run(const ecl_model *m, ecl_em *em, const uint64_t *z, int n, i
     return ell;
 }
 
-static void em_init(const ecl_model *m, ecl_em *em, const uint64_t *z, int n, int k, ecl_rng *r) {
-    int D = m->n_bits, nw = n_words(D), kk, j, i;
-    for (j = 0; j < D; j++) {
-        int cnt = 0;
-        for (i = 0; i < n; i++) cnt += set_bit(z + (size_t)i * nw, j);
-        em->col[j] = (double)cnt / (double)n;
-    }
-    for (kk = 0; kk < k; kk++) {
-        em->pi[kk] = 1.0 / (double)k;
-        for (j = 0; j < D; j++) {
-            double c = em->col[j], sd = sqrt(c * (1.0 - c));
-            em->mu[(size_t)kk * D + j] = clip_mu(c + sd * rng_normal(r));
-        }
+/* a warm-up round's start: the stream's position, K x D normals drawn (row-major) */
+static void em_init(ecl_em *em, ecl_rng *r) {
+    int kk;
+    em->init_state = r->state;
+    r->state += (uint64_t)(2 * (long)em->k * em->D) * GOLDEN;
+    for (kk = 0; kk < em->k; kk++) {
+        em->pi[kk] = 1.0 / (double)em->k;
+        em->fitted[kk] = 0;
     }
 }
-
 
 /* fit K prototypes at q bits to z (the paper's schedule, GBM §3.1) into words/pi */
 static int em_fit(const ecl_model *m, ecl_bump b, const uint64_t *z, int n, int k, int q,
@@ -887,28 +907,37 @@ static int em_fit(const ecl_model *m, ecl_bump b, const uint64_t *z, int n, int 
     ecl_rng best_state = *r;
     double best = -INFINITY;
     int round, kk, j, D = m->n_bits;
-    em.mu = (double *)bump(&b, (size_t)k * D * 8u);
+    em.z = z;
+    em.n = n;
+    em.k = k;
+    em.D = D;
     em.a = (double *)bump(&b, (size_t)n * k * 8u);
-    em.col = (double *)bump(&b, (size_t)(D > k ? D : k) * 8u);
+    em.g = (double *)bump(&b, (size_t)n * k * 8u);
+    em.mu_row = (double *)bump(&b, (size_t)(D > k ? D : k) * 8u);
+    em.l1m_row = (double *)bump(&b, (size_t)D * 8u);
     em.base = (double *)bump(&b, (size_t)k * 8u);
     em.nk = (double *)bump(&b, (size_t)k * 8u);
+    em.nk_prev = (double *)bump(&b, (size_t)k * 8u);
     em.pi = (double *)bump(&b, (size_t)k * 8u);
-    if (!em.mu || !em.a || !em.col || !em.base || !em.nk || !em.pi) return ECL_E_ARENA;
+    em.fitted = (uint8_t *)bump(&b, (size_t)k);
+    if (!em.a || !em.g || !em.mu_row || !em.l1m_row || !em.base || !em.nk || !em.nk_prev ||
+        !em.pi || !em.fitted)
+        return ECL_E_ARENA;
     for (round = 0; round < m->n_init; round++) {
         ecl_rng at = *r;
         double ell;
-        em_init(m, &em, z, n, k, r);
-        ell = em_run(m, &em, z, n, k, m->n_iter, 0.0);
+        em_init(&em, r);
+        ell = em_run(&em, m->n_iter, 0.0, m->trainable_pi);
         if (round == 0 || ell > best) { best = ell; best_state = at; }
     }
-    /* the best warm-up round again, from its saved stream (no K x D copy kept) */
-    em_init(m, &em, z, n, k, &best_state);
-    em_run(m, &em, z, n, k, m->n_iter, 0.0);
-    em_run(m, &em, z, n, k, m->n_max, m->epsilon);
+    /* the best warm-up round again, from its saved stream, then to the stop rule */
+    em_init(&em, &best_state);
+    em_run(&em, m->n_iter, 0.0, m->trainable_pi);
+    em_run(&em, m->n_max, m->epsilon, m->trainable_pi);
     memset(words, 0, words_bytes(m, k, q));
     for (kk = 0; kk < k; kk++) {
         for (j = 0; j < D; j++)
-            pack_level(words, (long)kk * D + j, q, quantize_level(em.mu[(size_t)kk * D + j], q));
+            pack_level(words, (long)kk * D + j, q, quantize_level(em_mu(&em, kk, j), q));
         pi[kk] = (float)em.pi[kk];
     }
     return ECL_OK;
