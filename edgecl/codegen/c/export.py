@@ -260,7 +260,10 @@ def export_c(
     (out / "Makefile").write_text(runtime_file("Makefile"), encoding="utf-8")
     (out / "README.md").write_text(runtime_file("README.md"), encoding="utf-8")
     k_max = max([int(cfg["components"])] + [k for _, k, *_ in classes])
-    macros = _macros(h, w, c, d, len(classes), max_classes, ctx_bytes, scratch, k_max, head, hb)
+    q_max = max([int(cfg["bits"])] + [q for _, _, q, *_ in classes])  # a class's q never grows
+    macros = _macros(
+        h, w, c, d, len(classes), max_classes, ctx_bytes, scratch, (k_max, q_max), head, hb
+    )
     header = runtime_file("edgecl.h")
     (out / "edgecl.h").write_text(
         header.replace('#include "edgecl_config.h"\n', macros + "ECL_STACK_PLACEHOLDER\n"),
@@ -288,9 +291,10 @@ def export_c(
     return CExport(out, files, d, len(classes), max_classes, ctx_bytes, budget, stack)
 
 
-def _macros(h, w, c, d, n_cls, max_cls, ctx_bytes, scratch, k_max, head, hb) -> str:
+def _macros(h, w, c, d, n_cls, max_cls, ctx_bytes, scratch, kq_max, head, hb) -> str:
     """The per-model macros of edgecl.h. The arena bound mirrors the runtime's
     allocations (each rounded to 8 bytes, 8 more per allocation of slack)."""
+    k_max, q_max = kq_max
     nw8 = n_words(d) * 8
     fwd = 8 * (-(-(h * w * c * 4) // 8)) + scratch + 16
     predict = (
@@ -321,7 +325,7 @@ def _macros(h, w, c, d, n_cls, max_cls, ctx_bytes, scratch, k_max, head, hb) -> 
             f"ECL__B(c) * 24u + {4 * nw8 + 2 * d + 128}u)",
             "#define ECL__FIXED(c) ((size_t)(c) * "
             f"{3 * 8 + 64 + 8 * k_max + 3 * 8 + 16}u + "
-            f"{8 * n_words(k_max * d * 8) + 4 * k_max + 128}u)",
+            f"{8 * n_words(k_max * d * q_max) + 4 * k_max + 128}u)",
             "#define ECL_ARENA_BYTES_FOR(n, c) ((size_t)(n) * "
             f"{nw8}u + ECL__MAX({predict}u + (size_t)(c) * 64u, ECL__MAX({fwd}u, "
             "ECL__FIXED(c) + ECL__MAX(ECL__EM(n), ECL__HEAD(n, c)))))",
