@@ -46,4 +46,9 @@ class ExportError(EdgeclError):
         self.supported = tuple(supported)
 
 
-__all__ = ["EdgeclError", "BundleError", "BudgetError", "ExportError"]
+class DataFormatError(EdgeclError, ValueError):
+    """A data file or folder is truncated, corrupt or of another form; the message names
+    the file and what was expected. (A missing file raises ``FileNotFoundError``.)"""
+
+
+__all__ = ["EdgeclError", "BundleError", "BudgetError", "ExportError", "DataFormatError"]
