@@ -20,6 +20,7 @@ from edgecl.data.dataset import (
     parse_image_size,
     resize_images,
     resolve_classes,
+    split_classes,
 )
 from edgecl.data.errors import DataFormatError
 from edgecl.data.folder import load_image_files, load_image_folder
@@ -58,6 +59,7 @@ __all__ = [
     "resolve_classes",
     "sample_dir",
     "select_classes",
+    "split_classes",
     "stratified_split",
     "to_nchw",
 ]

@@ -48,6 +48,7 @@ __all__ = [
     "parse_image_size",
     "resize_images",
     "resolve_classes",
+    "split_classes",
 ]
 
 #: The smallest image side the backbones take.
@@ -166,6 +167,32 @@ def resolve_classes(spec: str | Sequence[str | int], class_names: Sequence[str])
     if not out or len(set(out)) != len(out):
         raise ValueError(f"expected distinct classes like 0-4, 0,2,5 or cat,dog, got {spec!r}")
     return out
+
+
+def split_classes(
+    class_names: Sequence[str], base: str | None = None, new: str | None = None
+) -> tuple[list[int], list[int]]:
+    """``(base, new)`` class indices for a class-incremental run (base classes trained on
+    the host, new ones learned one at a time on the device), from names or indices
+    (:func:`resolve_classes`). Defaults: the first half of the classes, rounded up (0-4 of
+    ten), and every other class. Raises ``ValueError`` for overlapping or empty sets."""
+    names = [str(c) for c in class_names]
+    if len(names) < 2:
+        raise ValueError(f"expected at least 2 classes, got {names}")
+    b = resolve_classes(base, names) if base is not None else list(range((len(names) + 1) // 2))
+    n = (
+        resolve_classes(new, names)
+        if new is not None
+        else [i for i in range(len(names)) if i not in b]
+    )
+    both = sorted(set(b) & set(n))
+    if both:
+        raise ValueError(
+            f"expected disjoint base and new classes, got {[names[i] for i in both]} in both"
+        )
+    if not n:
+        raise ValueError("expected at least one new class to learn, got none")
+    return b, n
 
 
 # -- the forms ---------------------------------------------------------------------------------
