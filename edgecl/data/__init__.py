@@ -23,7 +23,7 @@ from edgecl.data.dataset import (
     split_classes,
 )
 from edgecl.data.errors import DataFormatError
-from edgecl.data.folder import load_image_files, load_image_folder
+from edgecl.data.folder import first_image_mode, load_image_files, load_image_folder
 from edgecl.data.idx import IDX_FILES, find_idx_file, load_idx_dataset, load_idx_pair, read_idx
 from edgecl.data.sample import load_mnist_sample, sample_dir
 from edgecl.data.splits import (
@@ -43,6 +43,7 @@ __all__ = [
     "Task",
     "class_incremental_split",
     "find_idx_file",
+    "first_image_mode",
     "load_cifar10",
     "load_cifar100",
     "load_dataset",

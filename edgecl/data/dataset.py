@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecl.data.cifar import load_cifar10, load_cifar100, read_cifar_meta
-from edgecl.data.folder import IMAGE_EXTENSIONS, load_image_folder
+from edgecl.data.folder import first_image_mode, load_image_folder
 from edgecl.data.idx import IDX_FILES, find_idx_file, load_idx_dataset, load_idx_pair
 from edgecl.data.splits import stratified_split
 from edgecl.errors import DataFormatError
@@ -314,23 +314,6 @@ def _class_dirs(d: Path) -> list[Path]:
     return sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _first_image_mode(root: Path) -> str:
-    from PIL import Image
-
-    for sub in _class_dirs(root):
-        for f in sorted(sub.iterdir()):
-            if f.suffix.lower() in IMAGE_EXTENSIONS and not f.name.startswith("."):
-                try:
-                    with Image.open(f) as im:
-                        return "L" if im.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
-                except OSError as e:
-                    raise DataFormatError(f"{f}: expected a readable image, got {e}") from e
-    raise DataFormatError(
-        f"{root}: expected images ({', '.join(IMAGE_EXTENSIONS[:3])}, ...) in its class "
-        "sub-folders, found none"
-    )
-
-
 def _load_folder(d: Path, image_size, test_fraction: float, seed: int):
     try:
         import PIL  # noqa: F401
@@ -342,7 +325,7 @@ def _load_folder(d: Path, image_size, test_fraction: float, seed: int):
     train, test = d / "train", d / "test"
     split = train.is_dir() and test.is_dir() and _class_dirs(train) and _class_dirs(test)
     if split:
-        mode = _first_image_mode(train)
+        mode = first_image_mode(train, class_folders=True)
         x_tr, y_tr, n_tr = load_image_folder(train, mode=mode, size=size)
         x_te, y_te, n_te = load_image_folder(test, mode=mode, size=size)
         names = sorted(set(n_tr) | set(n_te))
@@ -354,7 +337,7 @@ def _load_folder(d: Path, image_size, test_fraction: float, seed: int):
                 f"{x_te.shape[1:]} (pass an image size to resize)"
             )
         return [x_tr, y_tr, x_te, y_te], names
-    mode = _first_image_mode(d)
+    mode = first_image_mode(d, class_folders=True)
     x, y, names = load_image_folder(d, mode=mode, size=size)
     return list(_split(x, y, test_fraction, seed)), names
 

@@ -432,11 +432,11 @@ def backbone_for_input(
     std: float | Sequence[float] | None = None,
 ) -> BinaryNet:
     """Build backbone ``name`` (or "auto") for raw inputs of ``input_shape`` (H, W, C).
-    ``channels`` are the conv channels (``mlp``: the hidden sizes; None: the backbone's
-    default), ``pools`` the 2x2 pools (None: fit the input; not for ``mlp``); ``mean`` and
-    ``std`` (per channel, of pixels in [0, 1]) default to MNIST's for one channel and
-CIFAR's for three. A combination
-    that cannot work raises ``ValueError`` naming what would."""
+        ``channels`` are the conv channels (``mlp``: the hidden sizes; None: the backbone's
+        default), ``pools`` the 2x2 pools (None: fit the input; not for ``mlp``); ``mean`` and
+        ``std`` (per channel, of pixels in [0, 1]) default to MNIST's for one channel and
+    CIFAR's for three. A combination
+        that cannot work raises ``ValueError`` naming what would."""
     if name not in BACKBONE_CHOICES:
         raise ValueError(f"expected backbone in {BACKBONE_CHOICES}, got {name!r}")
     if len(input_shape) != 3:
