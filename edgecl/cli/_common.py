@@ -38,6 +38,7 @@ __all__ = [
     "add_hidden_alias",
     "add_seed",
     "add_threads",
+    "check_data_set_path",
     "check_targets",
     "compile_notice",
     "emit_json",
@@ -228,6 +229,20 @@ def check_targets(
             raise UsageError(f"{path} exists; pass --overwrite to replace it")
         if not parents_made and not path.parent.is_dir():
             raise UsageError(f"{path.parent} is not a folder; expected one to write {path.name}")
+
+
+def check_data_set_path(path: Path | None, flag: str = "--data") -> None:
+    """A labelled data set's path (``train``, ``demo``, ``export``) before any work: it
+    exists, and a file is an ``.npz`` (a folder's form is told when it is read)."""
+    if path is None:
+        return
+    if not path.exists():
+        raise UsageError(f"expected {flag} as a data set folder or .npz file, got {path}")
+    if path.is_file() and path.suffix.lower() != ".npz":
+        raise UsageError(
+            f"expected {flag} as a data set folder or an .npz file (x, y), got the file "
+            f"{path} (samples without labels go to predict and learn)"
+        )
 
 
 # -- samples ---------------------------------------------------------------------------------

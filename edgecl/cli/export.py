@@ -15,6 +15,7 @@ from edgecl.cli._common import (
     add_hidden_alias,
     add_seed,
     add_threads,
+    check_data_set_path,
     check_targets,
     compile_notice,
     emit_json,
@@ -166,10 +167,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.onnx is not None and args.onnx.resolve() == args.output.resolve():
         raise UsageError(f"expected --onnx and -o/--output to differ, got {args.output} twice")
     check_targets([args.output, args.onnx], args.overwrite)
-    if args.calibration_data is not None and not args.calibration_data.exists():
-        raise UsageError(
-            f"expected --data as a data set folder or .npz, got {args.calibration_data}"
-        )
+    check_data_set_path(args.calibration_data)
     config = _export_config(args)
     status(args, f"loading {args.checkpoint}")
     import numba

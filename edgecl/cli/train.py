@@ -15,6 +15,7 @@ from edgecl.cli._common import (
     add_hidden_alias,
     add_seed,
     add_threads,
+    check_data_set_path,
     check_targets,
     emit_json,
     positive_int,
@@ -137,10 +138,8 @@ def load_data_set(args: argparse.Namespace, *, quick: bool = False):
     path is a usage error; a file of the wrong form a ``DataFormatError``, exit 2 too)."""
     from edgecl.data import load_dataset
 
-    data = args.data_dir
-    if data is not None and not data.exists():
-        raise UsageError(f"expected --data as a data set folder or .npz file, got {data}")
-    ds = load_dataset(data, image_size=args.image_size, seed=args.seed)
+    check_data_set_path(args.data_dir)
+    ds = load_dataset(args.data_dir, image_size=args.image_size, seed=args.seed)
     return ds.take(40, 20, seed=args.seed) if quick else ds
 
 

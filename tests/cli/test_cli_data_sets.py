@@ -123,7 +123,9 @@ def test_what_cannot_work_is_refused_before_any_work(tmp_path, capsys):
     assert "8x8x1" in err and "mnist_bnn" in err
     assert "expected class names (a, b, c)" in refused("--data", str(data), "--base-classes", "z")
     (tmp_path / "x.txt").write_text("not data")
-    err = refused("--data", str(tmp_path / "x.txt"))
+    assert "a data set folder or an .npz file" in refused("--data", str(tmp_path / "x.txt"))
+    (tmp_path / "empty").mkdir()
+    err = refused("--data", str(tmp_path / "empty"))
     assert "DataFormatError" in err and "an .npz with x" in err
     assert "expected --data" in refused("--data", str(tmp_path / "missing"))
     assert "HxW" in refused("--data", str(data), "--image-size", "2x2")
