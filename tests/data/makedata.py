@@ -76,3 +76,36 @@ def write_folder(folder: Path, x: np.ndarray, y: np.ndarray, names, suffix: str 
         sub.mkdir(parents=True, exist_ok=True)
         Image.fromarray(im).save(sub / f"{i:04d}{suffix}")
     return folder
+
+
+SHAPES = ("disk", "square", "triangle", "cross", "ring")
+
+
+def shapes(n_per_class: int, size: int = 32, *, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """An RGB data set of 10 classes, harder than :func:`images`: 5 shapes (disk, square,
+    triangle, cross, ring) x 2 colour families (warm, cool), at a random place, size and
+    hue over a noisy background; uint8 ``(n, size, size, 3)``, labels shape·2 + colour."""
+    rng = np.random.default_rng(seed)
+    n = n_per_class * 2 * len(SHAPES)
+    y = np.repeat(np.arange(2 * len(SHAPES)), n_per_class)
+    x = rng.integers(0, 90, (n, size, size, 3)).astype(np.uint8)
+    rr, cc = np.mgrid[0:size, 0:size]
+    for i, k in enumerate(y):
+        shape, warm = SHAPES[k // 2], k % 2 == 0
+        r = rng.uniform(0.2, 0.35) * size
+        cy, cx = rng.uniform(r, size - r, 2)
+        dy, dx = (rr - cy) / r, (cc - cx) / r
+        if shape == "disk":
+            mask = dy**2 + dx**2 <= 1
+        elif shape == "square":
+            mask = (abs(dy) <= 0.8) & (abs(dx) <= 0.8)
+        elif shape == "triangle":
+            mask = (dy <= 0.8) & (dy >= -0.8) & (abs(dx) <= (dy + 0.8) / 1.6)
+        elif shape == "cross":
+            mask = ((abs(dy) <= 0.25) | (abs(dx) <= 0.25)) & (abs(dy) <= 1) & (abs(dx) <= 1)
+        else:
+            mask = (dy**2 + dx**2 <= 1) & (dy**2 + dx**2 >= 0.4)
+        base = np.array([230, 120, 40] if warm else [40, 120, 230], float)
+        colour = np.clip(base + rng.normal(0, 25, 3), 0, 255).astype(np.uint8)
+        x[i][mask] = colour
+    return x, y.astype(np.int64)
