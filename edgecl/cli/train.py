@@ -37,8 +37,9 @@ __all__ = [
 BACKBONE_CHOICES = ("auto", "mnist_bnn", "vgg_small", "mlp")
 
 BASE_TASK_HELP = (
-    "F's base task: rotflipae (default: random rotations, flips and shifts as pretext "
-    "labels, an autoencoder loss), rotation (the rotations as labels) or plain"
+    "F's base task: rotflipae (default: random rotations and, with --no-flips, mirror "
+    "images as pretext labels, random shifts, an autoencoder loss), rotation (the "
+    "rotations as labels) or plain"
 )
 DATA_SET_HELP = (
     "the data set: an IDX folder (MNIST, Fashion-MNIST, KMNIST: the four standard file "
@@ -65,7 +66,7 @@ FLIPS_HELP = (
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
     """``--data``, ``--image-size`` and the network flags of ``train`` and ``demo``."""
-    p.add_argument("--data", dest="data_dir", type=Path, help=DATA_SET_HELP)
+    p.add_argument("--data", dest="data_dir", type=Path, metavar="PATH", help=DATA_SET_HELP)
     add_hidden_alias(p, "--data-dir", "data_dir", type=Path)
     p.add_argument("--image-size", type=image_size, metavar="HxW", help=IMAGE_SIZE_HELP)
     p.add_argument(
