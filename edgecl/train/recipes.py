@@ -231,10 +231,11 @@ def train_base(
     from edgecl.train.checkpoint import save_checkpoint
     from edgecl.train.loop import fit
 
-    torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
     xtr, ytr, xte, yte = data
     shape = _shape(np.asarray(xtr))
+    cfg.check(shape)  # before any work, and before the seed (building draws weights)
+    torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
     classes = [int(c) for c in classes]
     names = [str(c) if class_names is None else str(class_names[c]) for c in classes]
     row = {c: i for i, c in enumerate(classes)}
@@ -243,7 +244,6 @@ def train_base(
     yb = np.array([row[int(v)] for v in ytr[base]], np.int64)
     if xb.shape[0] == 0:
         raise ValueError(f"expected training images of classes {names}, got none")
-    cfg.check(shape)  # before any work
     flips = default_flips(shape) if cfg.flips is None else cfg.flips
     n_rot = _n_rotations(shape)
     rot_text = "k·90° rotations" if n_rot == 4 else "0°/180° rotations (non-square)"
