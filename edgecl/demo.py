@@ -92,6 +92,9 @@ class DemoConfig:
     backbone: str = "auto"
     pools: int | None = None
     flips: bool | None = None  # None: recipes.default_flips (on for 3 channels)
+    # verification may pass with this many samples whose bits differ from torch's (float
+    # near-ties at a threshold); None: 1% of the verified samples, recorded in the bundle
+    allow_differing_samples: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -108,6 +111,9 @@ class DemoConfig:
             raise ValueError(f"expected head_bits 32, 16 or 8, got {self.head_bits!r}")
         if self.epochs is not None and (not isinstance(self.epochs, int) or self.epochs < 1):
             raise ValueError(f"expected epochs as an int >= 1 or None, got {self.epochs!r}")
+        a = self.allow_differing_samples
+        if a is not None and (isinstance(a, bool) or not isinstance(a, int) or a < 0):
+            raise ValueError(f"expected allow_differing_samples as an int >= 0 or None, got {a!r}")
 
     def base_config(self) -> Any:
         """The :class:`edgecl.train.recipes.BaseTrainConfig` of this run (imports torch)."""
@@ -232,6 +238,11 @@ def host_phase(
         ),
         seed=cfg.seed,
         verify_samples=min(512, len(xb)),
+        allow_differing_samples=(
+            -(-min(512, len(xb)) // 100)
+            if cfg.allow_differing_samples is None
+            else cfg.allow_differing_samples
+        ),
     )
     t2 = time.perf_counter()
     info = export_bundle(
@@ -243,8 +254,13 @@ def host_phase(
         overwrite=True,
     )
     export_s = time.perf_counter() - t2
-    log(f"host: exported {info.path} ({info.file_bytes} bytes) in {export_s:.1f} s")
-    return {**summary, "base_bundle": str(info.path), "export_s": export_s}
+    differing = int(info.manifest.get("export", {}).get("differing_samples", 0))
+    log(
+        f"host: exported {info.path} ({info.file_bytes} bytes) in {export_s:.1f} s"
+        + (f"; {differing} verified sample(s) differ from torch (near-ties)" if differing else "")
+    )
+    done = {"base_bundle": str(info.path), "export_s": export_s, "differing_samples": differing}
+    return {**summary, **done}
 
 
 # -- device phase (no torch) -----------------------------------------------------------------
@@ -296,7 +312,8 @@ def device_phase(
 
     mem = rt.memory()
     base_names = _names(base_classes, class_names)
-    base_label = "-".join(dict.fromkeys([base_names[0], base_names[-1]]))  # "0-4"
+    digits = all(n.isdigit() for n in base_names)  # "0-4", else "5 base"
+    base_label = f"{base_names[0]}-{base_names[-1]}" if digits else f"{len(base_names)} base"
     rows = [
         {
             "step": 0,

@@ -106,6 +106,14 @@ def add_demo(p: argparse.ArgumentParser) -> None:
         help="stored precision of the head's weights: 8 (default: int8 with a float32 scale "
         "per class, about a quarter of the float32 head's bytes), 16 (float16) or 32",
     )
+    p.add_argument(
+        "--allow-differing-samples",
+        type=int,
+        metavar="N",
+        help="the export's verification passes with up to N samples whose embedding bits "
+        "differ from torch's (float near-ties at a threshold of a float first layer, seen "
+        "on RGB data; recorded in the bundle); default: 1%% of the 512 verified samples",
+    )
     add_threads(p, "torch and kernel threads")
     p.add_argument(
         "--checkpoint",
@@ -208,6 +216,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
         head_bits=args.head_bits,
         threads=args.threads,
         checkpoint=None if args.checkpoint is None else str(args.checkpoint),
+        allow_differing_samples=args.allow_differing_samples,
     )
     if args.channels is not None:
         kw["channels"] = args.channels

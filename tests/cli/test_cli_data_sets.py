@@ -154,7 +154,7 @@ def test_demo_on_a_generated_rgb_folder(tmp_path, capsys):
     report = json.loads((out / "report.json").read_text())
     assert report["base_classes"] == ["bee", "ant"] and report["new_classes"] == ["doe", "cow"]
     assert report["input_shape"] == [12, 20, 3] and report["data_kind"] == "folder"
-    assert [s["class"] for s in report["steps"]] == ["bee-ant", "doe", "cow"]
+    assert [s["class"] for s in report["steps"]] == ["2 base", "doe", "cow"]
     assert report["device"]["torch_imported"] is False
     from edgecl.device import Runtime
 
