@@ -83,6 +83,26 @@ def test_cifar10_folder_with_meta(tmp_path):
     assert np.array_equal(ds.x_train, x) and ds.y_train.tolist() == y.tolist()
 
 
+def test_cifar100_folder_fine_labels_and_meta(tmp_path):
+    import pickle
+
+    x, y = md.images(3, 4, (32, 32, 3), seed=11)
+    d = tmp_path / "cifar-100-python"
+    d.mkdir()
+    for name in ("train", "test"):
+        batch = {
+            b"data": np.ascontiguousarray(x.transpose(0, 3, 1, 2).reshape(len(x), 3072)),
+            b"fine_labels": [int(v) for v in y],
+            b"coarse_labels": [0] * len(y),
+        }
+        (d / name).write_bytes(pickle.dumps(batch, protocol=4))
+    meta = {b"fine_label_names": [b"apple", b"bee", b"cup", b"dog"], b"coarse_label_names": [b"x"]}
+    (d / "meta").write_bytes(pickle.dumps(meta, protocol=4))
+    ds = load_dataset(tmp_path)
+    assert ds.kind == "cifar100" and ds.class_names == ("apple", "bee", "cup", "dog")
+    assert np.array_equal(ds.x_test, x) and ds.y_test.tolist() == y.tolist()
+
+
 def test_image_folder_rgb_grayscale_and_resized(tmp_path):
     pytest.importorskip("PIL")
     x, y = md.images(4, 3, (64, 64, 3), seed=6)
