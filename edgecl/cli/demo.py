@@ -209,7 +209,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
         out=str(out),
         json_path=None if args.json_file is None else str(args.json_file),
         base_task=args.base_task,
-        epochs=args.epochs,
         components=args.components,
         bits=args.bits,
         gbm_weight=args.gbm_weight,
@@ -218,8 +217,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
         checkpoint=None if args.checkpoint is None else str(args.checkpoint),
         allow_differing_samples=args.allow_differing_samples,
     )
-    if args.channels is not None:
-        kw["channels"] = args.channels
+    for name in ("channels", "epochs"):  # unset: keep the (quick) config's own
+        if getattr(args, name) is not None:
+            kw[name] = getattr(args, name)
     if args.quick and args.budget == DEFAULT_BUDGET:
         kw["budget_bytes"] = 16 * 1024
     try:
