@@ -108,7 +108,7 @@ def embeddings(args, seed: int, log=print) -> dict:
 
     Without ``--checkpoint`` seed ``seed`` trains its own F (seed ``seed``); with
     ``--cache`` both its checkpoint and the embeddings are kept there for the next run."""
-    from edgecl.demo import host_phase, load_demo_data
+    from edgecl.demo import demo_dataset, host_phase
 
     steps = BINPLAY if args.protocol == "binplay" else EDGECL
     cache = Path(args.cache) / f"{_tag(args, seed)}.npz" if args.cache else None
@@ -117,7 +117,8 @@ def embeddings(args, seed: int, log=print) -> dict:
         d = np.load(cache)
         host = json.loads(str(d["host"]))
         return {k: d[k] for k in d.files if k != "host"} | {"host": host}
-    xtr, ytr, xte, yte, name = load_demo_data(args.data_dir, seed=seed, quick=args.quick)
+    ds = demo_dataset(args.data_dir, seed=seed, quick=args.quick)
+    (xtr, ytr, xte, yte), name = ds.arrays(), ds.source
     data = (xtr, ytr, xte, yte)
     trained = None
     if args.checkpoint is None and cache is not None:
@@ -341,15 +342,17 @@ def run_joint(args, seed: int, steps: list[list[int]], log=print) -> dict:
         return json.loads(cache.read_text())
     import torch
 
-    from edgecl.demo import load_demo_data
+    from edgecl.demo import demo_dataset
     from edgecl.train import fit, mnist_bnn, predict_logits, save_checkpoint
 
     cfg = _demo_config(args, seed)
     torch.set_num_threads(cfg.threads)
-    xtr, ytr, xte, yte, _ = load_demo_data(args.data_dir, seed=seed, quick=args.quick)
+    xtr, ytr, xte, yte = demo_dataset(args.data_dir, seed=seed, quick=args.quick).arrays()
     classes = sorted({c for s in steps for c in s})
     torch.manual_seed(seed)
-    model = mnist_bnn(len(classes), n_bits=cfg.n_bits, channels=tuple(cfg.channels))
+    model = mnist_bnn(
+        len(classes), n_bits=cfg.n_bits, channels=tuple(cfg.channels or (64, 128, 256))
+    )
     log(
         f"joint: seed {seed}: training on classes {classes} ({int(np.isin(ytr, classes).sum())} "
         f"images, {args.joint_epochs} epoch(s), D={cfg.n_bits})"

@@ -177,11 +177,12 @@ def export_embed(args, seed: int, data, folder: Path, log) -> dict:
 
 def run_config(cfg: dict, args, seed: int, cache: Path, log) -> dict:
     """One F (train or reload), its embeddings, and every device row on them."""
-    from edgecl.demo import load_demo_data
+    from edgecl.demo import demo_dataset
 
     folder = cache / _tag(cfg, args, seed)
     t0 = time.perf_counter()
-    data = load_demo_data(args.data_dir, seed=seed, quick=args.quick)
+    ds = demo_dataset(args.data_dir, seed=seed, quick=args.quick)
+    data = (*ds.arrays(), ds.source)
     summary = train_base(cfg, args, seed, data, folder, log)
     t1 = time.perf_counter()
     e = export_embed(args, seed, data, folder, log)

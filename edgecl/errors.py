@@ -73,7 +73,7 @@ class ExportError(EdgeclError, ValueError):
 
 
 class DataFormatError(EdgeclError, ValueError):
-    """A data file is truncated, corrupt or of another format; the message names the file
+    """A data file or folder is truncated, corrupt or of another form; the message names the file
     and what was expected. (A missing file raises ``FileNotFoundError``.) CLI exit 2."""
 
     exit_code: ClassVar[int] = 2

@@ -38,6 +38,7 @@ __all__ = [
     "add_hidden_alias",
     "add_seed",
     "add_threads",
+    "check_data_set_path",
     "check_targets",
     "compile_notice",
     "emit_json",
@@ -232,23 +233,47 @@ def check_targets(
             raise UsageError(f"{path.parent} is not a folder; expected one to write {path.name}")
 
 
+def check_data_set_path(path: Path | None, flag: str = "--data") -> None:
+    """A labelled data set's path (``train``, ``demo``, ``export``) before any work: it
+    exists, and a file is an ``.npz`` (a folder's form is told when it is read)."""
+    if path is None:
+        return
+    if not path.exists():
+        raise UsageError(f"expected {flag} as a data set folder or .npz file, got {path}")
+    if path.is_file() and path.suffix.lower() != ".npz":
+        raise UsageError(
+            f"expected {flag} as a data set folder or an .npz file (x, y), got the file "
+            f"{path} (samples without labels go to predict and learn)"
+        )
+
+
 # -- samples ---------------------------------------------------------------------------------
 
 
 def load_samples(
-    path: str | Path, *, class_folders: bool = False
+    path: str | Path,
+    *,
+    class_folders: bool = False,
+    shape: tuple[int, int, int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """``(x, labels)``: raw samples from an ``.npy`` file, an IDX images file or a folder
     of images (that folder's images only); with ``class_folders`` the folder holds one
-    sub-folder of images per class and ``labels`` are the sub-folder names (else None)."""
+    sub-folder of images per class and ``labels`` are the sub-folder names (else None).
+    Images of a folder are read as grayscale or RGB and at the size of ``shape`` (the
+    bundle's ``(H, W, C)``) when given, else in the first image's mode at their own size."""
     p = Path(path)
     if p.is_dir():
-        from edgecl.data import load_image_files, load_image_folder
+        from edgecl.data import first_image_mode, load_image_files, load_image_folder
 
+        if shape is None:
+            mode = first_image_mode(p, class_folders=class_folders)
+        else:
+            mode = "RGB" if shape[2] == 3 else "L"
+        size = None if shape is None else (int(shape[1]), int(shape[0]))  # (W, H)
         if class_folders:
-            x, y, names = load_image_folder(p)
+            x, y, names = load_image_folder(p, mode=mode, size=size)
             return x, np.asarray(names, dtype=str)[y]
-        return load_image_files(p), None
+        return load_image_files(p, mode=mode, size=size), None
     if class_folders:
         raise UsageError(f"--labels-from-folders expects a folder, got {p}")
     if not p.is_file():

@@ -15,6 +15,7 @@ from edgecl.cli._common import (
     add_hidden_alias,
     add_seed,
     add_threads,
+    check_data_set_path,
     check_targets,
     compile_notice,
     emit_json,
@@ -73,8 +74,9 @@ def add_export(p: argparse.ArgumentParser) -> None:
         "--data",
         dest="calibration_data",
         type=Path,
-        help="calibration data: an IDX data set folder (the four standard file names); "
-        "default: the shipped MNIST sample",
+        help="calibration data, samples of the checkpoint's classes (matched by class name): "
+        "any data set form edgecl train takes (IDX, CIFAR, image folder, .npz); resized to "
+        "the checkpoint's input size; default: the shipped MNIST sample",
     )
     add_hidden_alias(p, "--calibration-data", "calibration_data", type=Path)
     p.add_argument(
@@ -120,27 +122,28 @@ def _memory_config(args: argparse.Namespace) -> Any:
         raise UsageError(str(exc)) from exc
 
 
-def _calibration(args: argparse.Namespace, class_names: Sequence[str]):
+def _calibration(args: argparse.Namespace, class_names: Sequence[str], meta: dict[str, Any]):
+    """Calibration samples of the checkpoint's classes from ``--data`` (any data set form;
+    default the shipped sample), resized to the checkpoint's input when it records one."""
     import numpy as np
 
-    from edgecl.data import load_idx_dataset, load_mnist_sample
+    from edgecl.data import load_dataset
 
-    if args.calibration_data is not None:
-        x, y, _, _ = load_idx_dataset(args.calibration_data)
-        source = str(args.calibration_data)
-    else:
-        x, y, _, _ = load_mnist_sample()
-        source = "the shipped MNIST sample"
+    shape = (meta.get("meta") or {}).get("input_shape")
+    size = None if shape is None else (int(shape[0]), int(shape[1]))
+    ds = load_dataset(args.calibration_data, image_size=size, seed=args.seed)
+    source = ds.source
     row = {name: i for i, name in enumerate(class_names)}
-    rows = np.array([row.get(str(int(label)), -1) for label in y], np.int64)
+    rows = np.array([row.get(ds.class_names[label], -1) for label in ds.y_train], np.int64)
     keep = np.flatnonzero(rows >= 0)
     if keep.size == 0:
+        present = [ds.class_names[c] for c in np.unique(ds.y_train)]
         raise UsageError(
             f"expected samples of the checkpoint's classes {list(class_names)} in {source}, "
-            "got none"
+            f"got none (its training samples are of classes {present[:12]})"
         )
     keep = keep[: args.calibration_samples]
-    return x[keep], rows[keep], source
+    return ds.x_train[keep], rows[keep], source
 
 
 def _export_config(args: argparse.Namespace) -> Any:
@@ -169,8 +172,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.onnx is not None and args.onnx.resolve() == args.output.resolve():
         raise UsageError(f"expected --onnx and -o/--output to differ, got {args.output} twice")
     check_targets([args.output, args.onnx], args.overwrite)
-    if args.calibration_data is not None and not args.calibration_data.is_dir():
-        raise UsageError(f"expected --data as an IDX data set folder, got {args.calibration_data}")
+    check_data_set_path(args.calibration_data)
     config = _export_config(args)
     status(args, f"loading {args.checkpoint}")
     import numba
@@ -183,7 +185,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     model, meta = load_checkpoint(args.checkpoint)
     names = [str(c) for c in meta["class_names"]]
-    x, y, source = _calibration(args, names)
+    x, y, source = _calibration(args, names, meta)
     status(args, f"exporting with {len(x)} calibration samples from {source}")
     compiled = compile_notice(args)
     info = export_bundle(

@@ -22,7 +22,7 @@ import numpy as np
 
 from edgecl.errors import DataFormatError
 
-__all__ = ["load_cifar10", "load_cifar100", "read_cifar_batch"]
+__all__ = ["load_cifar10", "load_cifar100", "read_cifar_batch", "read_cifar_meta"]
 
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -74,6 +74,23 @@ def read_cifar_batch(
         raise DataFormatError(f"{p}: expected {data.shape[0]} labels, got shape {labels.shape}")
     x = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1).copy()
     return x, labels.astype(np.int64)
+
+
+def read_cifar_meta(path: str | os.PathLike[str], key: str) -> list[str]:
+    """The class names of a CIFAR ``batches.meta`` (``key="label_names"``) or ``meta``
+    (``"fine_label_names"``, ``"coarse_label_names"``) file, read with the same restricted
+    unpickler as the batches."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"CIFAR meta file not found: {p}")
+    try:
+        d = _RestrictedUnpickler(io.BytesIO(p.read_bytes()), encoding="bytes").load()
+    except Exception as e:  # noqa: BLE001 - any failure means: not a CIFAR meta file
+        raise DataFormatError(f"{p}: expected a CIFAR meta file (a pickled dict), got {e}") from e
+    names = _key(d, key) if isinstance(d, dict) else None
+    if not isinstance(names, list) or not all(isinstance(n, (bytes, str)) for n in names):
+        raise DataFormatError(f"{p}: expected a list of class names under {key!r}")
+    return [n.decode("utf-8", "replace") if isinstance(n, bytes) else n for n in names]
 
 
 def _cat(parts):

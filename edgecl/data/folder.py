@@ -16,7 +16,7 @@ import numpy as np
 
 from edgecl.errors import DataFormatError
 
-__all__ = ["IMAGE_EXTENSIONS", "load_image_files", "load_image_folder"]
+__all__ = ["IMAGE_EXTENSIONS", "first_image_mode", "load_image_files", "load_image_folder"]
 
 IMAGE_EXTENSIONS = (
     ".png",
@@ -85,6 +85,32 @@ def _read_images(
             )
         images.append(a)
     return images
+
+
+def first_image_mode(
+    folder: str | os.PathLike[str],
+    *,
+    class_folders: bool = False,
+    extensions: Sequence[str] = IMAGE_EXTENSIONS,
+) -> str:
+    """``"L"`` or ``"RGB"``: the mode to read a folder in, from its first image (by name;
+    with ``class_folders``, of the first class sub-folder that has one): grayscale modes
+    give "L", every other (RGB, RGBA, palette, CMYK) "RGB"; no image at all gives "L"
+    (the reader then says what it expected)."""
+    d = Path(folder)
+    if not d.is_dir():
+        raise FileNotFoundError(f"expected a folder of images, got {d}")
+    subs = sorted(p for p in d.iterdir() if p.is_dir() and not p.name.startswith("."))
+    for sub in subs if class_folders else [d]:
+        files = _image_files(sub, extensions)
+        if files:
+            Image = _pillow()
+            try:
+                with Image.open(files[0]) as im:
+                    return "L" if im.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB"
+            except OSError as e:
+                raise DataFormatError(f"{files[0]}: expected a readable image, got {e}") from e
+    return "L"  # no image: the reader says what it expected
 
 
 def load_image_files(

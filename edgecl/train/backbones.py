@@ -19,11 +19,15 @@ Block order: ``conv -> BatchNorm -> MaxPool`` (the pool after BN, so on the devi
 on bits after the threshold; sign is monotone, so ``sign(max(.)) == max(sign(.))``). The
 sign is applied by the NEXT binary layer's ``input_quantizer`` (``ste_sign``). Binary convs
 use 'same' one-padding (``pad_value=1``). ``nn.Flatten`` uses torch's ``(C, H, W)`` order.
-Inputs are raw pixel values 0..255 as floats, ``(N, C, H, W)``.
+Inputs are raw pixel values 0..255 as floats, ``(N, C, H, W)``, of any size H x W (each
+side >= 4) and channel count: the convolutional backbones place their 2x2 max-pools to fit
+the input (:func:`pool_plan`), and :func:`backbone_for_input` picks and builds a backbone
+for an input shape (``"auto"``: :func:`pick_backbone`).
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Sequence
 from typing import Any
@@ -34,7 +38,18 @@ from torch import nn
 from edgecl.train.binarizers import HeavisideBinarizer, ThermometerBinarizer, ThermometerEncoder
 from edgecl.train.layers import Normalize, QuantConv2d, QuantLinear
 
-__all__ = ["BACKBONES", "BinaryNet", "build_model", "mlp", "mnist_bnn", "vgg_small"]
+__all__ = [
+    "BACKBONES",
+    "BACKBONE_CHOICES",
+    "BinaryNet",
+    "backbone_for_input",
+    "build_model",
+    "mlp",
+    "mnist_bnn",
+    "pick_backbone",
+    "pool_plan",
+    "vgg_small",
+]
 
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
@@ -149,6 +164,38 @@ def _json(v: Any) -> Any:
     return v
 
 
+def _image_size(v: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(v, numbers.Integral) and not isinstance(v, bool):
+        hw = [v, v]
+    else:
+        hw = _channels(v, "image_size", 2)
+    if len(hw) != 2 or min(hw) < 1:
+        raise ValueError(f"expected image_size as an int or (H, W), got {v!r}")
+    return int(hw[0]), int(hw[1])
+
+
+def pool_plan(h: int, w: int, slots: int, pools: int | None = None) -> list[bool]:
+    """Which of a backbone's ``slots`` pool places get a 2x2 max-pool for an ``h x w``
+    input: the first ``pools`` of them; ``pools=None`` picks ``round(log2(min(h, w) / 4))``
+    (3 for 28x28 and 32x32, 1 for 8x8, 0 for 4x4), at most ``slots``, so that the last
+    feature map is about 4 pixels a side. An explicit ``pools`` that does not fit is
+    refused with the largest that would."""
+    side = min(h, w)
+    fits = min(slots, side.bit_length() - 1)  # each pool halves (floor) both sides
+    if pools is None:
+        n = round(math.log2(side / 4)) if side >= 4 else 0
+        n = max(0, min(n, fits))
+    else:
+        n = int(pools)
+        if isinstance(pools, bool) or n < 0 or n > fits:
+            raise ValueError(
+                f"expected at most {fits} 2x2 pools for a {h}x{w} input with this backbone's "
+                f"{slots} pool places, got pools={pools!r} (pass pools <= {fits}, or None "
+                "to pick)"
+            )
+    return [i < n for i in range(slots)]
+
+
 def _first_layers(
     in_ch: int,
     c0: int,
@@ -176,12 +223,16 @@ def mnist_bnn(
     input_levels: int = 3,
     pad_value: float = 1.0,
     in_channels: int = 1,
-    image_size: int = 28,
+    image_size: int | Sequence[int] = 28,
+    pools: int | None = None,
     mean: float | Sequence[float] = MNIST_MEAN,
     std: float | Sequence[float] = MNIST_STD,
 ) -> BinaryNet:
-    """Binary CNN for 28x28x1: float conv c0 -> BN -> pool, then binary conv blocks
-    (conv -> BN -> pool) for the other channels, flatten, D-bit binarizer, float head.
+    """Binary CNN (28x28x1 by default; any ``image_size`` int or (H, W) and
+    ``in_channels``): float conv c0 -> BN -> pool, then binary conv blocks (conv -> BN ->
+    pool) for the other channels, flatten, D-bit binarizer, float head. A pool place after
+    every conv; :func:`pool_plan` says which get one (``pools``: how many, None: fit the
+    input).
 
     ``fully_binary=True``: the input is thermometer-coded on ``input_levels`` ±1 channels
     and the first conv is binary too. ``levels`` is the thermometer embedding's p.
@@ -196,25 +247,27 @@ def mnist_bnn(
         input_levels=input_levels,
         pad_value=float(pad_value),
         in_channels=in_channels,
-        image_size=image_size,
+        image_size=_json(image_size),
+        pools=pools,
         mean=_json(mean),
         std=_json(std),
     )
     n_classes = int(_pos("n_classes", n_classes))
     ch = _channels(channels)
-    size = _pos("image_size", image_size)
+    h, w = _image_size(image_size)
     in_ch = _pos("in_channels", in_channels)
+    plan = pool_plan(h, w, len(ch), pools)
     layers = _first_layers(in_ch, ch[0], mean, std, fully_binary, input_levels, pad_value)
-    layers += [nn.BatchNorm2d(ch[0]), nn.MaxPool2d(2)]
-    size //= 2
-    for cin, cout in zip(ch[:-1], ch[1:], strict=True):
-        layers += [_bconv(cin, cout, pad_value), nn.BatchNorm2d(cout), nn.MaxPool2d(2)]
-        size //= 2
-    if size < 1:
-        raise ValueError(f"expected image_size large enough for {len(ch)} pools, got {image_size}")
+    layers += [nn.BatchNorm2d(ch[0])]
+    for i, cout in enumerate(ch):
+        if i:
+            layers += [_bconv(ch[i - 1], cout, pad_value), nn.BatchNorm2d(cout)]
+        if plan[i]:
+            layers.append(nn.MaxPool2d(2))
+            h, w = h // 2, w // 2
     layers += [
         nn.Flatten(),
-        _binarizer(ch[-1] * size * size, embedding, n_bits, levels, binary_embedding),
+        _binarizer(ch[-1] * h * w, embedding, n_bits, levels, binary_embedding),
     ]
     features = nn.Sequential(*layers)
     head = nn.Linear(features[-1].n_bits, n_classes)
@@ -235,12 +288,15 @@ def vgg_small(
     input_levels: int = 3,
     pad_value: float = 1.0,
     in_channels: int = 3,
-    image_size: int = 32,
+    image_size: int | Sequence[int] = 32,
+    pools: int | None = None,
     mean: float | Sequence[float] = CIFAR_MEAN,
     std: float | Sequence[float] = CIFAR_STD,
 ) -> BinaryNet:
-    """VGG-small-like binary CNN for 32x32x3: float conv c0, binary convs for the rest,
-    each ``conv -> BN``, a max-pool after every second conv, flatten, binarizer, float head."""
+    """VGG-small-like binary CNN (32x32x3 by default; any ``image_size`` and
+    ``in_channels``): float conv c0, binary convs for the rest, each ``conv -> BN``, a pool
+    place after every second conv (and after the last of an odd count), flatten,
+    binarizer, float head; :func:`pool_plan` says which places get a 2x2 max-pool."""
     kwargs = dict(
         embedding=embedding,
         n_bits=n_bits,
@@ -251,29 +307,32 @@ def vgg_small(
         input_levels=input_levels,
         pad_value=float(pad_value),
         in_channels=in_channels,
-        image_size=image_size,
+        image_size=_json(image_size),
+        pools=pools,
         mean=_json(mean),
         std=_json(std),
     )
     n_classes = int(_pos("n_classes", n_classes))
     ch = _channels(channels)
-    size = _pos("image_size", image_size)
+    h, w = _image_size(image_size)
     in_ch = _pos("in_channels", in_channels)
+    places = [i for i in range(1, len(ch)) if i % 2 == 1]
+    if len(ch) % 2 == 1:  # an odd count: the last conv gets its pool place too
+        places.append(len(ch) - 1)
+    plan = dict(zip(places, pool_plan(h, w, len(places), pools), strict=True))
     layers = _first_layers(in_ch, ch[0], mean, std, fully_binary, input_levels, pad_value)
     layers += [nn.BatchNorm2d(ch[0])]
-    for i, (cin, cout) in enumerate(zip(ch[:-1], ch[1:], strict=True), start=1):
-        layers += [_bconv(cin, cout, pad_value), nn.BatchNorm2d(cout)]
-        if i % 2 == 1:
+    for i in range(1, len(ch)):
+        layers += [_bconv(ch[i - 1], ch[i], pad_value), nn.BatchNorm2d(ch[i])]
+        if plan.get(i, False):
             layers.append(nn.MaxPool2d(2))
-            size //= 2
-    if len(ch) % 2 == 1:  # an odd count: the last conv gets its pool too
+            h, w = h // 2, w // 2
+    if len(ch) == 1 and plan.get(0, False):
         layers.append(nn.MaxPool2d(2))
-        size //= 2
-    if size < 1:
-        raise ValueError(f"expected image_size large enough for the pools, got {image_size}")
+        h, w = h // 2, w // 2
     layers += [
         nn.Flatten(),
-        _binarizer(ch[-1] * size * size, embedding, n_bits, levels, binary_embedding),
+        _binarizer(ch[-1] * h * w, embedding, n_bits, levels, binary_embedding),
     ]
     features = nn.Sequential(*layers)
     head = nn.Linear(features[-1].n_bits, n_classes)
@@ -345,6 +404,66 @@ def mlp(
 
 
 BACKBONES = {"mnist_bnn": mnist_bnn, "vgg_small": vgg_small, "mlp": mlp}
+#: What ``--backbone`` takes: a name of :data:`BACKBONES`, or "auto" (:func:`pick_backbone`).
+BACKBONE_CHOICES = ("auto", "mnist_bnn", "vgg_small", "mlp")
+
+
+def pick_backbone(input_shape: Sequence[int]) -> str:
+    """The "auto" backbone for an ``(H, W, C)`` input: ``mlp`` when a side is under 8
+    pixels (too small for a conv stack to pay), ``vgg_small`` for 3 channels and sides of
+    32 or more, else ``mnist_bnn``."""
+    h, w, c = (int(v) for v in input_shape)
+    if min(h, w) < 8:
+        return "mlp"
+    if c == 3 and min(h, w) >= 32:
+        return "vgg_small"
+    return "mnist_bnn"
+
+
+def backbone_for_input(
+    name: str,
+    n_classes: int,
+    input_shape: Sequence[int],
+    *,
+    n_bits: int = 512,
+    channels: Sequence[int] | None = None,
+    pools: int | None = None,
+    mean: float | Sequence[float] | None = None,
+    std: float | Sequence[float] | None = None,
+) -> BinaryNet:
+    """Build backbone ``name`` (or "auto") for raw inputs of ``input_shape`` (H, W, C).
+        ``channels`` are the conv channels (``mlp``: the hidden sizes; None: the backbone's
+        default), ``pools`` the 2x2 pools (None: fit the input; not for ``mlp``); ``mean`` and
+        ``std`` (per channel, of pixels in [0, 1]) default to MNIST's for one channel and
+    CIFAR's for three. A combination
+        that cannot work raises ``ValueError`` naming what would."""
+    if name not in BACKBONE_CHOICES:
+        raise ValueError(f"expected backbone in {BACKBONE_CHOICES}, got {name!r}")
+    if len(input_shape) != 3:
+        raise ValueError(f"expected an input shape (H, W, C), got {tuple(input_shape)}")
+    h, w, c = (_pos("input_shape", v) for v in input_shape)
+    if min(h, w) < 4:
+        raise ValueError(f"expected inputs of at least 4x4, got {h}x{w} (resize them)")
+    name = pick_backbone((h, w, c)) if name == "auto" else name
+    if mean is None or std is None:  # the usual statistics for the channel count
+        mean, std = (MNIST_MEAN, MNIST_STD) if c == 1 else (CIFAR_MEAN, CIFAR_STD)
+        if c not in (1, 3):
+            mean, std = (0.5,) * c, (0.25,) * c
+    kw: dict[str, Any] = {"n_bits": n_bits, "mean": mean, "std": std}
+    if name == "mlp":
+        if pools is not None:
+            raise ValueError(
+                "expected no pools with the mlp backbone (it has none); "
+                "pass a convolutional backbone (mnist_bnn, vgg_small) for pools"
+            )
+        if channels is not None:
+            kw["hidden"] = tuple(channels)
+        return mlp(n_classes, in_shape=(c, h, w), **kw)
+    if channels is not None:
+        kw["channels"] = tuple(channels)
+    return BACKBONES[name](
+        n_classes, in_channels=c, image_size=[h, w] if h != w else h, pools=pools, **kw
+    )
 
 
 def build_model(config: dict[str, Any]) -> BinaryNet:

@@ -51,6 +51,26 @@ CASES = [
         (3, 32, 32),
     ),
     (mlp, dict(hidden=(19, 23), n_bits=13), (1, 28, 28)),
+    (mnist_bnn, dict(channels=(4, 5), n_bits=9, image_size=(12, 20)), (1, 12, 20)),
+    (
+        mnist_bnn,
+        dict(
+            channels=(4, 5, 6),
+            n_bits=9,
+            image_size=8,
+            in_channels=3,
+            mean=(0.5,) * 3,
+            std=(0.25,) * 3,
+        ),
+        (3, 8, 8),
+    ),
+    (vgg_small, dict(channels=(4, 5, 6, 7), n_bits=9, image_size=64), (3, 64, 64)),
+    (
+        vgg_small,
+        dict(channels=(4, 5, 6), n_bits=9, image_size=4, in_channels=1, mean=0.5, std=0.25),
+        (1, 4, 4),
+    ),
+    (mnist_bnn, dict(channels=(4, 5, 6), n_bits=9, image_size=16, pools=1), (1, 16, 16)),
     (
         mlp,
         dict(hidden=(11,), n_bits=8, fully_binary=True, embedding="thermometer", levels=2),
@@ -179,3 +199,53 @@ def test_numpy_arguments_give_a_plain_config(tmp_path):
     assert load_checkpoint(path)[1]["meta"]["t"] == str(torch.__version__)
     with pytest.raises(TypeError, match="JSON"):
         save_checkpoint(model, tmp_path / "bad.pt", class_names=["x", "y"], meta={"a": np.int64(1)})
+
+
+def _pools(model) -> int:
+    return sum(isinstance(m, nn.MaxPool2d) for m in model.features)
+
+
+def test_pool_plan_fits_the_input():
+    from edgecl.train.backbones import pool_plan
+
+    assert pool_plan(28, 28, 3) == [True, True, True]  # 28 -> 14 -> 7 -> 3, as before
+    assert pool_plan(32, 32, 3) == [True, True, True]
+    assert pool_plan(8, 8, 3) == [True, False, False]
+    assert pool_plan(4, 4, 3) == [False, False, False]
+    assert pool_plan(12, 20, 3) == [True, True, False]
+    assert pool_plan(64, 64, 3) == [True, True, True]  # at most one per place
+    assert pool_plan(4, 4, 3, pools=2) == [True, True, False]
+    with pytest.raises(ValueError, match="at most 2 2x2 pools for a 4x4 input"):
+        pool_plan(4, 4, 3, pools=3)
+    with pytest.raises(ValueError, match="pools <= 1"):
+        pool_plan(16, 16, 1, pools=2)
+
+
+def test_defaults_keep_their_layouts():
+    assert _pools(mnist_bnn(3)) == 3 and mnist_bnn(3).features[-1].proj.in_features == 2304
+    vgg = vgg_small(3)
+    assert _pools(vgg) == 3 and vgg.features[-1].proj.in_features == 512 * 4 * 4
+
+
+def test_backbone_for_input_picks_and_refuses():
+    from edgecl.train.backbones import BACKBONE_CHOICES, backbone_for_input, pick_backbone
+
+    assert BACKBONE_CHOICES == ("auto", "mnist_bnn", "vgg_small", "mlp")
+    assert pick_backbone((28, 28, 1)) == "mnist_bnn"
+    assert pick_backbone((32, 32, 3)) == "vgg_small"
+    assert pick_backbone((16, 16, 3)) == "mnist_bnn"
+    assert pick_backbone((4, 6, 1)) == "mlp"
+    for shape in [(8, 8, 1), (16, 16, 1), (32, 32, 3), (64, 64, 3), (12, 20, 1), (4, 4, 1)]:
+        for name in BACKBONE_CHOICES:
+            m = backbone_for_input(name, 2, shape, n_bits=8, channels=(4, 6))
+            h, w, c = shape
+            assert m(torch.zeros(2, c, h, w)).shape == (2, 2), (shape, name)
+            assert m.config["backbone"] == (pick_backbone(shape) if name == "auto" else name)
+    with pytest.raises(ValueError, match="at least 4x4"):
+        backbone_for_input("auto", 2, (3, 8, 1))
+    with pytest.raises(ValueError, match="pools <= 2"):
+        backbone_for_input("mnist_bnn", 2, (4, 4, 1), pools=3)
+    with pytest.raises(ValueError, match="no pools with the mlp"):
+        backbone_for_input("mlp", 2, (8, 8, 1), pools=1)
+    with pytest.raises(ValueError, match="backbone in"):
+        backbone_for_input("resnet", 2, (8, 8, 1))

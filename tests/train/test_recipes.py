@@ -48,3 +48,24 @@ def test_config_is_checked():
     ):
         with pytest.raises(ValueError):
             BaseTrainConfig(**bad)
+
+
+def test_the_network_check_draws_no_weights_from_the_seeded_generator(tiny, tmp_path, monkeypatch):
+    """The network F starts from ``torch.manual_seed(seed)`` as it always did: checking the
+    backbone for the input (which builds one) happens before the seed is set."""
+    import torch
+
+    from edgecl.train import mnist_bnn, recipes
+
+    started = {}
+
+    def record(model, *args, **kwargs):
+        started.update({k: v.clone() for k, v in model.state_dict().items()})
+
+    monkeypatch.setattr(recipes, "_fit_pretext", record)
+    cfg = BaseTrainConfig(n_bits=32, channels=(4, 8, 8), seed=3)
+    train_base(cfg, tiny, tmp_path / "b.pt", classes=[0, 1, 2], log=lambda m: None)
+    torch.manual_seed(3)
+    fresh = mnist_bnn(3 * 8, n_bits=32, channels=(4, 8, 8)).state_dict()
+    assert started.keys() == fresh.keys()
+    assert all(torch.equal(started[k], fresh[k]) for k in fresh)
