@@ -6,7 +6,7 @@
 (c) every Numba-compiled function (``@njit``, ``@jit``, ...) lives under ``edgecl/kernels/``;
 (d) no private name (``_x``) or private module imported across edgecl's top-level
     subpackages (``edgecl.device`` importing ``edgecl.memory._common``, or
-    ``from edgecl.kernels.fused import _block``).
+    ``from edgecl.kernels.block import _block``).
 
 Each failure lists every offender. Imports under ``if TYPE_CHECKING:`` never run, so they
 are not import edges.

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from edgecl.kernels.bits import WORD_DTYPE, n_words
-from edgecl.kernels.fused import gather_patch, tap_offsets
+from edgecl.kernels.block import gather_patch, tap_offsets
 from edgecl.kernels.pool import maxpool_bits_reference
 from edgecl.kernels.threshold import threshold_float_reference
 

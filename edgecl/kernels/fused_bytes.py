@@ -1,4 +1,4 @@
-"""The vector cores of the fused binary block (:mod:`edgecl.kernels.fused`), and its padding.
+"""The vector cores of the fused binary block (:mod:`edgecl.kernels.block`), and its padding.
 
 The same products as the word cores there, for the AVX2 / NEON / AVX-512BW strategies
 (:mod:`edgecl.kernels.popcount`): output channels ``lanes`` at a time in vector registers

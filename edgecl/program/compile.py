@@ -4,7 +4,7 @@ fused kernel exists, every other op alone.
 Fused steps (constants laid out once, here): ``conv2d_float -> threshold_float (repeat 1)
 [-> maxpool_bits]`` (:func:`edgecl.kernels.first_layer.conv_threshold_pool`),
 ``conv2d_binary -> threshold [-> maxpool_bits]`` and ``dense_binary -> threshold``
-(:func:`edgecl.kernels.fused.run_block`). The compiled :class:`Program` equals
+(:func:`edgecl.kernels.block.run_block`). The compiled :class:`Program` equals
 :func:`edgecl.program.run.run_layers` bit for bit.
 """
 
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgecl.kernels.block import BinaryBlock, prepare_block, run_block
 from edgecl.kernels.first_layer import FirstLayer, conv_threshold_pool, prepare_first_layer
-from edgecl.kernels.fused import BinaryBlock, prepare_block, run_block
 from edgecl.program.kernelset import fast_kernels
 from edgecl.program.ops import (
     Conv2dBinary,

@@ -40,7 +40,7 @@ import importlib
 import edgecl.kernels
 from numba.core.dispatcher import Dispatcher
 mods = [importlib.import_module("edgecl.kernels." + n) for n in (
-    "dense", "conv", "threshold", "pool", "float_dense", "head", "bmm", "sampling", "fused",
+    "dense", "conv", "threshold", "pool", "float_dense", "head", "bmm", "sampling", "block",
     "bytegemm", "fused_bytes", "outvec", "popcount")]
 found = 0
 for mod in mods:

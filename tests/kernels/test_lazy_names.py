@@ -8,7 +8,7 @@ import pytest
 
 @pytest.mark.parametrize(
     "first",
-    ["import edgecl.kernels.threshold", "import edgecl.kernels.fused", "pass"],
+    ["import edgecl.kernels.threshold", "import edgecl.kernels.block", "pass"],
 )
 def test_threshold_is_the_function_after_any_import(first):
     code = (

@@ -19,9 +19,9 @@ from edgecl.kernels import (
     pack_bits,
     tail_mask,
 )
+from edgecl.kernels.block import prepare_block, run_block_strategy
 from edgecl.kernels.conv import _check_conv, conv_words
 from edgecl.kernels.dense import dense_words
-from edgecl.kernels.fused import prepare_block, run_block_strategy
 from edgecl.kernels.popcount import (
     STRATEGIES,
     NumbaTarget,
