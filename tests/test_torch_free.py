@@ -38,6 +38,7 @@ DEVICE_MODULES = [
     "edgecl.device.persist",
     "edgecl.device.scores",
     "edgecl.program",
+    "edgecl.program.lowering",
     "edgecl.kernels.first_layer",
     "edgecl.demo",
     "edgecl.data",

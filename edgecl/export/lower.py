@@ -34,6 +34,7 @@ from torch import nn
 from edgecl.errors import ExportError
 from edgecl.export.thresholds import StepFn, float_thresholds, int_thresholds
 from edgecl.kernels.bits import WORD_BITS, pack_signs
+from edgecl.program.lowering import append_op
 from edgecl.program.ops import (
     Affine,
     Conv2dBinary,
@@ -213,18 +214,9 @@ class _Lowerer:
     def emit(
         self, op: type[Op], source: str, out_shape, arrays: dict[str, np.ndarray], **params
     ) -> None:
-        i = len(self.ops)
-        refs: dict[str, str | None] = {}
-        for key, value in arrays.items():
-            if value is None:
-                refs[key] = None
-                continue
-            name = f"layers.{i}.{key}"
-            self.out.arrays[name] = value
-            refs[key] = name
-        shape = tuple(int(s) for s in out_shape)
-        self.ops.append(op(in_shape=self.v.shape, out_shape=shape, source=source, **refs, **params))
-        self.v.shape = shape
+        self.v.shape = append_op(
+            self.ops, self.out.arrays, op, source, self.v.shape, out_shape, arrays, **params
+        )
 
     def layout(self) -> str:
         if len(self.v.shape) == 1:
