@@ -39,6 +39,7 @@ DEVICE_MODULES = [
     "edgecl.device.scores",
     "edgecl.program",
     "edgecl.program.lowering",
+    "edgecl.base_bundle",
     "edgecl.kernels.first_layer",
     "edgecl.demo",
     "edgecl.data",
