@@ -37,6 +37,7 @@ from edgecl.larq.layers import (
     Rescale,
     Spec,
 )
+from edgecl.larq.layers import _fail as _layer_error
 from edgecl.program.lowering import append_op, bisect_float_thresholds, int_thresholds_from_bits
 from edgecl.program.ops import (
     Affine,
@@ -59,14 +60,8 @@ Fn = Callable[[np.ndarray], np.ndarray]
 
 
 def _fail(spec: Any, why: str) -> ExportError:
-    layer = spec.layer
-    return ExportError(
-        f"cannot import layer {layer.name!r} ({layer.class_name}): {why}; supported: "
-        + "; ".join(SUPPORTED_LAYERS),
-        module_path=layer.name,
-        module_type=layer.class_name,
-        supported=SUPPORTED_LAYERS,
-    )
+    """The ExportError naming ``spec``'s Keras layer (:mod:`edgecl.larq.layers`' rule)."""
+    return _layer_error(spec.layer, why)
 
 
 @dataclass
