@@ -38,7 +38,12 @@ from edgecl.larq.layers import (
     Spec,
 )
 from edgecl.larq.layers import _fail as _layer_error
-from edgecl.program.lowering import append_op, bisect_float_thresholds, int_thresholds_from_bits
+from edgecl.program.lowering import (
+    append_op,
+    binary_dense,
+    bisect_float_thresholds,
+    int_thresholds_from_bits,
+)
 from edgecl.program.ops import (
     Affine,
     Conv2dBinary,
@@ -277,25 +282,9 @@ class _Lowerer:
         if fin != f:
             raise _fail(spec, f"{fin} inputs for a value with {f}")
         if binary:
-            wq = spec.kernel.T  # (O, F), F in (H, W, C) order
-            flat = self.v.flat_from
-            if flat is not None:
-                hh, ww, cc = flat
-                packed = pack_signs(wq.reshape(o, hh, ww, cc), axis=-1).reshape(o, -1)
-                n = packed.shape[1] * WORD_BITS
-            else:
-                packed, n = pack_signs(wq, axis=-1), f
-            # after a Flatten of bits each pixel holds n_words(C) words: the kernel counts
-            # every word (tail bits 0 in both operands) and `offset` takes them back
-            self.emit(
-                DenseBinary,
-                spec.layer.name,
-                (o,),
-                {"weight": np.ascontiguousarray(packed)},
-                n=int(n),
-                offset=-int(n - f),
-                bits=1,
-            )
+            # spec.kernel.T: (O, F), F in (H, W, C) order
+            arrays, params = binary_dense(spec.kernel.T, self.v.flat_from)
+            self.emit(DenseBinary, spec.layer.name, (o,), arrays, **params)
             self.v.kind, self.v.fan_in = "int", f
         else:
             self.emit(

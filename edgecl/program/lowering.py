@@ -1,7 +1,8 @@
 """What the torch exporter (:mod:`edgecl.export.lower`) and the Larq importer
 (:mod:`edgecl.larq.lower`) share in lowering a model to the layer program, torch-free:
 BatchNorm + sign folded into thresholds, read off the bits each one's own forward computes,
-and the op appended with its arrays (:func:`append_op`).
+the packed weight of a binary dense layer (:func:`binary_dense`) and the op appended with its
+arrays (:func:`append_op`).
 
 A binary layer's accumulator is an integer in ``[-n, n]`` (n = fan-in). The bit that the
 biases, BatchNorms and step after it compute is evaluated on every integer of that range
@@ -20,9 +21,10 @@ from typing import Any
 import numpy as np
 
 from edgecl.errors import ExportError
+from edgecl.kernels.bits import WORD_BITS, pack_signs
 from edgecl.program.ops import Op
 
-__all__ = ["append_op", "bisect_float_thresholds", "int_thresholds_from_bits"]
+__all__ = ["append_op", "binary_dense", "bisect_float_thresholds", "int_thresholds_from_bits"]
 
 _F32_MAX = float(np.finfo(np.float32).max)
 
@@ -118,3 +120,23 @@ def append_op(
     shape = tuple(int(s) for s in out_shape)
     ops.append(op(in_shape=in_shape, out_shape=shape, source=source, **refs, **params))
     return shape
+
+
+def binary_dense(
+    weight: np.ndarray, flat_from: tuple[int, int, int] | None
+) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """``(arrays, params)`` of a ``DenseBinary`` op on f input bits: ``weight`` (O, F) the
+    ±1 (sign-quantized) weight with F in the device's (H, W, C) order (or (O, H, W, C)),
+    ``flat_from`` the (H, W, C) the input bits were flattened from (None: not flattened).
+
+    After a Flatten of bits each pixel holds n_words(C) words: the kernel counts every word
+    (tail bits are 0 in both operands, so they agree) and ``offset`` removes the (n - f)
+    agreeing tail positions from the ±1 dot product."""
+    o = weight.shape[0]
+    f = int(np.prod(weight.shape[1:]))
+    if flat_from is not None:
+        packed = pack_signs(weight.reshape(o, *flat_from), axis=-1).reshape(o, -1)
+        n = packed.shape[1] * WORD_BITS  # (O, H*W*n_words(C)) words
+    else:
+        packed, n = pack_signs(weight, axis=-1), f
+    return {"weight": np.ascontiguousarray(packed)}, {"n": int(n), "offset": -int(n - f), "bits": 1}
