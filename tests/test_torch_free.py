@@ -38,6 +38,8 @@ DEVICE_MODULES = [
     "edgecl.device.persist",
     "edgecl.device.scores",
     "edgecl.program",
+    "edgecl.program.lowering",
+    "edgecl.base_bundle",
     "edgecl.kernels.first_layer",
     "edgecl.demo",
     "edgecl.data",

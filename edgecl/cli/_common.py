@@ -35,11 +35,13 @@ __all__ = [
     "SIZE_HELP",
     "Command",
     "UsageError",
+    "add_class_memory_arguments",
     "add_hidden_alias",
     "add_seed",
     "add_threads",
     "check_data_set_path",
     "check_targets",
+    "class_memory_options",
     "compile_notice",
     "emit_json",
     "load_samples",
@@ -157,6 +159,76 @@ def add_seed(p: argparse.ArgumentParser, what: str) -> None:
 def add_hidden_alias(p: argparse.ArgumentParser, flag: str, dest: str, **kw: Any) -> None:
     """An old spelling kept for one release, hidden from ``--help``."""
     p.add_argument(flag, dest=dest, default=argparse.SUPPRESS, help=argparse.SUPPRESS, **kw)
+
+
+def add_class_memory_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of the class memory, the budget and the head that a new bundle is written
+    with (``edgecl export``, ``edgecl import-larq``); read by :func:`class_memory_options`."""
+    p.add_argument(
+        "--memory",
+        choices=("gbm", "latent", "none"),
+        default="gbm",
+        help="class memory fitted on the base classes (default gbm)",
+    )
+    p.add_argument("--components", type=int, help="GBM prototypes per class K (default 8)")
+    p.add_argument("--bits", type=int, help="GBM bits per prototype value q (default 8)")
+    p.add_argument("--per-class", type=int, help="latent buffer exemplars per class E")
+    p.add_argument(
+        "--budget",
+        type=parse_bytes,
+        help=f"budget of stored bytes (class memory + head), e.g. 64KiB; {SIZE_HELP}",
+    )
+    p.add_argument(
+        "--policy",
+        choices=("strict", "adapt"),
+        default="strict",
+        help="when a class does not fit the budget: strict refuses (BudgetError), adapt "
+        "shrinks the class memory (default strict)",
+    )
+    p.add_argument(
+        "--head-bits",
+        type=int,
+        choices=(32, 16, 8),
+        default=32,
+        help="stored precision of the head's weights: 32 (default), 16, or 8 (int8 + a scale)",
+    )
+    p.add_argument(
+        "--gbm-weight",
+        type=float,
+        default=0.0,
+        help="predictions add this times the GBM log-likelihood's log-softmax (default 0)",
+    )
+
+
+def class_memory_options(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """``(memory, budget, head)`` from the flags of :func:`add_class_memory_arguments`: a
+    ``GBMConfig``, ``LatentBufferConfig`` or None; a ``Budget`` or None; a ``HeadSpec``.
+    Flags that do not go together, or values the configs refuse, are a :class:`UsageError`."""
+    gbm_opts = args.components is not None or args.bits is not None
+    if args.memory != "gbm" and gbm_opts:
+        raise UsageError("--components/--bits go with --memory gbm")
+    if args.memory != "latent" and args.per_class is not None:
+        raise UsageError("--per-class goes with --memory latent")
+    if args.memory == "none" and args.budget is not None:
+        raise UsageError("--budget needs a class memory (--memory gbm or latent)")
+    from edgecl.bundle import HeadSpec
+    from edgecl.memory import Budget, GBMConfig, LatentBufferConfig
+
+    try:
+        if args.memory == "gbm":
+            memory: Any = GBMConfig(
+                components=8 if args.components is None else args.components,
+                bits=8 if args.bits is None else args.bits,
+            )
+        elif args.memory == "latent":
+            memory = LatentBufferConfig(per_class=20 if args.per_class is None else args.per_class)
+        else:
+            memory = None
+        budget = None if args.budget is None else Budget(args.budget, args.policy)
+        head = HeadSpec(bits=args.head_bits, gbm_weight=args.gbm_weight)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(str(exc)) from exc
+    return memory, budget, head
 
 
 # -- output --------------------------------------------------------------------------------

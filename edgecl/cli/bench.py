@@ -160,23 +160,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     source = None if args.data is None else str(args.data)
     compiled = compile_notice(args)
     if args.what == "latency":
-        rep = bench_latency(
-            rt,
-            batch=args.batch,
-            repeat=args.repeat,
-            learn_samples=args.learn_samples,
-            learn_repeat=args.learn_repeat,
-            data=data,
-            source=source,
-            seed=args.seed,
-        )
-        r = {"command": "bench latency", "bundle": str(args.bundle), "load_ms": load_ms}
-        if rt.backend != "numba":  # the same measurement on the Numba backend, beside it
-            from edgecl.device import Runtime
 
-            numba_rt = Runtime.load(args.bundle, threads=args.threads)
-            beside = bench_latency(
-                numba_rt,
+        def latency(runtime: Any) -> Any:
+            return bench_latency(
+                runtime,
                 batch=args.batch,
                 repeat=args.repeat,
                 learn_samples=args.learn_samples,
@@ -185,7 +172,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
                 source=source,
                 seed=args.seed,
             )
-            r["beside"] = beside.to_dict()
+
+        rep = latency(rt)
+        r = {"command": "bench latency", "bundle": str(args.bundle), "load_ms": load_ms}
+        if rt.backend != "numba":  # the same measurement on the Numba backend, beside it
+            from edgecl.device import Runtime
+
+            r["beside"] = latency(Runtime.load(args.bundle, threads=args.threads)).to_dict()
     else:
         rep = bench_memory(
             rt, learn_samples=args.learn_samples, data=data, source=source, seed=args.seed

@@ -10,16 +10,16 @@ from typing import Any
 
 from edgecl.cli._common import (
     EXIT_OK,
-    SIZE_HELP,
     UsageError,
+    add_class_memory_arguments,
     add_hidden_alias,
     add_seed,
     add_threads,
     check_data_set_path,
     check_targets,
+    class_memory_options,
     compile_notice,
     emit_json,
-    parse_bytes,
     require_extras,
     status,
 )
@@ -36,40 +36,7 @@ def add_export(p: argparse.ArgumentParser) -> None:
         help="also write the forward graph (ONNX) here, and store in the bundle the learning "
         "graphs of backend='onnxruntime' (predict and learn with onnxruntime alone)",
     )
-    p.add_argument(
-        "--memory",
-        choices=("gbm", "latent", "none"),
-        default="gbm",
-        help="class memory fitted on the base classes (default gbm)",
-    )
-    p.add_argument("--components", type=int, help="GBM prototypes per class K (default 8)")
-    p.add_argument("--bits", type=int, help="GBM bits per prototype value q (default 8)")
-    p.add_argument("--per-class", type=int, help="latent buffer exemplars per class E")
-    p.add_argument(
-        "--budget",
-        type=parse_bytes,
-        help=f"budget of stored bytes (class memory + head), e.g. 64KiB; {SIZE_HELP}",
-    )
-    p.add_argument(
-        "--policy",
-        choices=("strict", "adapt"),
-        default="strict",
-        help="when a class does not fit the budget: strict refuses (BudgetError), adapt "
-        "shrinks the class memory (default strict)",
-    )
-    p.add_argument(
-        "--head-bits",
-        type=int,
-        choices=(32, 16, 8),
-        default=32,
-        help="stored precision of the head's weights: 32 (default), 16, or 8 (int8 + a scale)",
-    )
-    p.add_argument(
-        "--gbm-weight",
-        type=float,
-        default=0.0,
-        help="predictions add this times the GBM log-likelihood's log-softmax (default 0)",
-    )
+    add_class_memory_arguments(p)
     p.add_argument(
         "--data",
         dest="calibration_data",
@@ -99,29 +66,6 @@ def add_export(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
 
 
-def _memory_config(args: argparse.Namespace) -> Any:
-    gbm_opts = args.components is not None or args.bits is not None
-    if args.memory != "gbm" and gbm_opts:
-        raise UsageError("--components/--bits go with --memory gbm")
-    if args.memory != "latent" and args.per_class is not None:
-        raise UsageError("--per-class goes with --memory latent")
-    if args.memory == "none":
-        if args.budget is not None:
-            raise UsageError("--budget needs a class memory (--memory gbm or latent)")
-        return None
-    from edgecl.memory import GBMConfig, LatentBufferConfig
-
-    try:
-        if args.memory == "gbm":
-            return GBMConfig(
-                components=8 if args.components is None else args.components,
-                bits=8 if args.bits is None else args.bits,
-            )
-        return LatentBufferConfig(per_class=20 if args.per_class is None else args.per_class)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(str(exc)) from exc
-
-
 def _calibration(args: argparse.Namespace, class_names: Sequence[str], meta: dict[str, Any]):
     """Calibration samples of the checkpoint's classes from ``--data`` (any data set form;
     default the shipped sample), resized to the checkpoint's input when it records one."""
@@ -147,16 +91,14 @@ def _calibration(args: argparse.Namespace, class_names: Sequence[str], meta: dic
 
 
 def _export_config(args: argparse.Namespace) -> Any:
-    memory = _memory_config(args)
-    from edgecl.export import ExportConfig, HeadConfig
-    from edgecl.memory import Budget
+    memory, budget, head = class_memory_options(args)
+    from edgecl.export import ExportConfig
 
     try:
-        budget = None if args.budget is None else Budget(args.budget, args.policy)
         return ExportConfig(
             memory=memory,
             budget=budget,
-            head=HeadConfig(bits=args.head_bits, gbm_weight=args.gbm_weight),
+            head=head,
             seed=args.seed,
             allow_differing_samples=args.allow_differing_samples,
         )

@@ -9,18 +9,17 @@ from typing import Any
 
 from edgecl.cli._common import (
     EXIT_OK,
-    SIZE_HELP,
     UsageError,
+    add_class_memory_arguments,
     add_seed,
     add_threads,
     check_targets,
+    class_memory_options,
     compile_notice,
     emit_json,
-    parse_bytes,
     require_extras,
     status,
 )
-from edgecl.cli.export import _memory_config
 
 __all__ = ["add_import_larq", "cmd_import_larq", "load_labelled"]
 
@@ -61,38 +60,7 @@ def add_import_larq(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--mean", type=_floats, default=[0.0], metavar="M", help="per channel, a,b,c")
     p.add_argument("--std", type=_floats, default=[1.0], metavar="STD", help="per channel")
-    p.add_argument(
-        "--memory",
-        choices=("gbm", "latent", "none"),
-        default="gbm",
-        help="class memory fitted on the base classes (default gbm)",
-    )
-    p.add_argument("--components", type=int, help="GBM prototypes per class K (default 8)")
-    p.add_argument("--bits", type=int, help="GBM bits per prototype value q (default 8)")
-    p.add_argument("--per-class", type=int, help="latent buffer exemplars per class E")
-    p.add_argument(
-        "--budget", type=parse_bytes, help=f"budget of stored bytes, e.g. 64KiB; {SIZE_HELP}"
-    )
-    p.add_argument(
-        "--policy",
-        choices=("strict", "adapt"),
-        default="strict",
-        help="when a class does not fit the budget: strict refuses (BudgetError), adapt "
-        "shrinks the class memory (default strict)",
-    )
-    p.add_argument(
-        "--head-bits",
-        type=int,
-        choices=(32, 16, 8),
-        default=32,
-        help="stored precision of the head's weights: 32 (default), 16, or 8 (int8 + a scale)",
-    )
-    p.add_argument(
-        "--gbm-weight",
-        type=float,
-        default=0.0,
-        help="predictions add this times the GBM log-likelihood's log-softmax (default 0)",
-    )
+    add_class_memory_arguments(p)
     p.add_argument(
         "--samples",
         type=int,
@@ -164,16 +132,9 @@ def cmd_import_larq(args: argparse.Namespace) -> int:
     if args.samples < 1:
         raise UsageError(f"expected --samples >= 1, got {args.samples}")
     check_targets([args.output], args.overwrite)
-    memory = _memory_config(args)
-    from edgecl.bundle import HeadSpec
+    memory, budget, head = class_memory_options(args)
     from edgecl.larq import import_larq, read_keras_model
-    from edgecl.memory import Budget
 
-    try:
-        budget = None if args.budget is None else Budget(args.budget, args.policy)
-        head = HeadSpec(bits=args.head_bits, gbm_weight=args.gbm_weight)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(str(exc)) from exc
     shape = read_keras_model(args.model).input_shape
     x, labels, source = load_labelled(args.data, shape)
     names = None if args.class_names is None else [c.strip() for c in args.class_names.split(",")]

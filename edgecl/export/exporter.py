@@ -11,7 +11,6 @@ output against torch's eval output and writes the bundle atomically.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -23,23 +22,11 @@ import torch
 from torch import nn
 
 from edgecl import __version__
-from edgecl.bundle import (
-    BudgetSpec,
-    BundleInfo,
-    EmbeddingSpec,
-    HeadRefs,
-    HeadSpec,
-    InputSpec,
-    Manifest,
-    head_bytes_per_class,
-    round_head,
-    write_bundle,
-)
+from edgecl.base_bundle import BaseBundle, verify_embedding
+from edgecl.bundle import BundleInfo, HeadSpec, round_head
 from edgecl.device.runtime import Runtime
-from edgecl.errors import ExportError
 from edgecl.export.lower import check_model, lower_model
-from edgecl.kernels import binary_float_dense, pack_bits, unpack_bits
-from edgecl.memory.base_classes import fit_base_memory
+from edgecl.kernels import binary_float_dense
 from edgecl.validate import check_class_names
 
 __all__ = ["ExportConfig", "HeadConfig", "export_bundle", "torch_reference"]
@@ -172,39 +159,29 @@ def export_bundle(
         if model.head.bias is not None
         else np.zeros(len(names), np.float32)
     )
-    arrays: dict[str, np.ndarray] = dict(low.arrays)
-    arrays["head.weight"], arrays["head.bias"] = head_w, head_b
-    onnx_ref = None
+    head_onnx = None
     if config.head.onnx:
         from edgecl.export.onnx_head import head_update_bytes
 
         # the class count stays dynamic: the same graph serves classes learned later
         graph = head_update_bytes(d, None, weight_decay=config.head.weight_decay)
-        arrays["head.onnx"] = np.frombuffer(graph, np.uint8).copy()
-        onnx_ref = "head.onnx"
-    budget = config.budget
-    policy = "strict" if budget is None else str(budget.policy)
-    # the float32 head and no budget serve the verification; the budget is checked
-    # below, on the head as it will be stored (HeadConfig.bits)
-    unbounded = Manifest(
-        input=InputSpec.from_dict(low.input),
-        layers=tuple(low.layers),
-        embedding=EmbeddingSpec.from_dict(low.embedding),
-        head=dataclasses.replace(config.head, bits=32),
-        head_refs=HeadRefs(weight="head.weight", bias="head.bias", onnx=onnx_ref),
-        classes=tuple(names),
-        memory=None,
-        budget=BudgetSpec(None, policy),
-        base_classes=tuple(names),
+        head_onnx = np.frombuffer(graph, np.uint8).copy()
+    base = BaseBundle(
+        input=low.input,
+        layers=low.layers,
+        embedding=low.embedding,
+        layer_arrays=low.arrays,
+        head_weight=head_w,
+        head_bias=head_b,
+        head=config.head,
+        classes=names,
+        budget=config.budget,
         model={"config": copy.deepcopy(getattr(model, "config", None))},
+        head_onnx=head_onnx,
     )
-    runtime = Runtime(unbounded.to_dict(), arrays)
+    runtime = base.runtime
     z_words = runtime.embed(x)
-
-    head_bytes = head_bytes_per_class(d, config.head.bits) * len(names)
-    memory, plans = fit_base_memory(
-        config.memory, budget, d, names, z_words, y, head_bytes=head_bytes, seed=config.seed
-    )
+    memory, plans = base.fit_memory(config.memory, z_words, y, seed=config.seed)
 
     report: dict[str, Any] = {"verified": False}
     if verify:
@@ -220,26 +197,14 @@ def export_bundle(
                 - (binary_float_dense(z_words, rounded, d) + head_b)
             ).max()
         )
-    manifest, arrays = unbounded.with_state(
-        arrays,
-        classes=names,
-        head_weight=head_w,
-        head_bias=head_b,
+    return base.write(
+        path,
         memory=memory,
-        budget=BudgetSpec(None if budget is None else int(budget.bytes), policy),
-        head=config.head,
-        memory_extra={"export_plans": plans},
+        plans=plans,
+        export={"edgecl": __version__, "torch": torch.__version__, **report},
+        overwrite=overwrite,
+        reload_check=(x, z_words) if verify else None,
     )
-    manifest = dataclasses.replace(
-        manifest, export={"edgecl": __version__, "torch": torch.__version__, **report}
-    )
-    info = write_bundle(path, manifest.to_dict(), arrays, overwrite=overwrite)
-    if verify:
-        again = Runtime.load(path)
-        k = min(len(x), 16)
-        if not np.array_equal(again.embed(x[:k]), z_words[:k]):
-            raise ExportError(f"{path}: the reloaded bundle gives other embeddings")
-    return info
 
 
 def _verify(
@@ -247,32 +212,22 @@ def _verify(
 ) -> dict:
     k = min(len(x), limit) if limit else len(x)
     ref_bits, ref_logits = torch_reference(model, x[:k])
-    dev_bits = unpack_bits(z_words[:k], runtime.n_bits)
-    wrong = int((dev_bits != ref_bits).sum())
-    rows = int((dev_bits != ref_bits).any(axis=1).sum())
-    if rows > allowed:
-        hint = (
-            " (a few samples: probably float near-ties at a threshold, see "
-            "ExportConfig.allow_differing_samples / edgecl export --allow-differing-samples)"
-            if rows <= max(1, k // 100)
-            else ""
-        )
-        raise ExportError(
-            f"verification failed: expected the device embedding bits to equal torch's, "
-            f"got {wrong} different bits in {rows} of {k} samples (allowed: {allowed}){hint}"
-        )
-    logits = runtime.logits_from_embedding(pack_bits(ref_bits))
-    diff = float(np.abs(logits - ref_logits).max())
-    if not diff <= LOGIT_TOLERANCE:
-        raise ExportError(
-            f"verification failed: expected device logits within {LOGIT_TOLERANCE} of "
-            f"torch's, got a difference of {diff:.3g}"
-        )
-    return {
-        "verified": True,
-        "verified_samples": k,
-        "differing_samples": rows,
-        "differing_bits": wrong,
-        "max_logit_diff": diff,
-        "logit_tolerance": LOGIT_TOLERANCE,
-    }
+    return verify_embedding(
+        runtime,
+        z_words,
+        ref_bits,
+        ref_logits,
+        allowed=allowed,
+        tolerance=LOGIT_TOLERANCE,
+        reference="torch's",
+        hint=_near_tie_hint,
+    )
+
+
+def _near_tie_hint(rows: int, k: int) -> str:
+    return (
+        " (a few samples: probably float near-ties at a threshold, see "
+        "ExportConfig.allow_differing_samples / edgecl export --allow-differing-samples)"
+        if rows <= max(1, k // 100)
+        else ""
+    )

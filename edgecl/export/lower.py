@@ -33,7 +33,8 @@ from torch import nn
 
 from edgecl.errors import ExportError
 from edgecl.export.thresholds import StepFn, float_thresholds, int_thresholds
-from edgecl.kernels.bits import WORD_BITS, pack_signs
+from edgecl.kernels.bits import pack_signs
+from edgecl.program.lowering import append_op, binary_dense
 from edgecl.program.ops import (
     Affine,
     Conv2dBinary,
@@ -213,18 +214,9 @@ class _Lowerer:
     def emit(
         self, op: type[Op], source: str, out_shape, arrays: dict[str, np.ndarray], **params
     ) -> None:
-        i = len(self.ops)
-        refs: dict[str, str | None] = {}
-        for key, value in arrays.items():
-            if value is None:
-                refs[key] = None
-                continue
-            name = f"layers.{i}.{key}"
-            self.out.arrays[name] = value
-            refs[key] = name
-        shape = tuple(int(s) for s in out_shape)
-        self.ops.append(op(in_shape=self.v.shape, out_shape=shape, source=source, **refs, **params))
-        self.v.shape = shape
+        self.v.shape = append_op(
+            self.ops, self.out.arrays, op, source, self.v.shape, out_shape, arrays, **params
+        )
 
     def layout(self) -> str:
         if len(self.v.shape) == 1:
@@ -411,23 +403,8 @@ class _Lowerer:
             wq = wq.reshape(o, c, h, w).transpose(0, 2, 3, 1)  # (O, H, W, C)
         bias = None if m.bias is None else m.bias.detach().float().numpy().copy()
         if binary:
-            if flat is not None:
-                packed = pack_signs(wq, axis=-1).reshape(o, -1)  # (O, H*W*n_words(C))
-            else:
-                packed = pack_signs(wq, axis=-1)
-            # after a Flatten the words hold n_words(C) per pixel: the kernel counts every
-            # word (tail bits are 0 in both operands, so they agree) and `offset` removes
-            # the (n - f) agreeing tail positions from the ±1 dot product
-            n = packed.shape[1] * WORD_BITS if flat is not None else f
-            self.emit(
-                DenseBinary,
-                path,
-                (o,),
-                {"weight": np.ascontiguousarray(packed)},
-                n=int(n),
-                offset=-int(n - f),
-                bits=1,
-            )
+            arrays, params = binary_dense(wq, flat)
+            self.emit(DenseBinary, path, (o,), arrays, **params)
             self.v.kind, self.v.fan_in = "int", f
             if bias is not None:
                 t = torch.from_numpy(bias)

@@ -21,26 +21,14 @@ from typing import Any
 import numpy as np
 
 from edgecl import __version__
-from edgecl.bundle import (
-    BudgetSpec,
-    BundleInfo,
-    EmbeddingSpec,
-    HeadRefs,
-    HeadSpec,
-    InputSpec,
-    Manifest,
-    head_bytes_per_class,
-    write_bundle,
-)
+from edgecl.base_bundle import BaseBundle, verify_embedding
+from edgecl.bundle import BundleInfo, HeadSpec
 from edgecl.device.runtime import Runtime
-from edgecl.errors import ExportError
-from edgecl.kernels import pack_bits, unpack_bits
 from edgecl.larq.keras_h5 import KerasModel, read_keras_model
 from edgecl.larq.layers import SUPPORTED_LAYERS, parse_model
 from edgecl.larq.lower import Imported, lower_specs
 from edgecl.larq.reference import reference_forward
 from edgecl.memory import Budget, GBMConfig, LatentBufferConfig
-from edgecl.memory.base_classes import fit_base_memory
 from edgecl.validate import check_class_names
 
 __all__ = [
@@ -113,31 +101,16 @@ def _samples(calibration: Any, names: list[str], shape: tuple[int, ...]):
 def _verify(specs, runtime: Runtime, x, z_words, limit: int, allowed: int, norm: dict):
     k = min(len(x), limit) if limit else len(x)
     ref_bits, ref_logits = reference_forward(specs, x[:k], **norm)
-    dev_bits = unpack_bits(z_words[:k], runtime.n_bits)
-    wrong = int((dev_bits != ref_bits).sum())
-    rows = int((dev_bits != ref_bits).any(axis=1).sum())
-    if rows > allowed:
-        raise ExportError(
-            "verification failed: expected the device embedding bits to equal the model's "
-            f"(its float forward in NumPy), got {wrong} different bits in {rows} of {k} "
-            f"samples (allowed: {allowed})"
-        )
-    logits = runtime.logits_from_embedding(pack_bits(ref_bits))
-    diff = float(np.abs(logits - ref_logits).max())
-    tol = LOGIT_TOLERANCE * max(1.0, float(np.abs(ref_logits).max()))
-    if not diff <= tol:
-        raise ExportError(
-            f"verification failed: expected device logits within {tol:.3g} of the model's, "
-            f"got a difference of {diff:.3g}"
-        )
-    return {
-        "verified": True,
-        "verified_samples": k,
-        "differing_samples": rows,
-        "differing_bits": wrong,
-        "max_logit_diff": diff,
-        "logit_tolerance": tol,
-    }
+    return verify_embedding(
+        runtime,
+        z_words,
+        ref_bits,
+        ref_logits,
+        allowed=allowed,
+        tolerance=LOGIT_TOLERANCE * max(1.0, float(np.abs(ref_logits).max())),
+        reference="the model's",
+        reference_forward=" (its float forward in NumPy)",
+    )
 
 
 def import_larq(
@@ -202,20 +175,16 @@ def import_larq(
         if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
             raise ValueError(f"expected max_samples an int >= 1, got {max_samples!r}")
         x, y = x[:max_samples], y[:max_samples]
-    d = int(imp.embedding["bits"])
-    arrays: dict[str, np.ndarray] = dict(imp.arrays)
-    arrays["head.weight"], arrays["head.bias"] = imp.head_weight, imp.head_bias
-    policy = "strict" if budget is None else str(budget.policy)
-    unbounded = Manifest(
-        input=InputSpec.from_dict(imp.input),
-        layers=tuple(imp.layers),
-        embedding=EmbeddingSpec.from_dict(imp.embedding),
-        head=dataclasses.replace(head, bits=32, onnx=False),
-        head_refs=HeadRefs(weight="head.weight", bias="head.bias", onnx=None),
-        classes=tuple(names),
-        memory=None,
-        budget=BudgetSpec(None, policy),
-        base_classes=tuple(names),
+    base = BaseBundle(
+        input=imp.input,
+        layers=imp.layers,
+        embedding=imp.embedding,
+        layer_arrays=imp.arrays,
+        head_weight=imp.head_weight,
+        head_bias=imp.head_bias,
+        head=dataclasses.replace(head, onnx=False),
+        classes=names,
+        budget=budget,
         model={
             "larq": {
                 "file": Path(model_path).name,
@@ -224,34 +193,20 @@ def import_larq(
                 "head_layer": imp.head_layer,
             }
         },
+        threads=threads,
     )
-    runtime = Runtime(unbounded.to_dict(), arrays, threads=threads)
+    runtime = base.runtime
     z_words = runtime.embed(x)
-    head_bytes = head_bytes_per_class(d, head.bits) * len(names)
-    fitted, plans = fit_base_memory(
-        memory, budget, d, names, z_words, y, head_bytes=head_bytes, seed=seed
-    )
+    fitted, plans = base.fit_memory(memory, z_words, y, seed=seed)
     report: dict[str, Any] = {"verified": False}
     if verify:
         norm = {"input_scale": input_scale, "mean": mean, "std": std}
         report = _verify(specs, runtime, x, z_words, verify_samples, allow_differing_samples, norm)
-    manifest, arrays = unbounded.with_state(
-        arrays,
-        classes=names,
-        head_weight=imp.head_weight,
-        head_bias=imp.head_bias,
+    return base.write(
+        out_path,
         memory=fitted,
-        budget=BudgetSpec(None if budget is None else int(budget.bytes), policy),
-        head=dataclasses.replace(head, onnx=False),
-        memory_extra={"export_plans": plans},
+        plans=plans,
+        export={"edgecl": __version__, "importer": "larq", **report},
+        overwrite=overwrite,
+        reload_check=(x, z_words) if verify else None,
     )
-    manifest = dataclasses.replace(
-        manifest, export={"edgecl": __version__, "importer": "larq", **report}
-    )
-    info = write_bundle(out_path, manifest.to_dict(), arrays, overwrite=overwrite)
-    if verify:
-        again = Runtime.load(out_path)
-        k = min(len(x), 16)
-        if not np.array_equal(again.embed(x[:k]), z_words[:k]):
-            raise ExportError(f"{out_path}: the reloaded bundle gives other embeddings")
-    return info

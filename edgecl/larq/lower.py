@@ -37,6 +37,13 @@ from edgecl.larq.layers import (
     Rescale,
     Spec,
 )
+from edgecl.larq.layers import _fail as _layer_error
+from edgecl.program.lowering import (
+    append_op,
+    binary_dense,
+    bisect_float_thresholds,
+    int_thresholds_from_bits,
+)
 from edgecl.program.ops import (
     Affine,
     Conv2dBinary,
@@ -54,19 +61,12 @@ from edgecl.program.ops import Flatten as FlattenOp
 __all__ = ["Imported", "lower_specs"]
 
 _F32 = np.float32
-_F32_MAX = float(np.finfo(np.float32).max)
 Fn = Callable[[np.ndarray], np.ndarray]
 
 
 def _fail(spec: Any, why: str) -> ExportError:
-    layer = spec.layer
-    return ExportError(
-        f"cannot import layer {layer.name!r} ({layer.class_name}): {why}; supported: "
-        + "; ".join(SUPPORTED_LAYERS),
-        module_path=layer.name,
-        module_type=layer.class_name,
-        supported=SUPPORTED_LAYERS,
-    )
+    """The ExportError naming ``spec``'s Keras layer (:mod:`edgecl.larq.layers`' rule)."""
+    return _layer_error(spec.layer, why)
 
 
 @dataclass
@@ -107,32 +107,9 @@ def _int_thresholds(fn: Fn, c: int, n: int, what: str) -> tuple[np.ndarray, np.n
     for k0 in range(0, len(vals), rows):
         part = vals[k0 : k0 + rows].astype(_F32)
         bits[:, k0 : k0 + len(part)] = np.asarray(fn(np.repeat(part[:, None], c, axis=1))).T
-    thr = np.empty(c, np.int64)
-    flip = np.zeros(c, bool)
-    d = np.diff(bits.astype(np.int8), axis=1)
-    for o in range(c):
-        row = bits[o]
-        if row.all():
-            thr[o] = -n
-        elif not row.any():
-            thr[o] = n + 1
-        elif (d[o] >= 0).all():
-            thr[o] = vals[np.argmax(row)]
-        elif (d[o] <= 0).all():
-            thr[o], flip[o] = vals[len(row) - 1 - np.argmax(row[::-1])], True
-        else:
-            raise ExportError(f"{what}: channel {o}: the sign is not monotone in the accumulator")
-    return thr.astype(np.int32), flip
-
-
-def _f32_key(x: np.ndarray) -> np.ndarray:
-    i = np.asarray(x, _F32).view(np.int32).astype(np.int64)
-    return np.where(i >= 0, i, -(i & 0x7FFFFFFF) - 1)
-
-
-def _key_f32(k: np.ndarray) -> np.ndarray:
-    k = np.asarray(k, np.int64)
-    return np.where(k >= 0, k, (-k - 1) | 0x80000000).astype(np.uint32).view(_F32)
+    return int_thresholds_from_bits(
+        bits, n, lambda o: f"{what}: channel {o}: the sign is not monotone in the accumulator"
+    )
 
 
 def _float_thresholds(fn: Fn, c: int) -> tuple[np.ndarray, np.ndarray]:
@@ -142,23 +119,7 @@ def _float_thresholds(fn: Fn, c: int) -> tuple[np.ndarray, np.ndarray]:
         with np.errstate(over="ignore", invalid="ignore"):  # the float32 extremes overflow
             return np.asarray(fn(vals[None, :].astype(_F32)))[0]
 
-    lo = np.full(c, _f32_key(_F32(-_F32_MAX)))
-    hi = np.full(c, _f32_key(_F32(_F32_MAX)))
-    g_lo, g_hi = g(_key_f32(lo)), g(_key_f32(hi))
-    moving = g_lo != g_hi
-    while True:
-        active = moving & (hi - lo > 1)
-        if not active.any():
-            break
-        mid = (lo + hi) // 2
-        gm = g(_key_f32(np.where(active, mid, lo)))
-        hi = np.where(active & (gm == g_hi), mid, hi)
-        lo = np.where(active & (gm != g_hi), mid, lo)
-    thr = np.where(g_lo & g_hi, -np.inf, np.inf).astype(_F32)
-    inc, dec = moving & g_hi, moving & g_lo
-    thr[inc] = _key_f32(hi[inc])
-    thr[dec] = _key_f32(lo[dec])
-    return thr, dec.copy()
+    return bisect_float_thresholds(g, c)
 
 
 def _binary_padding(spec: Conv, pads: tuple[int, int, int, int]) -> str | tuple[int, ...]:
@@ -177,18 +138,9 @@ class _Lowerer:
         self.v = _Value("float", shape)
 
     def emit(self, op: type[Op], source: str, out_shape, arrays: dict, **params) -> None:
-        i = len(self.ops)
-        refs: dict[str, str | None] = {}
-        for key, value in arrays.items():
-            if value is None:
-                refs[key] = None
-                continue
-            name = f"layers.{i}.{key}"
-            self.arrays[name] = value
-            refs[key] = name
-        shape = tuple(int(s) for s in out_shape)
-        self.ops.append(op(in_shape=self.v.shape, out_shape=shape, source=source, **refs, **params))
-        self.v.shape = shape
+        self.v.shape = append_op(
+            self.ops, self.arrays, op, source, self.v.shape, out_shape, arrays, **params
+        )
 
     def _struct(self, pool_op: type[MaxPoolBits | MaxPoolFloat]) -> None:
         for s in self.v.struct:
@@ -330,25 +282,9 @@ class _Lowerer:
         if fin != f:
             raise _fail(spec, f"{fin} inputs for a value with {f}")
         if binary:
-            wq = spec.kernel.T  # (O, F), F in (H, W, C) order
-            flat = self.v.flat_from
-            if flat is not None:
-                hh, ww, cc = flat
-                packed = pack_signs(wq.reshape(o, hh, ww, cc), axis=-1).reshape(o, -1)
-                n = packed.shape[1] * WORD_BITS
-            else:
-                packed, n = pack_signs(wq, axis=-1), f
-            # after a Flatten of bits each pixel holds n_words(C) words: the kernel counts
-            # every word (tail bits 0 in both operands) and `offset` takes them back
-            self.emit(
-                DenseBinary,
-                spec.layer.name,
-                (o,),
-                {"weight": np.ascontiguousarray(packed)},
-                n=int(n),
-                offset=-int(n - f),
-                bits=1,
-            )
+            # spec.kernel.T: (O, F), F in (H, W, C) order
+            arrays, params = binary_dense(spec.kernel.T, self.v.flat_from)
+            self.emit(DenseBinary, spec.layer.name, (o,), arrays, **params)
             self.v.kind, self.v.fan_in = "int", f
         else:
             self.emit(
