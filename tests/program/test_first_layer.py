@@ -33,6 +33,8 @@ def _layer(rng, o, c, k, *, bias):
         (9, 7, 3, 3, 2, (1, 0, 0, 1), (2, 1), True, -0.4),
         (5, 6, 2, 1, 1, (0, 0, 0, 0), (0, 1), True, 0.0),  # fewer taps than TAIL_TAPS
         (7, 5, 5, 2, 1, (0, 1, 1, 0), (3, 2), True, 1.5),  # head taps before the tail
+        (6, 13, 3, 3, 1, (1, 1, 1, 1), (0, 1), True, 0.0),  # no pool: 4 pixels + 1 a row
+        (10, 9, 5, 3, 2, (1, 1, 0, 2), (0, 1), False, 0.25),  # 45 taps, strided, 2 + 1
     ],
 )
 def test_fused_equals_twin(o, h, w, c, k, stride, pads, pool, bias, pad_value):
