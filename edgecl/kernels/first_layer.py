@@ -33,28 +33,40 @@ __all__ = [
 ]
 
 
-#: Taps summed per pass: the last 9 with the threshold and the bit packing, the ones before
-#: them 9 per pass over a float64 accumulator row. A first layer's taps are padded with
-#: zero taps to a multiple of 9 (0 * 0 adds nothing).
-TAIL_TAPS = 9
+#: Taps summed per pass: the last 3 with the threshold and the bit packing, the ones before
+#: them 3 per pass over a float64 accumulator row (few enough broadcast patch values for
+#: four outputs to stay in AVX2's 16 registers). A first layer's taps are padded with zero
+#: taps to a multiple of 3 (0 * 0 adds nothing).
+TAIL_TAPS = 3
 
 
 @njit(cache=True, fastmath={"contract"}, inline="always")
 def _tail_word(acc, wk, k0, patch, p, bias, sgn, sthr, q0):
-    """Bits ``q0..q0 + 63`` (one word) of ``sgn * float32(acc + the last 9 taps + bias) >=
+    """Bits ``q0..q0 + 63`` (one word) of ``sgn * float32(acc + the last 3 taps + bias) >=
     sthr`` for the conv output of ``patch[p]``: a reduction with no store and a fixed trip
     count, so LLVM vectorises it across channels (channels are padded to whole words)."""
     p0, p1, p2 = patch[p, k0], patch[p, k0 + 1], patch[p, k0 + 2]
-    p3, p4, p5 = patch[p, k0 + 3], patch[p, k0 + 4], patch[p, k0 + 5]
-    p6, p7, p8 = patch[p, k0 + 6], patch[p, k0 + 7], patch[p, k0 + 8]
     word = np.uint64(0)
     for t in range(64):
         q = q0 + t
         a = acc[p, q] + p0 * wk[k0, q] + p1 * wk[k0 + 1, q] + p2 * wk[k0 + 2, q]
-        a = a + p3 * wk[k0 + 3, q] + p4 * wk[k0 + 4, q] + p5 * wk[k0 + 5, q]
-        a = a + p6 * wk[k0 + 6, q] + p7 * wk[k0 + 7, q] + p8 * wk[k0 + 8, q]
         word |= np.uint64(sgn[q] * np.float32(a + bias[q]) >= sthr[q]) << np.uint64(t)
     return word
+
+
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def _tail_sums4(acc, wk, k0, patch, p, q):
+    """The four float64 sums of channel ``q`` for ``patch[p .. p + 3]``: accumulator plus
+    the last 3 taps, in order."""
+    w0, w1, w2 = wk[k0, q], wk[k0 + 1, q], wk[k0 + 2, q]
+    sa = acc[p, q] + patch[p, k0] * w0 + patch[p, k0 + 1] * w1 + patch[p, k0 + 2] * w2
+    sb = acc[p + 1, q] + patch[p + 1, k0] * w0 + patch[p + 1, k0 + 1] * w1
+    sb = sb + patch[p + 1, k0 + 2] * w2
+    sc = acc[p + 2, q] + patch[p + 2, k0] * w0 + patch[p + 2, k0 + 1] * w1
+    sc = sc + patch[p + 2, k0 + 2] * w2
+    sd = acc[p + 3, q] + patch[p + 3, k0] * w0 + patch[p + 3, k0 + 1] * w1
+    sd = sd + patch[p + 3, k0 + 2] * w2
+    return sa, sb, sc, sd
 
 
 @njit(cache=True, fastmath={"contract"}, inline="always")
@@ -62,32 +74,10 @@ def _tail_word4(acc, wk, k0, patch, p, bias, sgn, sthr, q0):
     """:func:`_tail_word` for the outputs of ``patch[p .. p + 3]`` at once, ORed: four
     independent sums per channel (each in the same order as alone) share the weight
     loads and hide the FMA latency."""
-    a0, a1, a2 = patch[p, k0], patch[p, k0 + 1], patch[p, k0 + 2]
-    a3, a4, a5 = patch[p, k0 + 3], patch[p, k0 + 4], patch[p, k0 + 5]
-    a6, a7, a8 = patch[p, k0 + 6], patch[p, k0 + 7], patch[p, k0 + 8]
-    b0, b1, b2 = patch[p + 1, k0], patch[p + 1, k0 + 1], patch[p + 1, k0 + 2]
-    b3, b4, b5 = patch[p + 1, k0 + 3], patch[p + 1, k0 + 4], patch[p + 1, k0 + 5]
-    b6, b7, b8 = patch[p + 1, k0 + 6], patch[p + 1, k0 + 7], patch[p + 1, k0 + 8]
-    c0, c1, c2 = patch[p + 2, k0], patch[p + 2, k0 + 1], patch[p + 2, k0 + 2]
-    c3, c4, c5 = patch[p + 2, k0 + 3], patch[p + 2, k0 + 4], patch[p + 2, k0 + 5]
-    c6, c7, c8 = patch[p + 2, k0 + 6], patch[p + 2, k0 + 7], patch[p + 2, k0 + 8]
-    d0, d1, d2 = patch[p + 3, k0], patch[p + 3, k0 + 1], patch[p + 3, k0 + 2]
-    d3, d4, d5 = patch[p + 3, k0 + 3], patch[p + 3, k0 + 4], patch[p + 3, k0 + 5]
-    d6, d7, d8 = patch[p + 3, k0 + 6], patch[p + 3, k0 + 7], patch[p + 3, k0 + 8]
     word = np.uint64(0)
     for t in range(64):
         q = q0 + t
-        w0, w1, w2 = wk[k0, q], wk[k0 + 1, q], wk[k0 + 2, q]
-        w3, w4, w5 = wk[k0 + 3, q], wk[k0 + 4, q], wk[k0 + 5, q]
-        w6, w7, w8 = wk[k0 + 6, q], wk[k0 + 7, q], wk[k0 + 8, q]
-        sa = acc[p, q] + a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3 + a4 * w4
-        sa = sa + a5 * w5 + a6 * w6 + a7 * w7 + a8 * w8
-        sb = acc[p + 1, q] + b0 * w0 + b1 * w1 + b2 * w2 + b3 * w3 + b4 * w4
-        sb = sb + b5 * w5 + b6 * w6 + b7 * w7 + b8 * w8
-        sc = acc[p + 2, q] + c0 * w0 + c1 * w1 + c2 * w2 + c3 * w3 + c4 * w4
-        sc = sc + c5 * w5 + c6 * w6 + c7 * w7 + c8 * w8
-        sd = acc[p + 3, q] + d0 * w0 + d1 * w1 + d2 * w2 + d3 * w3 + d4 * w4
-        sd = sd + d5 * w5 + d6 * w6 + d7 * w7 + d8 * w8
+        sa, sb, sc, sd = _tail_sums4(acc, wk, k0, patch, p, q)
         g, t0, bq = sgn[q], sthr[q], bias[q]
         hit = (g * np.float32(sa + bq) >= t0) | (g * np.float32(sb + bq) >= t0)
         hit |= (g * np.float32(sc + bq) >= t0) | (g * np.float32(sd + bq) >= t0)
@@ -98,35 +88,13 @@ def _tail_word4(acc, wk, k0, patch, p, bias, sgn, sthr, q0):
 @njit(cache=True, fastmath={"contract"}, inline="always")
 def _tail_words4(acc, wk, k0, patch, p, bias, sgn, sthr, q0):
     """:func:`_tail_word4` with the four words kept apart (four conv outputs, no pool)."""
-    a0, a1, a2 = patch[p, k0], patch[p, k0 + 1], patch[p, k0 + 2]
-    a3, a4, a5 = patch[p, k0 + 3], patch[p, k0 + 4], patch[p, k0 + 5]
-    a6, a7, a8 = patch[p, k0 + 6], patch[p, k0 + 7], patch[p, k0 + 8]
-    b0, b1, b2 = patch[p + 1, k0], patch[p + 1, k0 + 1], patch[p + 1, k0 + 2]
-    b3, b4, b5 = patch[p + 1, k0 + 3], patch[p + 1, k0 + 4], patch[p + 1, k0 + 5]
-    b6, b7, b8 = patch[p + 1, k0 + 6], patch[p + 1, k0 + 7], patch[p + 1, k0 + 8]
-    c0, c1, c2 = patch[p + 2, k0], patch[p + 2, k0 + 1], patch[p + 2, k0 + 2]
-    c3, c4, c5 = patch[p + 2, k0 + 3], patch[p + 2, k0 + 4], patch[p + 2, k0 + 5]
-    c6, c7, c8 = patch[p + 2, k0 + 6], patch[p + 2, k0 + 7], patch[p + 2, k0 + 8]
-    d0, d1, d2 = patch[p + 3, k0], patch[p + 3, k0 + 1], patch[p + 3, k0 + 2]
-    d3, d4, d5 = patch[p + 3, k0 + 3], patch[p + 3, k0 + 4], patch[p + 3, k0 + 5]
-    d6, d7, d8 = patch[p + 3, k0 + 6], patch[p + 3, k0 + 7], patch[p + 3, k0 + 8]
     wa = np.uint64(0)
     wb = np.uint64(0)
     wc = np.uint64(0)
     wd = np.uint64(0)
     for t in range(64):
         q = q0 + t
-        w0, w1, w2 = wk[k0, q], wk[k0 + 1, q], wk[k0 + 2, q]
-        w3, w4, w5 = wk[k0 + 3, q], wk[k0 + 4, q], wk[k0 + 5, q]
-        w6, w7, w8 = wk[k0 + 6, q], wk[k0 + 7, q], wk[k0 + 8, q]
-        sa = acc[p, q] + a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3 + a4 * w4
-        sa = sa + a5 * w5 + a6 * w6 + a7 * w7 + a8 * w8
-        sb = acc[p + 1, q] + b0 * w0 + b1 * w1 + b2 * w2 + b3 * w3 + b4 * w4
-        sb = sb + b5 * w5 + b6 * w6 + b7 * w7 + b8 * w8
-        sc = acc[p + 2, q] + c0 * w0 + c1 * w1 + c2 * w2 + c3 * w3 + c4 * w4
-        sc = sc + c5 * w5 + c6 * w6 + c7 * w7 + c8 * w8
-        sd = acc[p + 3, q] + d0 * w0 + d1 * w1 + d2 * w2 + d3 * w3 + d4 * w4
-        sd = sd + d5 * w5 + d6 * w6 + d7 * w7 + d8 * w8
+        sa, sb, sc, sd = _tail_sums4(acc, wk, k0, patch, p, q)
         g, t0, bq = sgn[q], sthr[q], bias[q]
         sh = np.uint64(t)
         wa |= np.uint64(g * np.float32(sa + bq) >= t0) << sh
@@ -137,62 +105,45 @@ def _tail_words4(acc, wk, k0, patch, p, bias, sgn, sthr, q0):
 
 
 @njit(cache=True, fastmath={"contract"}, inline="always")
-def _head9(acc, wk, k0, patch, p):
-    """``acc[p, q] += patch[p, k] * wk[k, q]`` for the 9 taps ``k0 .. k0 + 8``, k in order
-    (one pass over the accumulator row for 9 taps: the same sums as tap by tap)."""
+def _head3(acc, wk, k0, patch, p):
+    """``acc[p, q] += patch[p, k] * wk[k, q]`` for the 3 taps ``k0 .. k0 + 2``, k in order
+    (one pass over the accumulator row for 3 taps: the same sums as tap by tap)."""
     a0, a1, a2 = patch[p, k0], patch[p, k0 + 1], patch[p, k0 + 2]
-    a3, a4, a5 = patch[p, k0 + 3], patch[p, k0 + 4], patch[p, k0 + 5]
-    a6, a7, a8 = patch[p, k0 + 6], patch[p, k0 + 7], patch[p, k0 + 8]
     for q in range(wk.shape[1]):
-        sa = acc[p, q] + a0 * wk[k0, q] + a1 * wk[k0 + 1, q] + a2 * wk[k0 + 2, q]
-        sa = sa + a3 * wk[k0 + 3, q] + a4 * wk[k0 + 4, q] + a5 * wk[k0 + 5, q]
-        acc[p, q] = sa + a6 * wk[k0 + 6, q] + a7 * wk[k0 + 7, q] + a8 * wk[k0 + 8, q]
+        acc[p, q] = acc[p, q] + a0 * wk[k0, q] + a1 * wk[k0 + 1, q] + a2 * wk[k0 + 2, q]
 
 
 @njit(cache=True, fastmath={"contract"}, inline="always")
-def _head9x4(acc, wk, k0, patch, p):
-    """:func:`_head9` for ``patch[p .. p + 3]`` at once (the weight loads shared)."""
+def _head3x4(acc, wk, k0, patch, p):
+    """``acc[p + i, q] += patch[p + i, k] * wk[k, q]`` for the 3 taps ``k0 .. k0 + 2`` and
+    the four outputs ``i < 4``, k in order."""
     a0, a1, a2 = patch[p, k0], patch[p, k0 + 1], patch[p, k0 + 2]
-    a3, a4, a5 = patch[p, k0 + 3], patch[p, k0 + 4], patch[p, k0 + 5]
-    a6, a7, a8 = patch[p, k0 + 6], patch[p, k0 + 7], patch[p, k0 + 8]
     b0, b1, b2 = patch[p + 1, k0], patch[p + 1, k0 + 1], patch[p + 1, k0 + 2]
-    b3, b4, b5 = patch[p + 1, k0 + 3], patch[p + 1, k0 + 4], patch[p + 1, k0 + 5]
-    b6, b7, b8 = patch[p + 1, k0 + 6], patch[p + 1, k0 + 7], patch[p + 1, k0 + 8]
     c0, c1, c2 = patch[p + 2, k0], patch[p + 2, k0 + 1], patch[p + 2, k0 + 2]
-    c3, c4, c5 = patch[p + 2, k0 + 3], patch[p + 2, k0 + 4], patch[p + 2, k0 + 5]
-    c6, c7, c8 = patch[p + 2, k0 + 6], patch[p + 2, k0 + 7], patch[p + 2, k0 + 8]
     d0, d1, d2 = patch[p + 3, k0], patch[p + 3, k0 + 1], patch[p + 3, k0 + 2]
-    d3, d4, d5 = patch[p + 3, k0 + 3], patch[p + 3, k0 + 4], patch[p + 3, k0 + 5]
-    d6, d7, d8 = patch[p + 3, k0 + 6], patch[p + 3, k0 + 7], patch[p + 3, k0 + 8]
     for q in range(wk.shape[1]):
         w0, w1, w2 = wk[k0, q], wk[k0 + 1, q], wk[k0 + 2, q]
-        w3, w4, w5 = wk[k0 + 3, q], wk[k0 + 4, q], wk[k0 + 5, q]
-        w6, w7, w8 = wk[k0 + 6, q], wk[k0 + 7, q], wk[k0 + 8, q]
-        sa = acc[p, q] + a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3 + a4 * w4
-        acc[p, q] = sa + a5 * w5 + a6 * w6 + a7 * w7 + a8 * w8
-        sb = acc[p + 1, q] + b0 * w0 + b1 * w1 + b2 * w2 + b3 * w3 + b4 * w4
-        acc[p + 1, q] = sb + b5 * w5 + b6 * w6 + b7 * w7 + b8 * w8
-        sc = acc[p + 2, q] + c0 * w0 + c1 * w1 + c2 * w2 + c3 * w3 + c4 * w4
-        acc[p + 2, q] = sc + c5 * w5 + c6 * w6 + c7 * w7 + c8 * w8
-        sd = acc[p + 3, q] + d0 * w0 + d1 * w1 + d2 * w2 + d3 * w3 + d4 * w4
-        acc[p + 3, q] = sd + d5 * w5 + d6 * w6 + d7 * w7 + d8 * w8
+        acc[p, q] = acc[p, q] + a0 * w0 + a1 * w1 + a2 * w2
+        acc[p + 1, q] = acc[p + 1, q] + b0 * w0 + b1 * w1 + b2 * w2
+        acc[p + 2, q] = acc[p + 2, q] + c0 * w0 + c1 * w1 + c2 * w2
+        acc[p + 3, q] = acc[p + 3, q] + d0 * w0 + d1 * w1 + d2 * w2
 
 
 @njit(cache=True, fastmath={"contract"}, inline="always")
 def _heads(acc, wk, head, patch, m):
     """The accumulators of ``patch[0 .. m - 1]``: their first ``head`` taps (a multiple of
-    9), summed in order from 0.0, four outputs at a time."""
+    TAIL_TAPS), summed in order from 0.0, four outputs at a time."""
     for p in range(m):
         for q in range(wk.shape[1]):
             acc[p, q] = 0.0
     p = 0
     while p + 4 <= m:
         for k0 in range(0, head, TAIL_TAPS):
-            _head9x4(acc, wk, k0, patch, p)
+            _head3x4(acc, wk, k0, patch, p)
         p += 4
     while p < m:
         for k0 in range(0, head, TAIL_TAPS):
-            _head9(acc, wk, k0, patch, p)
+            _head3(acc, wk, k0, patch, p)
         p += 1
 
 

@@ -79,7 +79,7 @@ def test_twin_is_conv_then_threshold():
     got = conv_threshold_pool_reference(x, weight, b, t, flip, pads=(1, 1, 1, 1))
     want = np.unpackbits(got.view(np.uint8), axis=-1, bitorder="little")[..., :10]
     np.testing.assert_array_equal(want.astype(bool), bits)
-    assert TAIL_TAPS == 9
+    assert TAIL_TAPS == 3
 
 
 def test_wrong_arrays_are_refused():
