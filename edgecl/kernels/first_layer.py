@@ -19,8 +19,10 @@ import numpy as np
 from numba import njit
 
 from edgecl.kernels.bits import WORD_DTYPE, n_words
+from edgecl.kernels.first_layer_wide import WIDE_TAPS, conv_thr_pool_wide
 from edgecl.kernels.fused import gather_patch, tap_offsets
 from edgecl.kernels.pool import maxpool_bits_reference
+from edgecl.kernels.popcount import numba_target
 from edgecl.kernels.threshold import threshold_float_reference
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "conv2d_float",
     "conv_threshold_pool",
     "conv_threshold_pool_reference",
+    "default_pass_taps",
     "prepare_first_layer",
 ]
 
@@ -38,6 +41,9 @@ __all__ = [
 #: four outputs to stay in AVX2's 16 registers). A first layer's taps are padded with zero
 #: taps to a multiple of 3 (0 * 0 adds nothing).
 TAIL_TAPS = 3
+#: A layer's taps are padded with zero taps to a multiple of 9: both cores (3 or 9 taps per
+#: pass, :func:`default_pass_taps`) run on the same layout.
+PAD_TAPS = 9
 
 
 @njit(cache=True, fastmath={"contract"}, inline="always")
@@ -253,10 +259,11 @@ def conv2d_float(
 class FirstLayer:
     """The constants of one fused first layer, laid out once (:func:`prepare_first_layer`).
 
-    ``wk``: weights as (kh * kw * C rounded up to a multiple of TAIL_TAPS, O64) float64,
+    ``wk``: weights as (kh * kw * C rounded up to a multiple of PAD_TAPS, O64) float64,
     taps in (di, dj, c) order, zero taps appended and the outputs padded to whole words
     with zero weights; ``bias`` (O64,) float64; ``sgn``/``sthr``: ``sgn * y >= sthr`` is
-    the bit (padded outputs: threshold +inf, bit 0)."""
+    the bit (padded outputs: threshold +inf, bit 0); ``pass_taps``: taps per pass, 3 or 9
+    (:func:`default_pass_taps`)."""
 
     wk: np.ndarray
     bias: np.ndarray
@@ -271,6 +278,7 @@ class FirstLayer:
     pad_value: float
     pool: int
     pool_stride: int
+    pass_taps: int = TAIL_TAPS
 
     def out_shape(self, h: int, w: int) -> tuple[int, int, int]:
         """(Ho, Wo, n_words(O)) of the fused layer on an (h, w) input."""
@@ -290,6 +298,12 @@ class FirstLayer:
             ho = (ho - self.pool) // self.pool_stride + 1
             wo = (wo - self.pool) // self.pool_stride + 1
         return ho, wo, n_words(self.n_out)
+
+
+def default_pass_taps() -> int:
+    """Taps per pass for this process's Numba target: 9 with AVX-512 (32 vector registers,
+    :mod:`edgecl.kernels.first_layer_wide`), else 3 (AVX2's 16: :data:`TAIL_TAPS`)."""
+    return WIDE_TAPS if "avx512f" in numba_target().features else TAIL_TAPS
 
 
 def _check_layer(weight, bias, thresholds, flip, pads, stride, pool, pool_stride):
@@ -326,19 +340,24 @@ def prepare_first_layer(
     pad_value: float = 0.0,
     pool: int = 0,
     pool_stride: int = 1,
+    pass_taps: int | None = None,
 ) -> FirstLayer:
     """Check the layer's arrays and lay them out for :func:`conv_threshold_pool` (once).
 
     ``weight`` (O, kh, kw, C) float32, ``bias`` (O,) float32 or None, ``thresholds``
     (O,) float32 and ``flip`` (O,) bool (the bit is ``y >= t``, ``y <= t`` where
-    flipped); ``pool`` 0 means no pooling."""
+    flipped); ``pool`` 0 means no pooling; ``pass_taps`` 3 or 9 (None:
+    :func:`default_pass_taps`; the bits are the same either way)."""
+    ptaps = default_pass_taps() if pass_taps is None else pass_taps
+    if ptaps not in (3, 9) or isinstance(ptaps, bool):
+        raise ValueError(f"expected pass_taps 3 or 9 (or None), got {pass_taps!r}")
     w = _check_layer(weight, bias, thresholds, flip, pads, stride, pool, pool_stride)
     o, kh, kw, c = w.shape
     n_k = kh * kw * c
     # taps: zero taps appended up to TAIL_TAPS; channels: padded to whole words with
     # zero weights, zero bias and threshold +inf (their bits stay 0)
     o64 = n_words(o) * 64
-    wk = np.zeros((-(-n_k // TAIL_TAPS) * TAIL_TAPS, o64), np.float64)
+    wk = np.zeros((-(-n_k // PAD_TAPS) * PAD_TAPS, o64), np.float64)
     wk[:n_k, :o] = w.transpose(1, 2, 3, 0).reshape(n_k, o)
     b = np.zeros(o64, np.float64)
     if bias is not None:
@@ -364,6 +383,7 @@ def prepare_first_layer(
         pad_value=float(pad_value),
         pool=int(pool),
         pool_stride=int(pool_stride),
+        pass_taps=ptaps,
     )
 
 
@@ -374,7 +394,11 @@ def conv_threshold_pool(x: np.ndarray, layer: FirstLayer) -> np.ndarray:
         raise ValueError(f"expected (N, H, W, {layer.n_channels}) samples, got {x.shape}")
     oh, ow, ow_words = layer.out_shape(x.shape[1], x.shape[2])
     out = np.empty((x.shape[0], oh, ow, ow_words), WORD_DTYPE)
-    _conv_thr_pool(
+    if layer.pass_taps == WIDE_TAPS:
+        core = conv_thr_pool_wide
+    else:
+        core = _conv_thr_pool
+    core(
         np.ascontiguousarray(x, np.float32),
         layer.wk,
         layer.kh,
