@@ -40,6 +40,10 @@ def combined_scores(
 ) -> np.ndarray:
     """float64 (n, C): the head logits, or with ``gbm_weight`` lambda > 0 and a generative
     memory ``log_softmax(logits) + lambda * log_softmax(log p(z | class))``."""
+    if gbm_weight > 0:
+        fused = _fused_scores(head, memory, gbm_weight, z_words)
+        if fused is not None:
+            return fused
     logits = head.logits(z_words).astype(np.float64)
     if gbm_weight <= 0:
         return logits
@@ -47,3 +51,31 @@ def combined_scores(
     if ll is None:
         return logits
     return log_softmax(logits) + gbm_weight * log_softmax(ll)
+
+
+def _fused_scores(
+    head: Head, memory: ClassMemory | None, gbm_weight: float, z_words: np.ndarray
+) -> np.ndarray | None:
+    """The combined score in one Numba pass (:func:`edgecl.kernels.scores.combined_scores`)
+    when the memory lays out its likelihood tables (``likelihood_tables``:
+    :class:`edgecl.memory.GBMMemory`) and stores every head class; else None."""
+    tables = getattr(memory, "likelihood_tables", None)
+    if tables is None:
+        return None
+    stored = set(memory.classes)
+    if any(c not in stored for c in head.classes):
+        return None
+    from edgecl.kernels.scores import combined_scores as fused  # (Numba, loaded on first use)
+
+    a, const, offsets = tables(head.classes)
+    return fused(
+        z_words,
+        head.weight,
+        head.bias,
+        a,
+        const,
+        offsets,
+        head.n_bits,
+        gbm_weight,
+        threads=head.threads,
+    )

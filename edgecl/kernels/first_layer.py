@@ -20,7 +20,9 @@ from numba import njit
 
 from edgecl.kernels.bits import WORD_DTYPE, n_words
 from edgecl.kernels.block import gather_patch, tap_offsets
+from edgecl.kernels.first_layer_wide import WIDE_TAPS, conv_thr_pool_wide
 from edgecl.kernels.pool import maxpool_bits_reference
+from edgecl.kernels.popcount import numba_target
 from edgecl.kernels.threshold import threshold_float_reference
 
 __all__ = [
@@ -29,32 +31,48 @@ __all__ = [
     "conv2d_float",
     "conv_threshold_pool",
     "conv_threshold_pool_reference",
+    "default_pass_taps",
     "prepare_first_layer",
 ]
 
 
-#: Taps summed (with the threshold and the bit packing) in one vectorised pass; the taps
-#: before them are added into a float64 accumulator row first. A first layer with fewer
-#: taps gets zero taps appended (0 * 0 adds nothing).
-TAIL_TAPS = 9
+#: Taps summed per pass: the last 3 with the threshold and the bit packing, the ones before
+#: them 3 per pass over a float64 accumulator row (few enough broadcast patch values for
+#: four outputs to stay in AVX2's 16 registers). A first layer's taps are padded with zero
+#: taps to a multiple of 3 (0 * 0 adds nothing).
+TAIL_TAPS = 3
+#: A layer's taps are padded with zero taps to a multiple of 9: both cores (3 or 9 taps per
+#: pass, :func:`default_pass_taps`) run on the same layout.
+PAD_TAPS = 9
 
 
 @njit(cache=True, fastmath={"contract"}, inline="always")
 def _tail_word(acc, wk, k0, patch, p, bias, sgn, sthr, q0):
-    """Bits ``q0..q0 + 63`` (one word) of ``sgn * float32(acc + the last 9 taps + bias) >=
+    """Bits ``q0..q0 + 63`` (one word) of ``sgn * float32(acc + the last 3 taps + bias) >=
     sthr`` for the conv output of ``patch[p]``: a reduction with no store and a fixed trip
     count, so LLVM vectorises it across channels (channels are padded to whole words)."""
     p0, p1, p2 = patch[p, k0], patch[p, k0 + 1], patch[p, k0 + 2]
-    p3, p4, p5 = patch[p, k0 + 3], patch[p, k0 + 4], patch[p, k0 + 5]
-    p6, p7, p8 = patch[p, k0 + 6], patch[p, k0 + 7], patch[p, k0 + 8]
     word = np.uint64(0)
     for t in range(64):
         q = q0 + t
         a = acc[p, q] + p0 * wk[k0, q] + p1 * wk[k0 + 1, q] + p2 * wk[k0 + 2, q]
-        a = a + p3 * wk[k0 + 3, q] + p4 * wk[k0 + 4, q] + p5 * wk[k0 + 5, q]
-        a = a + p6 * wk[k0 + 6, q] + p7 * wk[k0 + 7, q] + p8 * wk[k0 + 8, q]
         word |= np.uint64(sgn[q] * np.float32(a + bias[q]) >= sthr[q]) << np.uint64(t)
     return word
+
+
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def _tail_sums4(acc, wk, k0, patch, p, q):
+    """The four float64 sums of channel ``q`` for ``patch[p .. p + 3]``: accumulator plus
+    the last 3 taps, in order."""
+    w0, w1, w2 = wk[k0, q], wk[k0 + 1, q], wk[k0 + 2, q]
+    sa = acc[p, q] + patch[p, k0] * w0 + patch[p, k0 + 1] * w1 + patch[p, k0 + 2] * w2
+    sb = acc[p + 1, q] + patch[p + 1, k0] * w0 + patch[p + 1, k0 + 1] * w1
+    sb = sb + patch[p + 1, k0 + 2] * w2
+    sc = acc[p + 2, q] + patch[p + 2, k0] * w0 + patch[p + 2, k0 + 1] * w1
+    sc = sc + patch[p + 2, k0 + 2] * w2
+    sd = acc[p + 3, q] + patch[p + 3, k0] * w0 + patch[p + 3, k0 + 1] * w1
+    sd = sd + patch[p + 3, k0 + 2] * w2
+    return sa, sb, sc, sd
 
 
 @njit(cache=True, fastmath={"contract"}, inline="always")
@@ -62,32 +80,10 @@ def _tail_word4(acc, wk, k0, patch, p, bias, sgn, sthr, q0):
     """:func:`_tail_word` for the outputs of ``patch[p .. p + 3]`` at once, ORed: four
     independent sums per channel (each in the same order as alone) share the weight
     loads and hide the FMA latency."""
-    a0, a1, a2 = patch[p, k0], patch[p, k0 + 1], patch[p, k0 + 2]
-    a3, a4, a5 = patch[p, k0 + 3], patch[p, k0 + 4], patch[p, k0 + 5]
-    a6, a7, a8 = patch[p, k0 + 6], patch[p, k0 + 7], patch[p, k0 + 8]
-    b0, b1, b2 = patch[p + 1, k0], patch[p + 1, k0 + 1], patch[p + 1, k0 + 2]
-    b3, b4, b5 = patch[p + 1, k0 + 3], patch[p + 1, k0 + 4], patch[p + 1, k0 + 5]
-    b6, b7, b8 = patch[p + 1, k0 + 6], patch[p + 1, k0 + 7], patch[p + 1, k0 + 8]
-    c0, c1, c2 = patch[p + 2, k0], patch[p + 2, k0 + 1], patch[p + 2, k0 + 2]
-    c3, c4, c5 = patch[p + 2, k0 + 3], patch[p + 2, k0 + 4], patch[p + 2, k0 + 5]
-    c6, c7, c8 = patch[p + 2, k0 + 6], patch[p + 2, k0 + 7], patch[p + 2, k0 + 8]
-    d0, d1, d2 = patch[p + 3, k0], patch[p + 3, k0 + 1], patch[p + 3, k0 + 2]
-    d3, d4, d5 = patch[p + 3, k0 + 3], patch[p + 3, k0 + 4], patch[p + 3, k0 + 5]
-    d6, d7, d8 = patch[p + 3, k0 + 6], patch[p + 3, k0 + 7], patch[p + 3, k0 + 8]
     word = np.uint64(0)
     for t in range(64):
         q = q0 + t
-        w0, w1, w2 = wk[k0, q], wk[k0 + 1, q], wk[k0 + 2, q]
-        w3, w4, w5 = wk[k0 + 3, q], wk[k0 + 4, q], wk[k0 + 5, q]
-        w6, w7, w8 = wk[k0 + 6, q], wk[k0 + 7, q], wk[k0 + 8, q]
-        sa = acc[p, q] + a0 * w0 + a1 * w1 + a2 * w2 + a3 * w3 + a4 * w4
-        sa = sa + a5 * w5 + a6 * w6 + a7 * w7 + a8 * w8
-        sb = acc[p + 1, q] + b0 * w0 + b1 * w1 + b2 * w2 + b3 * w3 + b4 * w4
-        sb = sb + b5 * w5 + b6 * w6 + b7 * w7 + b8 * w8
-        sc = acc[p + 2, q] + c0 * w0 + c1 * w1 + c2 * w2 + c3 * w3 + c4 * w4
-        sc = sc + c5 * w5 + c6 * w6 + c7 * w7 + c8 * w8
-        sd = acc[p + 3, q] + d0 * w0 + d1 * w1 + d2 * w2 + d3 * w3 + d4 * w4
-        sd = sd + d5 * w5 + d6 * w6 + d7 * w7 + d8 * w8
+        sa, sb, sc, sd = _tail_sums4(acc, wk, k0, patch, p, q)
         g, t0, bq = sgn[q], sthr[q], bias[q]
         hit = (g * np.float32(sa + bq) >= t0) | (g * np.float32(sb + bq) >= t0)
         hit |= (g * np.float32(sc + bq) >= t0) | (g * np.float32(sd + bq) >= t0)
@@ -95,21 +91,84 @@ def _tail_word4(acc, wk, k0, patch, p, bias, sgn, sthr, q0):
     return word
 
 
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def _tail_words4(acc, wk, k0, patch, p, bias, sgn, sthr, q0):
+    """:func:`_tail_word4` with the four words kept apart (four conv outputs, no pool)."""
+    wa = np.uint64(0)
+    wb = np.uint64(0)
+    wc = np.uint64(0)
+    wd = np.uint64(0)
+    for t in range(64):
+        q = q0 + t
+        sa, sb, sc, sd = _tail_sums4(acc, wk, k0, patch, p, q)
+        g, t0, bq = sgn[q], sthr[q], bias[q]
+        sh = np.uint64(t)
+        wa |= np.uint64(g * np.float32(sa + bq) >= t0) << sh
+        wb |= np.uint64(g * np.float32(sb + bq) >= t0) << sh
+        wc |= np.uint64(g * np.float32(sc + bq) >= t0) << sh
+        wd |= np.uint64(g * np.float32(sd + bq) >= t0) << sh
+    return wa, wb, wc, wd
+
+
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def _head3(acc, wk, k0, patch, p):
+    """``acc[p, q] += patch[p, k] * wk[k, q]`` for the 3 taps ``k0 .. k0 + 2``, k in order
+    (one pass over the accumulator row for 3 taps: the same sums as tap by tap)."""
+    a0, a1, a2 = patch[p, k0], patch[p, k0 + 1], patch[p, k0 + 2]
+    for q in range(wk.shape[1]):
+        acc[p, q] = acc[p, q] + a0 * wk[k0, q] + a1 * wk[k0 + 1, q] + a2 * wk[k0 + 2, q]
+
+
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def _head3x4(acc, wk, k0, patch, p):
+    """``acc[p + i, q] += patch[p + i, k] * wk[k, q]`` for the 3 taps ``k0 .. k0 + 2`` and
+    the four outputs ``i < 4``, k in order."""
+    a0, a1, a2 = patch[p, k0], patch[p, k0 + 1], patch[p, k0 + 2]
+    b0, b1, b2 = patch[p + 1, k0], patch[p + 1, k0 + 1], patch[p + 1, k0 + 2]
+    c0, c1, c2 = patch[p + 2, k0], patch[p + 2, k0 + 1], patch[p + 2, k0 + 2]
+    d0, d1, d2 = patch[p + 3, k0], patch[p + 3, k0 + 1], patch[p + 3, k0 + 2]
+    for q in range(wk.shape[1]):
+        w0, w1, w2 = wk[k0, q], wk[k0 + 1, q], wk[k0 + 2, q]
+        acc[p, q] = acc[p, q] + a0 * w0 + a1 * w1 + a2 * w2
+        acc[p + 1, q] = acc[p + 1, q] + b0 * w0 + b1 * w1 + b2 * w2
+        acc[p + 2, q] = acc[p + 2, q] + c0 * w0 + c1 * w1 + c2 * w2
+        acc[p + 3, q] = acc[p + 3, q] + d0 * w0 + d1 * w1 + d2 * w2
+
+
+@njit(cache=True, fastmath={"contract"}, inline="always")
+def _heads(acc, wk, head, patch, m):
+    """The accumulators of ``patch[0 .. m - 1]``: their first ``head`` taps (a multiple of
+    TAIL_TAPS), summed in order from 0.0, four outputs at a time."""
+    for p in range(m):
+        for q in range(wk.shape[1]):
+            acc[p, q] = 0.0
+    p = 0
+    while p + 4 <= m:
+        for k0 in range(0, head, TAIL_TAPS):
+            _head3x4(acc, wk, k0, patch, p)
+        p += 4
+    while p < m:
+        for k0 in range(0, head, TAIL_TAPS):
+            _head3(acc, wk, k0, patch, p)
+        p += 1
+
+
 @njit(cache=True, fastmath={"contract"})
 def _conv_thr_pool(x, wk, kh, kw, bias, pads, stride, pad_value, sgn, sthr, pool, pstride, out):
-    """For each pooled output and each conv output of its ``win x win`` window: the patch
-    (k in (di, dj, c) order, from the image padded once with ``pad_value``), then
-    ``sum_k patch[k] * wk[k, q]`` in float64, k in order (each float32 x float32 product
-    is exact in float64, so contracting it into an FMA rounds exactly as a multiply then
-    an add), ``y = float32(sum + bias)``, and the bits ``sgn * y >= sthr`` ORed over the
-    window into packed words."""
+    """For each pooled output and each conv output of its ``win x win`` window (without a
+    pool: for every four conv outputs of a row): the patch (k in (di, dj, c) order, from the
+    image padded once with ``pad_value``), then ``sum_k patch[k] * wk[k, q]`` in float64, k
+    in order (each float32 x float32 product is exact in float64, so contracting it into an
+    FMA rounds exactly as a multiply then an add), ``y = float32(sum + bias)``, and the bits
+    ``sgn * y >= sthr`` (ORed over the pool window) into packed words. Four conv outputs
+    share every weight load, the channels are the vector lanes."""
     n, h, wd, c = x.shape
     n_k, o = wk.shape
     head = n_k - TAIL_TAPS
     top, bottom, left, right = pads
     win = max(pool, 1)
     step = pstride if pool > 0 else 1
-    n_pix = win * win
+    n_pix = win * win if pool > 0 else 4
     hp, wp = h + top + bottom, wd + left + right
     xp = np.full(hp * wp * c, pad_value, np.float64)  # one padded image, flat
     offs = tap_offsets(kh, kw, wp, c)
@@ -121,18 +180,36 @@ def _conv_thr_pool(x, wk, kh, kw, bias, pads, stride, pad_value, sgn, sthr, pool
                 for cc in range(c):
                     xp[((i + top) * wp + j + left) * c + cc] = x[s, i, j, cc]
         for pi in range(out.shape[1]):
+            if pool == 0:
+                pj = 0
+                while pj < out.shape[2]:
+                    m = min(4, out.shape[2] - pj)
+                    for p in range(m):
+                        corner = (pi * stride * wp + (pj + p) * stride) * c
+                        gather_patch(patch, p, xp, corner, offs, kh * kw * c)
+                    _heads(acc, wk, head, patch, m)
+                    for kk in range(out.shape[3]):
+                        if m == 4:
+                            w0, w1, w2, w3 = _tail_words4(
+                                acc, wk, head, patch, 0, bias, sgn, sthr, kk * 64
+                            )
+                            out[s, pi, pj, kk] = w0
+                            out[s, pi, pj + 1, kk] = w1
+                            out[s, pi, pj + 2, kk] = w2
+                            out[s, pi, pj + 3, kk] = w3
+                        else:
+                            for p in range(m):
+                                out[s, pi, pj + p, kk] = _tail_word(
+                                    acc, wk, head, patch, p, bias, sgn, sthr, kk * 64
+                                )
+                    pj += m
+                continue
             for pj in range(out.shape[2]):
                 for p in range(n_pix):
                     i = (pi * step + p // win) * stride
                     j = (pj * step + p % win) * stride
                     gather_patch(patch, p, xp, (i * wp + j) * c, offs, kh * kw * c)
-                    if head > 0:
-                        for q in range(o):
-                            acc[p, q] = 0.0
-                        for k in range(head):
-                            pk = patch[p, k]
-                            for q in range(o):
-                                acc[p, q] += pk * wk[k, q]
+                _heads(acc, wk, head, patch, n_pix)
                 for kk in range(out.shape[3]):
                     word = np.uint64(0)
                     p = 0
@@ -182,10 +259,11 @@ def conv2d_float(
 class FirstLayer:
     """The constants of one fused first layer, laid out once (:func:`prepare_first_layer`).
 
-    ``wk``: weights as (max(kh * kw * C, TAIL_TAPS), O64) float64, taps in (di, dj, c)
-    order, zero taps appended and the outputs padded to whole words with zero weights;
-    ``bias`` (O64,) float64; ``sgn``/``sthr``: ``sgn * y >= sthr`` is the bit (padded
-    outputs: threshold +inf, bit 0)."""
+    ``wk``: weights as (kh * kw * C rounded up to a multiple of PAD_TAPS, O64) float64,
+    taps in (di, dj, c) order, zero taps appended and the outputs padded to whole words
+    with zero weights; ``bias`` (O64,) float64; ``sgn``/``sthr``: ``sgn * y >= sthr`` is
+    the bit (padded outputs: threshold +inf, bit 0); ``pass_taps``: taps per pass, 3 or 9
+    (:func:`default_pass_taps`)."""
 
     wk: np.ndarray
     bias: np.ndarray
@@ -200,6 +278,7 @@ class FirstLayer:
     pad_value: float
     pool: int
     pool_stride: int
+    pass_taps: int = TAIL_TAPS
 
     def out_shape(self, h: int, w: int) -> tuple[int, int, int]:
         """(Ho, Wo, n_words(O)) of the fused layer on an (h, w) input."""
@@ -219,6 +298,12 @@ class FirstLayer:
             ho = (ho - self.pool) // self.pool_stride + 1
             wo = (wo - self.pool) // self.pool_stride + 1
         return ho, wo, n_words(self.n_out)
+
+
+def default_pass_taps() -> int:
+    """Taps per pass for this process's Numba target: 9 with AVX-512 (32 vector registers,
+    :mod:`edgecl.kernels.first_layer_wide`), else 3 (AVX2's 16: :data:`TAIL_TAPS`)."""
+    return WIDE_TAPS if "avx512f" in numba_target().features else TAIL_TAPS
 
 
 def _check_layer(weight, bias, thresholds, flip, pads, stride, pool, pool_stride):
@@ -255,19 +340,24 @@ def prepare_first_layer(
     pad_value: float = 0.0,
     pool: int = 0,
     pool_stride: int = 1,
+    pass_taps: int | None = None,
 ) -> FirstLayer:
     """Check the layer's arrays and lay them out for :func:`conv_threshold_pool` (once).
 
     ``weight`` (O, kh, kw, C) float32, ``bias`` (O,) float32 or None, ``thresholds``
     (O,) float32 and ``flip`` (O,) bool (the bit is ``y >= t``, ``y <= t`` where
-    flipped); ``pool`` 0 means no pooling."""
+    flipped); ``pool`` 0 means no pooling; ``pass_taps`` 3 or 9 (None:
+    :func:`default_pass_taps`; the bits are the same either way)."""
+    ptaps = default_pass_taps() if pass_taps is None else pass_taps
+    if ptaps not in (3, 9) or isinstance(ptaps, bool):
+        raise ValueError(f"expected pass_taps 3 or 9 (or None), got {pass_taps!r}")
     w = _check_layer(weight, bias, thresholds, flip, pads, stride, pool, pool_stride)
     o, kh, kw, c = w.shape
     n_k = kh * kw * c
     # taps: zero taps appended up to TAIL_TAPS; channels: padded to whole words with
     # zero weights, zero bias and threshold +inf (their bits stay 0)
     o64 = n_words(o) * 64
-    wk = np.zeros((max(n_k, TAIL_TAPS), o64), np.float64)
+    wk = np.zeros((-(-n_k // PAD_TAPS) * PAD_TAPS, o64), np.float64)
     wk[:n_k, :o] = w.transpose(1, 2, 3, 0).reshape(n_k, o)
     b = np.zeros(o64, np.float64)
     if bias is not None:
@@ -293,6 +383,7 @@ def prepare_first_layer(
         pad_value=float(pad_value),
         pool=int(pool),
         pool_stride=int(pool_stride),
+        pass_taps=ptaps,
     )
 
 
@@ -303,7 +394,11 @@ def conv_threshold_pool(x: np.ndarray, layer: FirstLayer) -> np.ndarray:
         raise ValueError(f"expected (N, H, W, {layer.n_channels}) samples, got {x.shape}")
     oh, ow, ow_words = layer.out_shape(x.shape[1], x.shape[2])
     out = np.empty((x.shape[0], oh, ow, ow_words), WORD_DTYPE)
-    _conv_thr_pool(
+    if layer.pass_taps == WIDE_TAPS:
+        core = conv_thr_pool_wide
+    else:
+        core = _conv_thr_pool
+    core(
         np.ascontiguousarray(x, np.float32),
         layer.wk,
         layer.kh,

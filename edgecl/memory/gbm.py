@@ -206,7 +206,7 @@ class GBMMemory(ClassStore):
             return np.empty((z.shape[0], 0))
         from edgecl.kernels.float_dense import binary_float_dense  # (Numba, loaded on first use)
 
-        a, const, owner, same_k = self._likelihood_tables(names)
+        a, const, owner, same_k, _ = self._likelihood_tables(names)
         comp = binary_float_dense(z, a, self._n_bits, threads=threads) + const
         n_cls = len(names)
         if same_k:  # every class has the same K: one vectorised logsumexp
@@ -220,10 +220,26 @@ class GBMMemory(ClassStore):
             out[:, i] = top + np.log(np.exp(part - top[:, None]).sum(axis=1))
         return out
 
+    def likelihood_tables(
+        self, classes: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What :meth:`log_likelihood` computes from, for fused kernels
+        (:func:`edgecl.kernels.scores.combined_scores`): ``(A (D, K_total) float32, const
+        (K_total,) float64, offsets (len(classes) + 1,) int64)`` with ``log pi_k p(z | mu_k)
+        = z . A[:, k] + const[k]``, class ``classes[i]`` owning components
+        ``offsets[i]:offsets[i + 1]``. Read-only arrays, kept until the memory changes."""
+        names = tuple(classes)
+        if self._tables is None or self._tables[0] != names:
+            for c in names:  # unknown names are refused before the tables are built
+                self._get(c)
+        a, const, _, _, offsets = self._likelihood_tables(names)
+        return a, const, offsets
+
     def _likelihood_tables(self, names: tuple[str, ...]) -> tuple[Any, ...]:
-        """``(A (D, K_total) float32, const (K_total,), owner (K_total,), same_k)`` with
-        ``log pi_k p(z | mu_k) = z . A[:, k] + const[k]`` for every component of ``names``,
-        in that order (``same_k``: every class has the same number of components). Kept
+        """``(A (D, K_total) float32, const (K_total,), owner (K_total,), same_k,
+        offsets)`` with ``log pi_k p(z | mu_k) = z . A[:, k] + const[k]`` for every
+        component of ``names``, in that order (``same_k``: every class has the same number
+        of components; class ``i`` owns ``offsets[i]:offsets[i + 1]``). Kept
         until the next change of the memory's state (:meth:`_store`, :meth:`remove_class`
         drop them)."""
         if self._tables is not None and self._tables[0] == names:
@@ -242,12 +258,18 @@ class GBMMemory(ClassStore):
         same_k = owner_all.size % n_cls == 0 and np.array_equal(
             owner_all, np.repeat(np.arange(n_cls), owner_all.size // n_cls)
         )
+        offsets = np.zeros(n_cls + 1, np.int64)
+        np.cumsum([o.size for o in owner], out=offsets[1:])
         tables = (
             np.ascontiguousarray(np.concatenate(cols, axis=1), np.float32),
             np.concatenate(consts),
             owner_all,
             same_k,
+            offsets,
         )
+        for t in tables:
+            if isinstance(t, np.ndarray):
+                t.flags.writeable = False
         self._tables = (names, tables)
         return tables
 

@@ -12,6 +12,7 @@ from edgecl.kernels.first_layer import (
     conv2d_float,
     conv_threshold_pool,
     conv_threshold_pool_reference,
+    default_pass_taps,
     prepare_first_layer,
 )
 
@@ -33,16 +34,21 @@ def _layer(rng, o, c, k, *, bias):
         (9, 7, 3, 3, 2, (1, 0, 0, 1), (2, 1), True, -0.4),
         (5, 6, 2, 1, 1, (0, 0, 0, 0), (0, 1), True, 0.0),  # fewer taps than TAIL_TAPS
         (7, 5, 5, 2, 1, (0, 1, 1, 0), (3, 2), True, 1.5),  # head taps before the tail
+        (6, 13, 3, 3, 1, (1, 1, 1, 1), (0, 1), True, 0.0),  # no pool: 4 pixels + 1 a row
+        (10, 9, 5, 3, 2, (1, 1, 0, 2), (0, 1), False, 0.25),  # 45 taps, strided, 2 + 1
     ],
 )
-def test_fused_equals_twin(o, h, w, c, k, stride, pads, pool, bias, pad_value):
+@pytest.mark.parametrize("pass_taps", [3, 9])
+def test_fused_equals_twin(o, h, w, c, k, stride, pads, pool, bias, pad_value, pass_taps):
     rng = np.random.default_rng(o * 31 + h)
     weight, b, t, flip = _layer(rng, o, c, k, bias=bias)
     opts = dict(pads=pads, stride=stride, pad_value=pad_value, pool=pool[0], pool_stride=pool[1])
     x = rng.normal(size=(3, h, w, c)).astype(np.float32)
     x[0, 0, 0, 0] = np.nan
     keep = x.copy()
-    got = conv_threshold_pool(x, prepare_first_layer(weight, b, t, flip, **opts))
+    layer = prepare_first_layer(weight, b, t, flip, pass_taps=pass_taps, **opts)
+    assert layer.pass_taps == pass_taps
+    got = conv_threshold_pool(x, layer)
     want = conv_threshold_pool_reference(x, weight, b, t, flip, **opts)
     np.testing.assert_array_equal(got, want)
     np.testing.assert_array_equal(x, keep)
@@ -77,7 +83,8 @@ def test_twin_is_conv_then_threshold():
     got = conv_threshold_pool_reference(x, weight, b, t, flip, pads=(1, 1, 1, 1))
     want = np.unpackbits(got.view(np.uint8), axis=-1, bitorder="little")[..., :10]
     np.testing.assert_array_equal(want.astype(bool), bits)
-    assert TAIL_TAPS == 9
+    assert TAIL_TAPS == 3
+    assert default_pass_taps() in (3, 9)
 
 
 def test_wrong_arrays_are_refused():
@@ -93,6 +100,8 @@ def test_wrong_arrays_are_refused():
         prepare_first_layer(weight, b, t, flip, pads=(1, 1))
     with pytest.raises(ValueError, match="expected stride >= 1"):
         prepare_first_layer(weight, b, t, flip, stride=0)
+    with pytest.raises(ValueError, match="expected pass_taps 3 or 9"):
+        prepare_first_layer(weight, b, t, flip, pass_taps=4)
     layer = prepare_first_layer(weight, b, t, flip, pool=4, pool_stride=4)
     with pytest.raises(ValueError, match=r"expected \(N, H, W, 2\) samples"):
         conv_threshold_pool(np.zeros((1, 5, 5, 3), np.float32), layer)
