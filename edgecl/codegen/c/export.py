@@ -339,7 +339,8 @@ def _macros(h, w, c, d, n_cls, max_cls, ctx_bytes, scratch, kq_max, head, hb) ->
             "#define ECL__A(x) (((size_t)(x) + 7u) & ~(size_t)7u)",
             f"#define ECL__B(c) ECL__MAX({batch}u, (size_t)(c))",
             "/* a commit's view of a stored class: 12 bytes, then 2 pointers */",
-            "#define ECL__VIEW (((12u + sizeof(void *) - 1u) / sizeof(void *) + 2u) * sizeof(void *))",
+            "#define ECL__VIEW "
+            "(((12u + sizeof(void *) - 1u) / sizeof(void *) + 2u) * sizeof(void *))",
             "/* predict with c classes: the embedding, its set bits, the scores, the scorer's",
             "   tables, a head row, the forward pass (input and layer scratch) */",
             f"#define ECL__PREDICT(c) ({predict}u + (size_t)(c) * 32u)",
