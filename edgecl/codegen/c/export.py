@@ -334,7 +334,8 @@ def _macros(h, w, c, d, n_cls, max_cls, ctx_bytes, scratch, kq_max, head, hb) ->
             f"#define ECL_CTX_BYTES {ctx_bytes}u",
             "/* working memory: predict, and learning a class from up to n samples when the",
             "   head has c classes after it (ECL_ARENA_BYTES: c = ECL_MAX_CLASSES); an adapt",
-            "   budget that shrinks stored classes needs room for their shrunk copies too */",
+            "   budget that shrinks stored classes needs room for their shrunk copies and the",
+            "   new class's prototypes too */",
             "#define ECL__MAX(a, b) ((a) > (b) ? (a) : (b))",
             "#define ECL__A(x) (((size_t)(x) + 7u) & ~(size_t)7u)",
             f"#define ECL__B(c) ECL__MAX({batch}u, (size_t)(c))",
@@ -344,12 +345,12 @@ def _macros(h, w, c, d, n_cls, max_cls, ctx_bytes, scratch, kq_max, head, hb) ->
             "/* predict with c classes: the embedding, its set bits, the scores, the scorer's",
             "   tables, a head row, the forward pass (input and layer scratch) */",
             f"#define ECL__PREDICT(c) ({predict}u + (size_t)(c) * 32u)",
-            "/* the commit's tables: sizes, views, eq. 4 counts and draw offsets,",
-            "   the new class's prototypes */",
+            "/* the commit's tables: sizes, views, eq. 4 counts and draw offsets (a new",
+            "   class's prototypes go to the context's pool, where its record will be) */",
             "#define ECL__FIXED(c) (2u * ECL__A(4u * ((size_t)(c) + 1u)) + "
             "ECL__A(((size_t)(c) + 1u) * ECL__VIEW) + "
             "ECL__A(4u * ((size_t)(c) + 1u)) + "
-            f"2u * ECL__A(((size_t)(c) + 1u) * sizeof(long)) + {new_class}u)",
+            "2u * ECL__A(((size_t)(c) + 1u) * sizeof(long)))",
             "/* EM on n samples: two N x K float64 tables, two D rows, K-sized vectors */",
             f"#define ECL__EM(n) ({em_fixed}u + (size_t)(n) * {16 * k_max}u)",
             "/* one SGD step: entries, targets, G (B x C float32), 4 rows of bits, logits */",
@@ -366,9 +367,10 @@ def _macros(h, w, c, d, n_cls, max_cls, ctx_bytes, scratch, kq_max, head, hb) ->
             "#define ECL_ARENA_BYTES(max_samples) "
             "ECL_ARENA_BYTES_FOR(max_samples, ECL_MAX_CLASSES)",
             "/* an update (learn_begin with a learned name) of a class of `count` samples from n",
-            "   new ones: EM on count + n samples, drawn into the arena */",
+            "   new ones: EM on count + n samples, drawn into the arena, and the refit",
+            "   prototypes */",
             "#define ECL_ARENA_BYTES_UPDATE(count, n, c) (ECL_ARENA_BYTES_FOR((count) + (n), c)"
-            f" + ((size_t)(count) + (size_t)(n)) * {nw8}u)",
+            f" + ((size_t)(count) + (size_t)(n)) * {nw8}u + {new_class}u)",
             "",
         ]
     )

@@ -1281,9 +1281,17 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
     em_rng.state = rng.state + (uint64_t)((bt.n_old > 0 ? 2 : 0) + (long)passes * (bt.m_new - 1)) * GOLDEN;
     /* 3. the class's memory (EM, eqs. 1-3, then q bits); an update refits on draws from
      * its current mixture (as many as its count) followed by the new samples */
-    new_words = (uint64_t *)bump(&b, words_bytes(m, kk_new, q_new));
-    new_pi = (float *)bump(&b, (size_t)kk_new * 4u);
-    if (!new_words || !new_pi) return ECL_E_ARENA;
+    if (upd < 0 && ctx->pool_used + record_bytes(m, kk_new, q_new) <= m->pool_bytes) {
+        /* a new class's prototypes go straight to its record's place in the pool's unused
+         * tail (always there when nothing shrinks; nothing counts it until the commit) */
+        ecl_rec tail = rec_at(m, ctx->pool + ctx->pool_used, kk_new, q_new);
+        new_words = tail.words;
+        new_pi = tail.pi;
+    } else {
+        new_words = (uint64_t *)bump(&b, words_bytes(m, kk_new, q_new));
+        new_pi = (float *)bump(&b, (size_t)kk_new * 4u);
+        if (!new_words || !new_pi) return ECL_E_ARENA;
+    }
     if (upd < 0) {
         rc = em_fit(m, b, (const uint64_t *)(void *)ctx->arena, ctx->n_add, kk_new, q_new, &em_rng,
                     new_words, new_pi);
@@ -1352,8 +1360,9 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
             ecl_rec nr = rec_at(m, ctx->pool + off, ks[n], qs[n]);
             uint32_t count = (uint32_t)ctx->n_add;
             size_t len = strlen(ctx->names + ctx->names_used); /* the pending name */
-            memcpy(nr.words, new_words, words_bytes(m, ks[n], qs[n]));
-            memcpy(nr.pi, new_pi, (size_t)ks[n] * 4u);
+            /* words, then pi: from the pool's tail they move down (or stay) */
+            memmove(nr.words, new_words, words_bytes(m, ks[n], qs[n]));
+            memmove(nr.pi, new_pi, (size_t)ks[n] * 4u);
             memcpy(nr.head, w + (size_t)n * D, (size_t)D * hb);
             if (nr.scale) nr.scale[0] = scales[n];
             nr.bias[0] = bias[n];
