@@ -220,6 +220,24 @@ def test_failed_calls_change_nothing(driver, tmp_path, mnist):
     ]  # fmt: skip
 
 
+def test_a_name_that_does_not_fit_the_name_pool_is_refused(exported, tmp_path, mnist):
+    """The pending name waits in the name pool's tail: the 11th 128-byte name does not fit
+    (5 base names, 24 bytes per further class of 55): refused, nothing changed."""
+    x, y = mnist
+    drv = build_host(
+        exported, tmp_path / "drv16", extra=("-DDRIVER_SAMPLES=6", "-DDRIVER_CLASSES=16")
+    )
+    path = write_images(tmp_path / "c5.bin", x[y == 5][:6])
+    names = [f"{i:03d}" + "x" * 125 for i in range(11)]
+    lines = run([str(drv), str(_script(tmp_path, [
+        *(f"learn {name} {path} 6 {i}" for i, name in enumerate(names)), "names",
+    ]))])  # fmt: skip
+    learned = [line.split() for line in lines if line.startswith("L ")]
+    assert [int(v[1]) for v in learned] == [0] * 10 + [-12]  # ECL_E_CAPACITY
+    assert learned[-1][2:] == learned[-2][2:] == [learned[-2][2], "15"]  # nothing changed
+    assert [line[2:] for line in lines if line.startswith("N ")][5:] == names[:10]
+
+
 def test_update_matches_python(driver, tmp_path, mnist):
     """learn_begin on a learned name adds samples to it (Runtime.update_class): the class
     memory refit on draws from its mixture plus the new samples, bit-identical."""

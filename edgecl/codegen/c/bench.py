@@ -3,8 +3,9 @@ mps2-an386) and on the host, beside the Numba runtime.
 
 - sizes of the Cortex-M4 build of the measurement app (``runtime/bench/bench_app.c``):
   flash = .text + .data, RAM = .data + .bss (the context at the full budget and the arena
-  for learning from ``samples`` images with the head at ``n_new + base`` classes) plus
-  ``ECL_STACK_BYTES``;
+  for learning from ``samples`` images with the head at ``n_new + base`` classes, both as
+  the Cortex-M4 build sizes them, and the app's own: its image buffer and newlib's state)
+  plus ``ECL_STACK_BYTES``;
 - instructions per predict and per learn_commit: QEMU runs with ``-icount shift=0`` (one
   instruction, one nanosecond of virtual time), the app counts SysTick ticks of the 25 MHz
   CPU clock around each call, and a 2,000,000-instruction loop turns ticks into
@@ -49,6 +50,7 @@ class CBench:
     bss_bytes: int | None
     ctx_bytes: int
     arena_bytes: int
+    app_bytes: int | None
     stack_bytes: int | None
     m4_predict_insns: float | None
     m4_predict_learned_insns: float | None
@@ -73,7 +75,8 @@ class CBench:
             f"{self.samples} images each ({self.n_classes} classes in all)",
             f"Cortex-M4     flash {kib(self.flash_bytes)}, RAM {kib(self.ram_bytes)}",
             f"              = .data {self.data_bytes} + .bss {self.bss_bytes} (context "
-            f"{self.ctx_bytes}, arena {self.arena_bytes}) + stack {self.stack_bytes}",
+            f"{self.ctx_bytes}, arena {self.arena_bytes}, the app's {self.app_bytes}: its "
+            f"image buffer, newlib) + stack {self.stack_bytes}",
             f"instructions  predict {mi(self.m4_predict_insns)} (base classes), "
             f"{mi(self.m4_predict_learned_insns)} ({self.n_classes} classes)",
             "              learn_commit "
@@ -90,6 +93,15 @@ def _app() -> Path:
 def _macro(header: str, name: str) -> int:
     m = re.search(rf"#define {name} (\d+)", header)
     return int(m.group(1)) if m else 0
+
+
+def _symbol_bytes(elf: Path, name: str) -> int | None:
+    """The size of one object of the Cortex-M4 build (its own evaluation of the macros)."""
+    out = subprocess.run(
+        ["arm-none-eabi-nm", "-S", str(elf)], capture_output=True, text=True, check=True
+    ).stdout
+    m = re.search(rf"^[0-9a-f]+ ([0-9a-f]+) [bBdD] {name}$", out, re.M)
+    return int(m.group(1), 16) if m else None
 
 
 def _arena_bytes(folder: Path, samples: int, classes: int) -> int:
@@ -132,7 +144,8 @@ def bench_c(
             path.write_bytes(np.ascontiguousarray(x[y == c][:samples], np.uint8).tobytes())
             class_files.append(str(path))
         arena = _arena_bytes(folder, samples, n_total)
-        flash = ram = data = bss = None
+        flash = ram = data = bss = app = None
+        ctx_bytes = _macro(header, "ECL_CTX_BYTES")
         p_base = p_learned = None
         commits: tuple[float, ...] = ()
         if shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"):
@@ -150,6 +163,10 @@ def bench_c(
             flash = sum(v for k, v in sections.items() if k in (".text", ".ARM.exidx")) + data
             flash += sum(v for k, v in sections.items() if k.endswith("_array"))
             ram = data + bss + (report.stack_bytes or 0)
+            # the arena macro uses sizeof: the Cortex-M4 build's own figures
+            ctx_bytes = _symbol_bytes(elf, "ctx_mem") or ctx_bytes
+            arena = _symbol_bytes(elf, "arena") or arena
+            app = data + bss - ctx_bytes - arena
             out = subprocess.run(
                 ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
                  "-serial", "none", "-icount", "shift=0", "-semihosting-config",
@@ -196,8 +213,9 @@ def bench_c(
             ram_bytes=ram,
             data_bytes=data,
             bss_bytes=bss,
-            ctx_bytes=_macro(header, "ECL_CTX_BYTES"),
+            ctx_bytes=ctx_bytes,
             arena_bytes=arena,
+            app_bytes=app,
             stack_bytes=report.stack_bytes,
             m4_predict_insns=p_base,
             m4_predict_learned_insns=p_learned,

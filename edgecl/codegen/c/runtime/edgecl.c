@@ -389,7 +389,7 @@ struct ecl_ctx {
     char *names;
     uint8_t *pool;
     int learning, n_add, upd; /* upd: the class an update adds to, else -1 */
-    char pending[ECL_NAME_MAX + 1];
+    /* a new class's pending name waits in the name pool's tail, at names + names_used */
 };
 
 /* one class record in the pool: words, head row, [scale], bias, pi[K], count */
@@ -700,10 +700,15 @@ int ecl_embed(ecl_ctx *ctx, const uint8_t *image, uint64_t *words) {
 /* ---------------------------------------------------------------- learning session */
 
 int ecl_learn_begin(ecl_ctx *ctx, const char *name) {
+    size_t len;
     if (!ctx_ok(ctx) || !valid_name(name)) return ECL_E_ARG;
     if (ctx->learning) return ECL_E_SEQUENCE;
     ctx->upd = find_class(ctx, name); /* an existing name: update that class */
-    strcpy(ctx->pending, name);
+    len = strlen(name);
+    if (ctx->upd < 0) { /* the pending name, in the name pool's tail (not yet a class) */
+        if (ctx->names_used + len + 1 > ctx->m->name_pool) return ECL_E_CAPACITY;
+        memcpy(ctx->names + ctx->names_used, name, len + 1);
+    }
     ctx->learning = 1;
     ctx->n_add = 0;
     return ECL_OK;
@@ -733,36 +738,50 @@ void ecl_learn_abort(ecl_ctx *ctx) {
 /* ---------------------------------------------------------------- class memory (GBM) */
 
 /* what a class memory looks like during a commit: the stored one, or its shrunk copy */
-typedef struct {
+typedef struct { /* the ints first: 12 bytes, then 2 pointers (ECL__VIEW) */
+    uint32_t count;
+    int k, q;
     const uint64_t *words;
     const float *pi;
-    double *cdf;
-    int k, q;
-    uint32_t count;
 } ecl_view;
 
-static void view_cdf(ecl_view *v) {
-    double s = 0.0, tot;
-    double p[1];
-    int kk;
-    double psum;
-    /* p = pi / pi.sum(); cdf = cumsum(p) / cdf[-1]  (NumPy's Generator.choice) */
-    for (kk = 0; kk < v->k; kk++) v->cdf[kk] = (double)v->pi[kk];
-    psum = np_sum(v->cdf, v->k);
-    for (kk = 0; kk < v->k; kk++) {
-        p[0] = (double)v->pi[kk] / psum;
-        s += p[0];
-        v->cdf[kk] = s;
+/* np_sum of float32 values read as float64 (the same pairwise rule, no float64 copy) */
+static double pairwise_rest_f(const float *a, long n) {
+    long i;
+    if (n < 8) {
+        double res = 0.0;
+        for (i = 0; i < n; i++) res += (double)a[i];
+        return res;
     }
-    tot = v->cdf[v->k - 1];
-    for (kk = 0; kk < v->k; kk++) v->cdf[kk] /= tot;
+    if (n <= 128) {
+        double r[8], res;
+        int j;
+        for (j = 0; j < 8; j++) r[j] = (double)a[j];
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (j = 0; j < 8; j++) r[j] += (double)a[i + j];
+        res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) res += (double)a[i];
+        return res;
+    } else {
+        long n2 = n / 2;
+        n2 -= n2 % 8;
+        return pairwise_rest_f(a, n2) + pairwise_rest_f(a + n2, n - n2);
+    }
 }
 
+/* the component of draw m: the first k with u < cdf[k], cdf = cumsum(pi / pi.sum()) /
+ * its last value (NumPy's Generator.choice), computed here rather than stored */
 static int draw_comp(const ecl_view *v, uint64_t comp_seed, uint64_t m) {
     double u = u53(mix64(comp_seed + (m + 1u) * GOLDEN));
+    double psum = (double)v->pi[0] + pairwise_rest_f(v->pi + 1, v->k - 1), s = 0.0, tot;
     int kk;
-    for (kk = 0; kk < v->k; kk++)
-        if (u < v->cdf[kk]) return kk;
+    for (kk = 0; kk < v->k; kk++) s += (double)v->pi[kk] / psum;
+    tot = s;
+    s = 0.0;
+    for (kk = 0; kk < v->k; kk++) {
+        s += (double)v->pi[kk] / psum;
+        if (u < s / tot) return kk;
+    }
     return v->k - 1;
 }
 
@@ -1001,9 +1020,13 @@ typedef struct {
     long *offsets, *used; /* per old class: first global draw, draws used */
     uint16_t *perm;
     int perm_pos, perm_pass, new_target;
-    const int *old_cls; /* the class index of each old class, in order */
+    int upd; /* the class an update refits (not an old class of the batches), else -1 */
+    int *counts; /* (n_cls,) the eq. 4 counts of a step */
     ecl_rng *rng;
 } ecl_batches;
+
+/* the class index of old class i (the stored classes but the one an update refits) */
+static int old_class(const ecl_batches *bt, int i) { return bt->upd >= 0 && i >= bt->upd ? i + 1 : i; }
 
 static void next_perm(ecl_batches *bt) {
     int i;
@@ -1018,7 +1041,7 @@ static void next_perm(ecl_batches *bt) {
 }
 
 /* the words of batch entry e (>= 0: new sample e; < 0: pseudo-exemplar -e - 1 of `cls`) */
-static const uint64_t *entry_words(const ecl_batches *bt, long e, int cls, uint64_t *tmp) {
+static const uint64_t *entry_words(const ecl_batches *bt, int32_t e, int cls, uint64_t *tmp) {
     const ecl_view *v;
     if (e >= 0) return bt->z_new + (size_t)e * n_words(bt->m->n_bits);
     v = &bt->views[cls];
@@ -1030,37 +1053,46 @@ static const uint64_t *entry_words(const ecl_batches *bt, long e, int cls, uint6
 static int train_head(ecl_batches *bt, ecl_bump b, float *w, float *bias) {
     const ecl_model *m = bt->m;
     int D = m->n_bits, nw = n_words(D), C = bt->n_cls, B = bt->batch, s, t, i, c, j;
-    long *entry = (long *)bump(&b, (size_t)B * sizeof(long));
-    int *target = (int *)bump(&b, (size_t)B * sizeof(int));
-    int *counts = (int *)bump(&b, (size_t)C * sizeof(int));
+    /* the arena of a step (ECL__TRAIN): entries, targets, G, 4 rows of bits, the logits */
+    int32_t *entry = (int32_t *)bump(&b, (size_t)B * 4u);
+    uint16_t *target = (uint16_t *)bump(&b, (size_t)B * 2u);
     float *g = (float *)bump(&b, (size_t)B * C * 4u);
     uint64_t *tmp = (uint64_t *)bump(&b, (size_t)4 * nw * 8u);
-    uint16_t *idx = (uint16_t *)bump(&b, (size_t)D * 2u);
     double *e = (double *)bump(&b, (size_t)C * 8u);
+    float *acc = (float *)bump(&b, (size_t)C * 4u);
+    int *counts = bt->counts;
     float lr32 = (float)m->lr, keep = 1.0f - lr32 * (float)m->weight_decay;
-    if (!entry || !target || !counts || !g || !tmp || !idx || !e) return ECL_E_ARENA;
+    if (!entry || !target || !g || !tmp || !e || !acc) return ECL_E_ARENA;
     for (s = 0; s < bt->steps; s++) {
         int nb = 0, b4;
         eq4_counts(B, C, s % bt->per_epoch, counts);
         for (t = 0; t < counts[0]; t++) { /* the new class first, then the old in order */
             if (bt->perm_pos >= bt->m_new) next_perm(bt);
             entry[nb] = bt->perm[bt->perm_pos++];
-            target[nb++] = bt->new_target;
+            target[nb++] = (uint16_t)bt->new_target;
         }
         for (i = 0; i < bt->n_old; i++)
             for (t = 0; t < counts[1 + i]; t++) {
-                entry[nb] = -(bt->offsets[i] + bt->used[i]++) - 1;
-                target[nb++] = bt->old_cls[i];
+                entry[nb] = (int32_t)(-(bt->offsets[i] + bt->used[i]++) - 1);
+                target[nb++] = (uint16_t)old_class(bt, i);
             }
         for (i = 0; i < nb; i++) { /* z = W x + b, G = (softmax(z) - onehot) / B */
             const uint64_t *x = entry_words(bt, entry[i], target[i], tmp);
-            int cnt = set_bits(x, D, idx);
             double mx = -INFINITY, tot = 0.0;
+            int k;
+            /* each class's float32 sum of its row at the set bits, lowest first */
+            for (c = 0; c < C; c++) acc[c] = 0.0f;
+            for (k = 0; k < nw; k++) {
+                uint64_t bits = x[k];
+                while (bits) {
+                    uint64_t low = bits & (~bits + 1u);
+                    const float *col = w + (size_t)(k * 64 + popcount64(low - 1u));
+                    for (c = 0; c < C; c++) acc[c] += col[(size_t)c * D];
+                    bits ^= low;
+                }
+            }
             for (c = 0; c < C; c++) {
-                const float *row = w + (size_t)c * D;
-                float acc = 0.0f;
-                for (j = 0; j < cnt; j++) acc += row[idx[j]];
-                e[c] = (double)(acc + bias[c]);
+                e[c] = (double)(acc[c] + bias[c]);
                 if (e[c] > mx) mx = e[c];
             }
             for (c = 0; c < C; c++) { e[c] = exp(e[c] - mx); tot += e[c]; }
@@ -1132,7 +1164,7 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
     ecl_batches bt;
     memset(&bt, 0, sizeof bt);
     ecl_view *views;
-    int *ks, *qs, *old_cls, n, i, c, rc, D, nw, total_new = 0, passes, upd, C, kk_new, q_new;
+    int *ks, *qs, n, i, c, rc, D, nw, total_new = 0, passes, upd, C, kk_new, q_new;
     uint64_t *new_words;
     float *new_pi, *w, *bias, *scales;
     size_t hb, new_pool = 0;
@@ -1145,15 +1177,12 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
     D = m->n_bits;
     nw = n_words(D);
     hb = (size_t)m->head_bits / 8u;
-    if (upd < 0 && (n + 1 > m->max_classes ||
-                    ctx->names_used + strlen(ctx->pending) + 1 > m->name_pool))
-        return ECL_E_CAPACITY;
+    if (upd < 0 && n + 1 > m->max_classes) return ECL_E_CAPACITY;
     b = free_arena(ctx);
     ks = (int *)bump(&b, (size_t)(n + 1) * sizeof(int));
     qs = (int *)bump(&b, (size_t)(n + 1) * sizeof(int));
     views = (ecl_view *)bump(&b, (size_t)(n + 1) * sizeof(ecl_view));
-    old_cls = (int *)bump(&b, (size_t)(n + 1) * sizeof(int));
-    if (!ks || !qs || !views || !old_cls) return ECL_E_ARENA;
+    if (!ks || !qs || !views) return ECL_E_ARENA;
     if (upd >= 0) { /* an update refits the class at its size: the stored bytes stay */
         for (i = 0; i < n; i++) { ks[i] = ctx->cls[i].k; qs[i] = ctx->cls[i].q; }
         ks[n] = ks[upd];
@@ -1174,9 +1203,6 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
         views[i].k = ctx->cls[i].k;
         views[i].q = ctx->cls[i].q;
         views[i].count = rec_count(&r);
-        views[i].cdf = (double *)bump(&b, (size_t)(ks[i] > views[i].k ? ks[i] : views[i].k) * 8u);
-        if (!views[i].cdf) return ECL_E_ARENA;
-        view_cdf(&views[i]);
         new_pool += record_bytes(m, ks[i], qs[i]);
     }
     if (upd < 0) new_pool += record_bytes(m, ks[n], qs[n]);
@@ -1216,15 +1242,12 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
         views[i].pi = npi;
         views[i].k = ks[i];
         views[i].q = qs[i];
-        view_cdf(&views[i]);
     }
     /* 2. the eq. 4 schedule (its draws come first on the stream: skipped for the EM) */
     bt.m = m;
     bt.views = views;
-    bt.n_old = 0;
-    for (i = 0; i < n; i++)
-        if (i != upd) old_cls[bt.n_old++] = i;
-    bt.old_cls = old_cls;
+    bt.n_old = upd >= 0 ? n - 1 : n;
+    bt.upd = upd;
     bt.new_target = upd >= 0 ? upd : n;
     bt.n_cls = C;
     bt.batch = m->batch_size > C ? m->batch_size : C;
@@ -1235,6 +1258,7 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
         bt.offsets = (long *)bump(&b, (size_t)(n + 1) * sizeof(long));
         bt.used = (long *)bump(&b, (size_t)(n + 1) * sizeof(long));
         if (!cnts || !bt.offsets || !bt.used) return ECL_E_ARENA;
+        bt.counts = cnts;
         bt.per_epoch = (bt.m_new + share - 1) / share;
         bt.steps = bt.per_epoch * m->epochs;
         for (i = 0; i <= n; i++) { bt.offsets[i] = 0; bt.used[i] = 0; }
@@ -1257,9 +1281,17 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
     em_rng.state = rng.state + (uint64_t)((bt.n_old > 0 ? 2 : 0) + (long)passes * (bt.m_new - 1)) * GOLDEN;
     /* 3. the class's memory (EM, eqs. 1-3, then q bits); an update refits on draws from
      * its current mixture (as many as its count) followed by the new samples */
-    new_words = (uint64_t *)bump(&b, words_bytes(m, kk_new, q_new));
-    new_pi = (float *)bump(&b, (size_t)kk_new * 4u);
-    if (!new_words || !new_pi) return ECL_E_ARENA;
+    if (upd < 0 && ctx->pool_used + record_bytes(m, kk_new, q_new) <= m->pool_bytes) {
+        /* a new class's prototypes go straight to its record's place in the pool's unused
+         * tail (always there when nothing shrinks; nothing counts it until the commit) */
+        ecl_rec tail = rec_at(m, ctx->pool + ctx->pool_used, kk_new, q_new);
+        new_words = tail.words;
+        new_pi = tail.pi;
+    } else {
+        new_words = (uint64_t *)bump(&b, words_bytes(m, kk_new, q_new));
+        new_pi = (float *)bump(&b, (size_t)kk_new * 4u);
+        if (!new_words || !new_pi) return ECL_E_ARENA;
+    }
     if (upd < 0) {
         rc = em_fit(m, b, (const uint64_t *)(void *)ctx->arena, ctx->n_add, kk_new, q_new, &em_rng,
                     new_words, new_pi);
@@ -1279,9 +1311,8 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
     /* 4. the head, retrained on the new samples and pseudo-exemplars (GBM §3.2) */
     w = (float *)bump(&b, (size_t)C * D * 4u);
     bias = (float *)bump(&b, (size_t)(n + 1) * 4u);
-    scales = (float *)bump(&b, (size_t)(n + 1) * 4u);
     bt.perm = (uint16_t *)bump(&b, (size_t)bt.m_new * 2u);
-    if (!w || !bias || !scales || !bt.perm) return ECL_E_ARENA;
+    if (!w || !bias || !bt.perm) return ECL_E_ARENA;
     for (c = 0; c < n; c++) {
         ecl_rec r = class_rec(ctx, c);
         int j;
@@ -1299,6 +1330,8 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
     bt.perm_pass = 0;
     rc = train_head(&bt, b, w, bias);
     if (rc) return rc;
+    scales = (float *)bump(&b, (size_t)(n + 1) * 4u); /* in the training's scratch, now free */
+    if (!scales) return ECL_E_ARENA;
     for (c = 0; c < C; c++) scales[c] = round_row(m, w + (size_t)c * D);
     /* 5. commit: rebuild the pool in place (records only shrink), append the new class */
     {
@@ -1326,9 +1359,10 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
         if (upd < 0) {
             ecl_rec nr = rec_at(m, ctx->pool + off, ks[n], qs[n]);
             uint32_t count = (uint32_t)ctx->n_add;
-            size_t len = strlen(ctx->pending);
-            memcpy(nr.words, new_words, words_bytes(m, ks[n], qs[n]));
-            memcpy(nr.pi, new_pi, (size_t)ks[n] * 4u);
+            size_t len = strlen(ctx->names + ctx->names_used); /* the pending name */
+            /* words, then pi: from the pool's tail they move down (or stay) */
+            memmove(nr.words, new_words, words_bytes(m, ks[n], qs[n]));
+            memmove(nr.pi, new_pi, (size_t)ks[n] * 4u);
             memcpy(nr.head, w + (size_t)n * D, (size_t)D * hb);
             if (nr.scale) nr.scale[0] = scales[n];
             nr.bias[0] = bias[n];
@@ -1337,7 +1371,6 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
             ctx->cls[n].k = (uint16_t)ks[n];
             ctx->cls[n].q = (uint16_t)qs[n];
             ctx->cls[n].name_off = (uint32_t)ctx->names_used;
-            memcpy(ctx->names + ctx->names_used, ctx->pending, len + 1);
             ctx->names_used += len + 1;
             off += record_bytes(m, ks[n], qs[n]);
         }
@@ -1512,4 +1545,8 @@ const char *ecl_strerror(int code) {
 }
 
 /* the context header fits the bytes edgecl export-c reserves for it (CTX_HEADER) */
-typedef char ecl_ctx_header_fits[sizeof(struct ecl_ctx) <= 512 ? 1 : -1];
+typedef char ecl_ctx_header_fits[sizeof(struct ecl_ctx) <= 128 ? 1 : -1];
+/* ... and the class table the bytes it reserves per class (CLS_BYTES) */
+typedef char ecl_cls_fits[sizeof(ecl_cls) <= 12 ? 1 : -1];
+/* ... and the arena bound of edgecl.h the commit's views (ECL__VIEW) */
+typedef char ecl_view_fits[sizeof(ecl_view) <= ECL__VIEW ? 1 : -1];

@@ -18,8 +18,8 @@
 #endif
 #define IMAGE_BYTES (ECL_INPUT_H * ECL_INPUT_W * ECL_INPUT_C)
 
-static uint64_t ctx_mem[ECL_CTX_BYTES / 8 + 1];
-static uint64_t arena[ECL_ARENA_BYTES_FOR(BENCH_SAMPLES, BENCH_CLASSES) / 8 + 1];
+static uint64_t ctx_mem[(ECL_CTX_BYTES + 7) / 8];
+static uint64_t arena[(ECL_ARENA_BYTES_FOR(BENCH_SAMPLES, BENCH_CLASSES) + 7) / 8];
 static uint8_t image[IMAGE_BYTES];
 
 #ifdef ECL_BENCH_M4
