@@ -33,6 +33,7 @@ from edgecl.kernels.bits import WORD_DTYPE, n_words, tail_mask
 from edgecl.kernels.conv import _check_conv, binary_conv2d_reference, check_kernel, conv_out_size
 from edgecl.kernels.dense import binary_dense_reference
 from edgecl.kernels.fused_bytes import (
+    count_ranges,
     fast_row_bytes,
     gather_patch,
     pad_counts,
@@ -62,8 +63,8 @@ class BinaryBlock:
     sthr: np.ndarray
     #: the one-padded fast path (None with zero padding, repeat > 1 or more than
     #: 2 * TAIL_WORDS patch words): weights as
-    #: (max(kh * kw * Cw, 9), O64) words, tap-word offsets in a padded image, sgn/sthr
-    #: padded to whole words of outputs, the +1 pad words
+    #: (max(kh * kw * Cw, 9), O64) words, sgn/sthr padded to whole words of outputs, the
+    #: +1 pad words, and the byte cores' count ranges ``lo``/``width`` (``count_ranges``)
     fast: tuple | None
     n_channels: int
     n_out: int
@@ -377,7 +378,7 @@ def prepare_block(
         sgn64[:n_out] = sgn
         sthr64 = np.full(o64, np.iinfo(np.int64).max, np.int64)  # padded outputs: bit 0
         sthr64[:n_out] = sthr
-        fast = (wk, sgn64, sthr64, ones)
+        fast = (wk, sgn64, sthr64, ones, *count_ranges(sgn64, sthr64, kh * kw * n_channels))
     return BinaryBlock(
         wt=wt,
         pad_pc=pad_counts(wt, ones),
@@ -423,12 +424,15 @@ def run_block(x: np.ndarray, blk: BinaryBlock, *, threads: int = 1) -> np.ndarra
 
 def run_block_strategy(x, blk, threads, strategy):
     """:func:`run_block` with a popcount strategy by name (None: this CPU's)."""
-    token = get_strategy(strategy).token
+    strat = get_strategy(strategy)
+    token = strat.token
     n, h, w, _ = x.shape
     ho, wo, ow = block_out_shape(blk, h, w)
     out = np.empty((n, ho, wo, ow), WORD_DTYPE)
     if blk.fast is not None:
-        wk, sgn64, sthr64, ones = blk.fast
+        wk, sgn64, sthr64, ones, lo, width = blk.fast
+        if strat.byte_lanes:  # the byte cores threshold by count ranges
+            sgn64, sthr64 = lo, width
         xp = pad_words(x, *blk.pads, ones)
         kh, kw = blk.wt.shape[:2]
         cw = x.shape[3]

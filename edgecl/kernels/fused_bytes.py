@@ -6,7 +6,9 @@ The same products as the word cores there, for the AVX2 / NEON / AVX-512BW strat
 added in 8-bit lanes over up to :data:`~edgecl.kernels.wordvec.BYTE_STEPS` words of the
 patch, then widened once per channel (the byte sums of each 64-bit lane). Four vectors
 of channels stay in registers across the whole patch (register blocking over output
-channels), so the patch words are read once per ``4 * lanes`` channels.
+channels), so the patch words are read once per ``4 * lanes`` channels. On the
+one-padded fast path the counts never leave the registers: each is compared with its
+channel's count range (the threshold) and the bits of the pool window are ORed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from edgecl.kernels.wordvec import (
     wv_byte_counts,
     wv_lane_sums,
     wv_load,
+    wv_range_bits,
     wv_splat,
     wv_store,
     wv_xor,
@@ -147,24 +150,6 @@ def pixel_counts_bytes(x, img, oy, ox, wt, pad_pc, geom, acc, lanes):
 
 
 @njit(cache=True, inline="always")
-def fast_counts_bytes(patch, p, n_k, wk, cnt, lanes):
-    """``cnt[p, q]`` = popcount of ``patch[p, :n_k] XOR wk[:n_k, q]`` for every ``q``
-    (``wk.shape[1]`` a multiple of ``4 * lanes``, ``n_k <= BYTE_STEPS``: no flush)."""
-    for q in range(0, wk.shape[1], 4 * lanes):
-        a0 = a1 = a2 = a3 = wv_zero(lanes)
-        for k in range(n_k):
-            xv = wv_splat(lanes, patch[p, k])
-            a0 = _step(a0, xv, wv_load(lanes, wk, (k, q)))
-            a1 = _step(a1, xv, wv_load(lanes, wk, (k, q + lanes)))
-            a2 = _step(a2, xv, wv_load(lanes, wk, (k, q + 2 * lanes)))
-            a3 = _step(a3, xv, wv_load(lanes, wk, (k, q + 3 * lanes)))
-        wv_store(cnt, (p, q), wv_lane_sums(a0))
-        wv_store(cnt, (p, q + lanes), wv_lane_sums(a1))
-        wv_store(cnt, (p, q + 2 * lanes), wv_lane_sums(a2))
-        wv_store(cnt, (p, q + 3 * lanes), wv_lane_sums(a3))
-
-
-@njit(cache=True, inline="always")
 def gather_patch(patch, p, flat, corner, offs, n):
     """``patch[p, :n]`` = the values of a flat padded image at ``corner + offs``."""
     for k in range(n):
@@ -172,10 +157,42 @@ def gather_patch(patch, p, flat, corner, offs, n):
 
 
 @njit(cache=True, inline="always")
-def fast_row_bytes(xflat, r, wk, offs, sgn, sthr, geom, out, patch, cnt, lanes):
-    """Pooled output row ``r`` of the one-padded fast path (as ``fused._fast_row``) with
-    byte accumulators: every conv output's counts for all channels, then the threshold,
-    the OR over the pool window and the packing."""
+def _group_bits(patch, n_pix, n_k, wk, lo, width, q, lanes):
+    """Bits of channels ``q .. q + 4 * lanes - 1``: ``lo <= popcount <= lo + width`` for
+    each conv output of the pool window (the patch rows ``0 .. n_pix - 1``), ORed."""
+    bits = np.uint64(0)
+    lo0 = wv_load(lanes, lo, (q,))
+    lo1 = wv_load(lanes, lo, (q + lanes,))
+    lo2 = wv_load(lanes, lo, (q + 2 * lanes,))
+    lo3 = wv_load(lanes, lo, (q + 3 * lanes,))
+    wd0 = wv_load(lanes, width, (q,))
+    wd1 = wv_load(lanes, width, (q + lanes,))
+    wd2 = wv_load(lanes, width, (q + 2 * lanes,))
+    wd3 = wv_load(lanes, width, (q + 3 * lanes,))
+    sh = np.uint64(lanes)
+    for p in range(n_pix):
+        a0 = a1 = a2 = a3 = wv_zero(lanes)
+        for k in range(n_k):
+            xv = wv_splat(lanes, patch[p, k])
+            a0 = _step(a0, xv, wv_load(lanes, wk, (k, q)))
+            a1 = _step(a1, xv, wv_load(lanes, wk, (k, q + lanes)))
+            a2 = _step(a2, xv, wv_load(lanes, wk, (k, q + 2 * lanes)))
+            a3 = _step(a3, xv, wv_load(lanes, wk, (k, q + 3 * lanes)))
+        b = wv_range_bits(wv_lane_sums(a0), lo0, wd0)
+        b |= wv_range_bits(wv_lane_sums(a1), lo1, wd1) << sh
+        b |= wv_range_bits(wv_lane_sums(a2), lo2, wd2) << (sh + sh)
+        b |= wv_range_bits(wv_lane_sums(a3), lo3, wd3) << (sh + sh + sh)
+        bits |= b
+    return bits
+
+
+@njit(cache=True, inline="always")
+def fast_row_bytes(xflat, r, wk, offs, lo, width, geom, out, patch, cnt, lanes):
+    """Pooled output row ``r`` of the one-padded fast path (as ``block._fast_row``) with
+    byte accumulators, 4 vectors of channels at a time over every conv output of the pool
+    window: the counts never leave the registers; the threshold is the count range
+    ``lo <= popcount <= lo + width`` (:func:`count_ranges`), the pool an OR of the bits.
+    ``cnt`` is unused (the word path's accumulator row)."""
     n_bits, kh, kw, stride, pool, pstride, wp, cw = geom
     n_k = kh * kw * cw
     po = out.shape[1]
@@ -183,51 +200,36 @@ def fast_row_bytes(xflat, r, wk, offs, sgn, sthr, geom, out, patch, cnt, lanes):
     win = max(pool, 1)
     step = pstride if pool > 0 else 1
     n_pix = win * win
+    group = 4 * lanes
     for px in range(out.shape[2]):
         for p in range(n_pix):
             i = (py * step + p // win) * stride
             j = (px * step + p % win) * stride
             gather_patch(patch, p, xflat[img], (i * wp + j) * cw, offs, n_k)
-            fast_counts_bytes(patch, p, n_k, wk, cnt, lanes)
         for kk in range(out.shape[3]):
-            out[img, py, px, kk] = threshold_word(cnt, n_pix, n_bits, sgn, sthr, kk * 64)
+            word = np.uint64(0)
+            for g in range(0, 64, group):
+                bits = _group_bits(patch, n_pix, n_k, wk, lo, width, kk * 64 + g, lanes)
+                word |= bits << np.uint64(g)
+            out[img, py, px, kk] = word
 
 
-@njit(cache=True, inline="always")
-def _threshold_bits(cnt, p, n_pix, n_bits, sgn, sthr, q0):
-    """Bits ``q0 .. q0 + 63`` of ``sgn * (n_bits - 2 * cnt) >= sthr``, ORed over the conv
-    outputs ``p .. p + n_pix - 1`` (n_pix 1 or 4): a reduction with no store and a fixed
-    trip count, so LLVM vectorises it across output channels."""
-    word = np.uint64(0)
-    n = np.int64(n_bits)
-    if n_pix == 4:
-        for t in range(64):
-            q = q0 + t
-            g, th = sgn[q], sthr[q]
-            h0 = g * (n - 2 * np.int64(cnt[p, q])) >= th
-            h1 = g * (n - 2 * np.int64(cnt[p + 1, q])) >= th
-            h2 = g * (n - 2 * np.int64(cnt[p + 2, q])) >= th
-            h3 = g * (n - 2 * np.int64(cnt[p + 3, q])) >= th
-            word |= np.uint64(h0 | h1 | h2 | h3) << np.uint64(t)
-    else:
-        for t in range(64):
-            q = q0 + t
-            h0 = sgn[q] * (n - 2 * np.int64(cnt[p, q])) >= sthr[q]
-            word |= np.uint64(h0) << np.uint64(t)
-    return word
-
-
-@njit(cache=True, inline="always")
-def threshold_word(cnt, n_pix, n_bits, sgn, sthr, q0):
-    """Bits ``q0 .. q0 + 63`` of ``sgn * (n_bits - 2 * cnt) >= sthr``, ORed over the conv
-    outputs ``0 .. n_pix - 1`` (the pool window), 4 at a time."""
-    word = np.uint64(0)
-    p = 0
-    while p < n_pix:
-        m = 4 if p + 4 <= n_pix else 1
-        word |= _threshold_bits(cnt, p, m, n_bits, sgn, sthr, q0)
-        p += m
-    return word
+def count_ranges(sgn: np.ndarray, sthr: np.ndarray, n_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, width)`` as ``uint64``: ``sgn * (n_bits - 2 * c) >= sthr`` exactly where
+    ``lo <= c <= lo + width`` for a popcount ``c`` in ``0 .. n_bits`` (an empty range:
+    ``lo = n_bits + 1``, ``width = 0``)."""
+    lo = np.empty(len(sgn), np.uint64)
+    width = np.zeros(len(sgn), np.uint64)
+    for q, (g, t) in enumerate(zip(sgn.tolist(), sthr.tolist(), strict=True)):
+        if g > 0:  # n - 2c >= t  <=>  c <= floor((n - t) / 2)
+            a, b = 0, min((n_bits - t) // 2, n_bits)
+        else:  # 2c - n >= t  <=>  c >= ceil((n + t) / 2)
+            a, b = max(-((-(n_bits + t)) // 2), 0), n_bits
+        if a > b:
+            lo[q] = n_bits + 1
+        else:
+            lo[q], width[q] = a, b - a
+    return lo, width
 
 
 @njit(cache=True)
@@ -259,11 +261,10 @@ def pad_counts(wt, ones):
 
 
 __all__ = [
-    "fast_counts_bytes",
+    "count_ranges",
     "pad_counts",
     "pad_words",
     "fast_row_bytes",
     "gather_patch",
     "pixel_counts_bytes",
-    "threshold_word",
 ]
