@@ -36,6 +36,7 @@ from edgecl.kernels.fused_bytes import (
     count_ranges,
     fast_row_bytes,
     gather_patch,
+    nibble_split,
     pad_counts,
     pad_words,
     pixel_counts_bytes,
@@ -61,10 +62,11 @@ class BinaryBlock:
     pad_pc: np.ndarray
     sgn: np.ndarray
     sthr: np.ndarray
-    #: the one-padded fast path (None with zero padding, repeat > 1 or more than
-    #: 2 * TAIL_WORDS patch words): weights as
+    #: the one-padded fast path (None with zero padding or repeat > 1; the word cores take
+    #: it up to 2 * TAIL_WORDS patch words, the byte cores at any depth): weights as
     #: (max(kh * kw * Cw, 9), O64) words, sgn/sthr padded to whole words of outputs, the
-    #: +1 pad words, and the byte cores' count ranges ``lo``/``width`` (``count_ranges``)
+    #: +1 pad words, and the byte cores' weights in nibbles (``nibble_split``) and count
+    #: ranges ``lo``/``width`` (``count_ranges``)
     fast: tuple | None
     n_channels: int
     n_out: int
@@ -190,6 +192,9 @@ def _block_parallel(x, consts, geom, out, token):
         _block_row(x, r, consts, geom, out, acc, dots, hit, token)
 
 
+#: Most bytes of nibble weights the byte cores' fast path takes (half a 48 KiB L1).
+NIBBLE_BYTES = 24 * 1024
+
 #: Patch words summed (with the threshold and the bit packing) in one store-free pass of
 #: the one-padded fast path; the words before them go through an accumulator row first.
 TAIL_WORDS = 9
@@ -237,8 +242,9 @@ def _fast_word(acc, wk, k0, patch, p, n_pix, n_bits, sgn, sthr, q0):
 @njit(cache=True, inline="always")
 def _fast_row(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc):
     """Pooled output row ``r`` of the one-padded fast path; ``xflat`` (N, Hp * Wp * Cw) is
-    the padded input, ``geom`` = ``(n_bits, kh, kw, stride, pool, pool_stride, Wp, Cw)``."""
-    n_bits, kh, kw, stride, pool, pstride, wp, cw = geom
+    the padded input, ``geom`` = ``(n_bits, kh, kw, stride, pool, pool_stride, Wp, Cw,
+    nibbles)`` (``nibbles``: the byte cores' weight layout, unused here)."""
+    n_bits, kh, kw, stride, pool, pstride, wp, cw, _ = geom
     n_k = wk.shape[0]
     head = n_k - TAIL_WORDS
     po = out.shape[1]
@@ -297,18 +303,34 @@ def _fast_row_impl(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc, token):
     return impl
 
 
+@njit(cache=True, inline="always")
+def _fast_input(x, ones, geom):
+    """The padded input flat per image, its tap offsets and the cores' geometry, from
+    ``geom`` = ``(n_bits, kh, kw, stride, pool, pool_stride, nibbles, top, bottom, left,
+    right)``."""
+    n_bits, kh, kw, stride, pool, pstride, nib, top, bottom, left, right = geom
+    xp = pad_words(x, top, bottom, left, right, ones)
+    cw = x.shape[3]
+    wp = xp.shape[2]
+    offs = tap_offsets(kh, kw, wp, cw)
+    g = (n_bits, kh, kw, stride, pool, pstride, wp, cw, nib)
+    return xp.reshape(x.shape[0], -1), offs, g
+
+
 @njit(cache=True)
-def _fast_serial(xflat, wk, offs, sgn, sthr, geom, out, token):
-    patch, acc = _fast_work(wk, geom[4])
+def _fast_serial(x, wk, sgn, sthr, ones, geom, out, token):
+    xflat, offs, g = _fast_input(x, ones, geom)
+    patch, acc = _fast_work(wk, g[4])
     for r in range(out.shape[0] * out.shape[1]):
-        fast_row(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc, token)
+        fast_row(xflat, r, wk, offs, sgn, sthr, g, out, patch, acc, token)
 
 
 @njit(cache=True, parallel=True)
-def _fast_parallel(xflat, wk, offs, sgn, sthr, geom, out, token):
+def _fast_parallel(x, wk, sgn, sthr, ones, geom, out, token):
+    xflat, offs, g = _fast_input(x, ones, geom)
     for r in prange(out.shape[0] * out.shape[1]):
-        patch, acc = _fast_work(wk, geom[4])
-        fast_row(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc, token)
+        patch, acc = _fast_work(wk, g[4])
+        fast_row(xflat, r, wk, offs, sgn, sthr, g, out, patch, acc, token)
 
 
 @njit(cache=True)
@@ -367,10 +389,10 @@ def prepare_block(
     ones[-1] = tail_mask(n_channels)
     fast = None
     n_k = kh * kw * cw
-    # the fast path pays off while the accumulator row carries at most one tail's words
-    # (measured on the MNIST BNN and VGG-small layers: deeper patches are faster through
-    # the per-pixel path)
-    if pad_value == 1 and repeat == 1 and n_k <= 2 * TAIL_WORDS:
+    # the word cores take the fast path while the accumulator row carries at most one
+    # tail's words (measured on the MNIST BNN and VGG-small layers: deeper patches are
+    # faster through their per-pixel path); the byte cores take it at any depth
+    if pad_value == 1 and repeat == 1:
         o64 = n_words(n_out) * 64
         wk = np.zeros((max(n_k, TAIL_WORDS), o64), WORD_DTYPE)  # zero words add nothing
         wk[:n_k, :n_out] = w.reshape(n_out, n_k).T
@@ -378,7 +400,12 @@ def prepare_block(
         sgn64[:n_out] = sgn
         sthr64 = np.full(o64, np.iinfo(np.int64).max, np.int64)  # padded outputs: bit 0
         sthr64[:n_out] = sthr
-        fast = (wk, sgn64, sthr64, ones, *count_ranges(sgn64, sthr64, kh * kw * n_channels))
+        lo, width = count_ranges(sgn64, sthr64, kh * kw * n_channels)
+        # nibble weights save the byte cores a shift and two masks a step, but take twice
+        # the bytes: only while they stay in L1 (measured: the MNIST BNN's 14x14 block
+        # gains, its 7x7 block and the dense layer lose)
+        wn = nibble_split(wk) if 2 * wk.nbytes <= NIBBLE_BYTES else None
+        fast = (wk, sgn64, sthr64, ones, wn, lo, width)
     return BinaryBlock(
         wt=wt,
         pad_pc=pad_counts(wt, ones),
@@ -429,22 +456,21 @@ def run_block_strategy(x, blk, threads, strategy):
     n, h, w, _ = x.shape
     ho, wo, ow = block_out_shape(blk, h, w)
     out = np.empty((n, ho, wo, ow), WORD_DTYPE)
-    if blk.fast is not None:
-        wk, sgn64, sthr64, ones, lo, width = blk.fast
-        if strat.byte_lanes:  # the byte cores threshold by count ranges
+    kh, kw, cw, _ = blk.wt.shape
+    if blk.fast is not None and (strat.byte_lanes or kh * kw * cw <= 2 * TAIL_WORDS):
+        wk, sgn64, sthr64, ones, wn, lo, width = blk.fast
+        nib = 0
+        if strat.byte_lanes:  # the byte cores: count-range thresholds, nibble weights
             sgn64, sthr64 = lo, width
-        xp = pad_words(x, *blk.pads, ones)
-        kh, kw = blk.wt.shape[:2]
-        cw = x.shape[3]
-        wp = xp.shape[2]
-        offs = tap_offsets(kh, kw, wp, cw)
-        geom = (kh * kw * blk.n_channels, kh, kw, blk.stride, blk.pool, blk.pool_stride, wp, cw)
-        xflat = xp.reshape(n, -1)
+            if wn is not None:
+                wk, nib = wn, 1
+        geom = (kh * kw * blk.n_channels, kh, kw, blk.stride, blk.pool, blk.pool_stride, nib)
+        geom = geom + blk.pads
         if threads == 1:
-            _fast_serial(xflat, wk, offs, sgn64, sthr64, geom, out, token)
+            _fast_serial(x, wk, sgn64, sthr64, ones, geom, out, token)
         else:
             with num_threads(threads):
-                _fast_parallel(xflat, wk, offs, sgn64, sthr64, geom, out, token)
+                _fast_parallel(x, wk, sgn64, sthr64, ones, geom, out, token)
         return out
     consts = (blk.wt, blk.pad_pc, blk.sgn, blk.sthr)
     geom = (

@@ -24,6 +24,7 @@ from edgecl.kernels.wordvec import (
     wv_byte_counts,
     wv_lane_sums,
     wv_load,
+    wv_nibble_counts,
     wv_range_bits,
     wv_splat,
     wv_store,
@@ -156,10 +157,42 @@ def gather_patch(patch, p, flat, corner, offs, n):
         patch[p, k] = flat[corner + offs[k]]
 
 
+_LO = np.uint64(0x0F0F0F0F0F0F0F0F)
+_FOUR = np.uint64(4)
+
+
 @njit(cache=True, inline="always")
-def _group_bits(patch, n_pix, n_k, wk, lo, width, q, lanes):
+def _nibble_step(acc, xl, xh, wn, k, q, lanes):
+    """``acc`` plus the byte popcounts of ``x XOR w`` from their nibbles: the low nibbles
+    in row ``k`` of ``wn``, the high ones in row ``k + 1`` (no shift or mask per step)."""
+    acc = wv_add_bytes(acc, wv_nibble_counts(wv_xor(xl, wv_load(lanes, wn, (k, q)))))
+    return wv_add_bytes(acc, wv_nibble_counts(wv_xor(xh, wv_load(lanes, wn, (k + 1, q)))))
+
+
+def nibble_split(w: np.ndarray) -> np.ndarray:
+    """``w`` (K, O) words as (2K, O): row ``2k`` the low nibble of every byte of row ``k``,
+    row ``2k + 1`` the high nibble (each in the low 4 bits of its byte)."""
+    out = np.empty((2 * w.shape[0], w.shape[1]), np.uint64)
+    out[0::2] = w & _LO
+    out[1::2] = (w >> _FOUR) & _LO
+    return out
+
+
+@njit(cache=True, inline="always")
+def _gather_nibbles(patch, p, flat, corner, offs, n):
+    """``patch[p, :2n]`` = the values of a flat padded image at ``corner + offs``, split
+    into nibbles as :func:`nibble_split` (low, high)."""
+    for k in range(n):
+        v = flat[corner + offs[k]]
+        patch[p, 2 * k] = v & _LO
+        patch[p, 2 * k + 1] = (v >> _FOUR) & _LO
+
+
+@njit(cache=True, inline="always")
+def _group_bits(patch, n_pix, n_k, wn, lo, width, q, lanes):
     """Bits of channels ``q .. q + 4 * lanes - 1``: ``lo <= popcount <= lo + width`` for
-    each conv output of the pool window (the patch rows ``0 .. n_pix - 1``), ORed."""
+    each conv output of the pool window (the patch rows ``0 .. n_pix - 1``, in nibbles
+    as ``wn``: :func:`nibble_split`), ORed."""
     bits = np.uint64(0)
     lo0 = wv_load(lanes, lo, (q,))
     lo1 = wv_load(lanes, lo, (q + lanes,))
@@ -171,17 +204,59 @@ def _group_bits(patch, n_pix, n_k, wk, lo, width, q, lanes):
     wd3 = wv_load(lanes, width, (q + 3 * lanes,))
     sh = np.uint64(lanes)
     for p in range(n_pix):
-        a0 = a1 = a2 = a3 = wv_zero(lanes)
-        for k in range(n_k):
-            xv = wv_splat(lanes, patch[p, k])
-            a0 = _step(a0, xv, wv_load(lanes, wk, (k, q)))
-            a1 = _step(a1, xv, wv_load(lanes, wk, (k, q + lanes)))
-            a2 = _step(a2, xv, wv_load(lanes, wk, (k, q + 2 * lanes)))
-            a3 = _step(a3, xv, wv_load(lanes, wk, (k, q + 3 * lanes)))
-        b = wv_range_bits(wv_lane_sums(a0), lo0, wd0)
-        b |= wv_range_bits(wv_lane_sums(a1), lo1, wd1) << sh
-        b |= wv_range_bits(wv_lane_sums(a2), lo2, wd2) << (sh + sh)
-        b |= wv_range_bits(wv_lane_sums(a3), lo3, wd3) << (sh + sh + sh)
+        s0 = s1 = s2 = s3 = wv_zero(lanes)
+        for k0 in range(0, n_k, BYTE_STEPS):  # byte sums widened every BYTE_STEPS words
+            a0 = a1 = a2 = a3 = wv_zero(lanes)
+            for k in range(2 * k0, 2 * min(k0 + BYTE_STEPS, n_k), 2):
+                xl = wv_splat(lanes, patch[p, k])
+                xh = wv_splat(lanes, patch[p, k + 1])
+                a0 = _nibble_step(a0, xl, xh, wn, k, q, lanes)
+                a1 = _nibble_step(a1, xl, xh, wn, k, q + lanes, lanes)
+                a2 = _nibble_step(a2, xl, xh, wn, k, q + 2 * lanes, lanes)
+                a3 = _nibble_step(a3, xl, xh, wn, k, q + 3 * lanes, lanes)
+            s0 = wv_add(s0, wv_lane_sums(a0))
+            s1 = wv_add(s1, wv_lane_sums(a1))
+            s2 = wv_add(s2, wv_lane_sums(a2))
+            s3 = wv_add(s3, wv_lane_sums(a3))
+        b = wv_range_bits(s0, lo0, wd0)
+        b |= wv_range_bits(s1, lo1, wd1) << sh
+        b |= wv_range_bits(s2, lo2, wd2) << (sh + sh)
+        b |= wv_range_bits(s3, lo3, wd3) << (sh + sh + sh)
+        bits |= b
+    return bits
+
+
+@njit(cache=True, inline="always")
+def _group_bits_words(patch, n_pix, n_k, wk, lo, width, q, lanes):
+    """:func:`_group_bits` on whole words (``wk`` and the patch as they are)."""
+    bits = np.uint64(0)
+    lo0 = wv_load(lanes, lo, (q,))
+    lo1 = wv_load(lanes, lo, (q + lanes,))
+    lo2 = wv_load(lanes, lo, (q + 2 * lanes,))
+    lo3 = wv_load(lanes, lo, (q + 3 * lanes,))
+    wd0 = wv_load(lanes, width, (q,))
+    wd1 = wv_load(lanes, width, (q + lanes,))
+    wd2 = wv_load(lanes, width, (q + 2 * lanes,))
+    wd3 = wv_load(lanes, width, (q + 3 * lanes,))
+    sh = np.uint64(lanes)
+    for p in range(n_pix):
+        s0 = s1 = s2 = s3 = wv_zero(lanes)
+        for k0 in range(0, n_k, BYTE_STEPS):  # byte sums widened every BYTE_STEPS words
+            a0 = a1 = a2 = a3 = wv_zero(lanes)
+            for k in range(k0, min(k0 + BYTE_STEPS, n_k)):
+                xv = wv_splat(lanes, patch[p, k])
+                a0 = _step(a0, xv, wv_load(lanes, wk, (k, q)))
+                a1 = _step(a1, xv, wv_load(lanes, wk, (k, q + lanes)))
+                a2 = _step(a2, xv, wv_load(lanes, wk, (k, q + 2 * lanes)))
+                a3 = _step(a3, xv, wv_load(lanes, wk, (k, q + 3 * lanes)))
+            s0 = wv_add(s0, wv_lane_sums(a0))
+            s1 = wv_add(s1, wv_lane_sums(a1))
+            s2 = wv_add(s2, wv_lane_sums(a2))
+            s3 = wv_add(s3, wv_lane_sums(a3))
+        b = wv_range_bits(s0, lo0, wd0)
+        b |= wv_range_bits(s1, lo1, wd1) << sh
+        b |= wv_range_bits(s2, lo2, wd2) << (sh + sh)
+        b |= wv_range_bits(s3, lo3, wd3) << (sh + sh + sh)
         bits |= b
     return bits
 
@@ -192,8 +267,10 @@ def fast_row_bytes(xflat, r, wk, offs, lo, width, geom, out, patch, cnt, lanes):
     byte accumulators, 4 vectors of channels at a time over every conv output of the pool
     window: the counts never leave the registers; the threshold is the count range
     ``lo <= popcount <= lo + width`` (:func:`count_ranges`), the pool an OR of the bits.
+    ``geom`` ends with ``nibbles``: 1 when ``wk`` holds the weights as
+    :func:`nibble_split` makes them (``patch`` at least as wide), 0 for plain words;
     ``cnt`` is unused (the word path's accumulator row)."""
-    n_bits, kh, kw, stride, pool, pstride, wp, cw = geom
+    n_bits, kh, kw, stride, pool, pstride, wp, cw, nib = geom
     n_k = kh * kw * cw
     po = out.shape[1]
     img, py = r // po, r % po
@@ -205,11 +282,18 @@ def fast_row_bytes(xflat, r, wk, offs, lo, width, geom, out, patch, cnt, lanes):
         for p in range(n_pix):
             i = (py * step + p // win) * stride
             j = (px * step + p % win) * stride
-            gather_patch(patch, p, xflat[img], (i * wp + j) * cw, offs, n_k)
+            if nib:
+                _gather_nibbles(patch, p, xflat[img], (i * wp + j) * cw, offs, n_k)
+            else:
+                gather_patch(patch, p, xflat[img], (i * wp + j) * cw, offs, n_k)
         for kk in range(out.shape[3]):
             word = np.uint64(0)
             for g in range(0, 64, group):
-                bits = _group_bits(patch, n_pix, n_k, wk, lo, width, kk * 64 + g, lanes)
+                q = kk * 64 + g
+                if nib:
+                    bits = _group_bits(patch, n_pix, n_k, wk, lo, width, q, lanes)
+                else:
+                    bits = _group_bits_words(patch, n_pix, n_k, wk, lo, width, q, lanes)
                 word |= bits << np.uint64(g)
             out[img, py, px, kk] = word
 
@@ -266,5 +350,6 @@ __all__ = [
     "pad_words",
     "fast_row_bytes",
     "gather_patch",
+    "nibble_split",
     "pixel_counts_bytes",
 ]

@@ -211,6 +211,37 @@ def wv_total(typingctx, v):
     return types.uint64(v), codegen
 
 
+#: x86 ``pshufb`` per vector width (the LLVM intrinsic, the feature it needs)
+_SHUF = {
+    4: ("llvm.x86.avx2.pshuf.b", "avx2"),
+    8: ("llvm.x86.avx512.pshuf.b.512", "avx512bw"),
+}
+
+
+@intrinsic
+def wv_nibble_counts(typingctx, v):
+    """Popcount of every byte of ``v`` whose bytes are all below 16 (nibbles): one table
+    ``vpshufb`` where the target has it for this width (AVX2: 4 words, AVX-512BW: 8),
+    else ``llvm.ctpop`` on bytes (right for any byte)."""
+    if not isinstance(v, WordVecType):
+        return None
+
+    def codegen(context, builder, sig, args):
+        bt = _vec(v.lanes, 8)
+        x = builder.bitcast(args[0], bt)
+        shuf = _SHUF.get(v.lanes)
+        if shuf is not None and shuf[1] in _target_features():
+            fnty = ir.FunctionType(bt, [bt, bt])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, shuf[0])
+            table = ir.Constant(bt, [bin(i % 16).count("1") for i in range(bt.count)])
+            counts = builder.call(fn, [table, x])
+        else:
+            counts = builder.call(_declare(builder, "ctpop", bt, bt), [x])
+        return builder.bitcast(counts, _vec(v.lanes))
+
+    return v(v), codegen
+
+
 #: x86 ``psadbw`` against zero per vector width (the LLVM intrinsic, the feature it needs)
 _SAD = {
     4: ("llvm.x86.avx2.psad.bw", "avx2"),
@@ -321,6 +352,7 @@ __all__ = [
     "wv_byte_counts",
     "wv_lane_sums",
     "wv_load",
+    "wv_nibble_counts",
     "wv_range_bits",
     "wv_splat",
     "wv_store",
