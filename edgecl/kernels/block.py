@@ -20,6 +20,7 @@ row (:func:`binary_conv_threshold_pool_reference`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,12 +35,13 @@ from edgecl.kernels.conv import _check_conv, binary_conv2d_reference, check_kern
 from edgecl.kernels.dense import binary_dense_reference
 from edgecl.kernels.fused_bytes import (
     count_ranges,
+    fast_input,
     fast_row_bytes,
     gather_patch,
     nibble_split,
     pad_counts,
-    pad_words,
     pixel_counts_bytes,
+    tap_offsets,  # (the first layer's kernels import it from here)
 )
 from edgecl.kernels.pool import _out_size, maxpool_bits_reference
 from edgecl.kernels.popcount import get_strategy, popcount64, token_mode
@@ -62,8 +64,8 @@ class BinaryBlock:
     pad_pc: np.ndarray
     sgn: np.ndarray
     sthr: np.ndarray
-    #: the one-padded fast path (None with zero padding or repeat > 1; the word cores take
-    #: it up to 2 * TAIL_WORDS patch words, the byte cores at any depth): weights as
+    #: the one-padded fast path (None with zero padding, repeat > 1 or more than
+    #: 2 * TAIL_WORDS patch words): weights as
     #: (max(kh * kw * Cw, 9), O64) words, sgn/sthr padded to whole words of outputs, the
     #: +1 pad words, and the byte cores' weights in nibbles (``nibble_split``) and count
     #: ranges ``lo``/``width`` (``count_ranges``)
@@ -303,23 +305,9 @@ def _fast_row_impl(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc, token):
     return impl
 
 
-@njit(cache=True, inline="always")
-def _fast_input(x, ones, geom):
-    """The padded input flat per image, its tap offsets and the cores' geometry, from
-    ``geom`` = ``(n_bits, kh, kw, stride, pool, pool_stride, nibbles, top, bottom, left,
-    right)``."""
-    n_bits, kh, kw, stride, pool, pstride, nib, top, bottom, left, right = geom
-    xp = pad_words(x, top, bottom, left, right, ones)
-    cw = x.shape[3]
-    wp = xp.shape[2]
-    offs = tap_offsets(kh, kw, wp, cw)
-    g = (n_bits, kh, kw, stride, pool, pstride, wp, cw, nib)
-    return xp.reshape(x.shape[0], -1), offs, g
-
-
 @njit(cache=True)
 def _fast_serial(x, wk, sgn, sthr, ones, geom, out, token):
-    xflat, offs, g = _fast_input(x, ones, geom)
+    xflat, offs, g = fast_input(x, ones, geom)
     patch, acc = _fast_work(wk, g[4])
     for r in range(out.shape[0] * out.shape[1]):
         fast_row(xflat, r, wk, offs, sgn, sthr, g, out, patch, acc, token)
@@ -327,24 +315,10 @@ def _fast_serial(x, wk, sgn, sthr, ones, geom, out, token):
 
 @njit(cache=True, parallel=True)
 def _fast_parallel(x, wk, sgn, sthr, ones, geom, out, token):
-    xflat, offs, g = _fast_input(x, ones, geom)
+    xflat, offs, g = fast_input(x, ones, geom)
     for r in prange(out.shape[0] * out.shape[1]):
         patch, acc = _fast_work(wk, g[4])
         fast_row(xflat, r, wk, offs, sgn, sthr, g, out, patch, acc, token)
-
-
-@njit(cache=True)
-def tap_offsets(kh, kw, wp, cw):
-    """Flat offset of each patch value from its patch's corner in an image of ``wp`` pixels
-    a row and ``cw`` values a pixel, in (dy, dx, c) order (the weights' tap order)."""
-    offs = np.empty(kh * kw * cw, np.int64)
-    k = 0
-    for dy in range(kh):
-        for dx in range(kw):
-            for c in range(cw):
-                offs[k] = (dy * wp + dx) * cw + c
-                k += 1
-    return offs
 
 
 def _check_thresholds(thresholds, flip, n_bits, offset):
@@ -389,10 +363,10 @@ def prepare_block(
     ones[-1] = tail_mask(n_channels)
     fast = None
     n_k = kh * kw * cw
-    # the word cores take the fast path while the accumulator row carries at most one
-    # tail's words (measured on the MNIST BNN and VGG-small layers: deeper patches are
-    # faster through their per-pixel path); the byte cores take it at any depth
-    if pad_value == 1 and repeat == 1:
+    # the fast path pays off while the accumulator row carries at most one tail's words
+    # (measured on the MNIST BNN and VGG-small layers: deeper patches are faster through
+    # the per-pixel path, with the word cores and with the byte cores alike)
+    if pad_value == 1 and repeat == 1 and n_k <= 2 * TAIL_WORDS:
         o64 = n_words(n_out) * 64
         wk = np.zeros((max(n_k, TAIL_WORDS), o64), WORD_DTYPE)  # zero words add nothing
         wk[:n_k, :n_out] = w.reshape(n_out, n_k).T
@@ -449,15 +423,11 @@ def run_block(x: np.ndarray, blk: BinaryBlock, *, threads: int = 1) -> np.ndarra
     return run_block_strategy(x, blk, threads, None)
 
 
-def run_block_strategy(x, blk, threads, strategy):
-    """:func:`run_block` with a popcount strategy by name (None: this CPU's)."""
-    strat = get_strategy(strategy)
-    token = strat.token
-    n, h, w, _ = x.shape
-    ho, wo, ow = block_out_shape(blk, h, w)
-    out = np.empty((n, ho, wo, ow), WORD_DTYPE)
-    kh, kw, cw, _ = blk.wt.shape
-    if blk.fast is not None and (strat.byte_lanes or kh * kw * cw <= 2 * TAIL_WORDS):
+def _plan(blk, strat, threads):
+    """The core that runs ``blk`` with ``strat`` and its arguments: ``core(x, *args, out,
+    token)``."""
+    kh, kw = blk.wt.shape[:2]
+    if blk.fast is not None:
         wk, sgn64, sthr64, ones, wn, lo, width = blk.fast
         nib = 0
         if strat.byte_lanes:  # the byte cores: count-range thresholds, nibble weights
@@ -465,30 +435,47 @@ def run_block_strategy(x, blk, threads, strategy):
             if wn is not None:
                 wk, nib = wn, 1
         geom = (kh * kw * blk.n_channels, kh, kw, blk.stride, blk.pool, blk.pool_stride, nib)
-        geom = geom + blk.pads
-        if threads == 1:
-            _fast_serial(x, wk, sgn64, sthr64, ones, geom, out, token)
-        else:
-            with num_threads(threads):
-                _fast_parallel(x, wk, sgn64, sthr64, ones, geom, out, token)
-        return out
+        core = _fast_serial if threads == 1 else _fast_parallel
+        return core, (wk, sgn64, sthr64, ones, geom + blk.pads), strat.token
     consts = (blk.wt, blk.pad_pc, blk.sgn, blk.sthr)
-    geom = (
-        blk.n_channels,
-        blk.repeat,
-        blk.stride,
-        blk.pads[0],  # the kernel indexes from the top-left pad
-        blk.pads[2],
-        blk.zero_pad,
-        blk.pool,
-        blk.pool_stride,
-    )
-    if threads == 1:
-        _block_serial(x, consts, geom, out, token)
+    # the kernel indexes from the top-left pad
+    geom = (blk.n_channels, blk.repeat, blk.stride, blk.pads[0], blk.pads[2], blk.zero_pad)
+    core = _block_serial if threads == 1 else _block_parallel
+    return core, (consts, geom + (blk.pool, blk.pool_stride)), strat.token
+
+
+def run_block_strategy(x, blk, threads, strategy):
+    """:func:`run_block` with a popcount strategy by name (None: this CPU's)."""
+    core, args, token = _plan(blk, get_strategy(strategy), threads)
+    n, h, w, _ = x.shape
+    out = np.empty((n, *block_out_shape(blk, h, w)), WORD_DTYPE)
+    if threads == 1:  # the serial cores never touch Numba's thread pool
+        core(x, *args, out, token)
     else:
         with num_threads(threads):
-            _block_parallel(x, consts, geom, out, token)
+            core(x, *args, out, token)
     return out
+
+
+def block_runner(blk: BinaryBlock, *, threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
+    """:func:`run_block` on ``blk`` as a function of ``x`` alone, its per-call work done
+    once (the core and its arguments; the output shape once per input shape)."""
+    core, args, token = _plan(blk, get_strategy(None), threads)
+    shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
+
+    def run(x: np.ndarray) -> np.ndarray:
+        shape = shapes.get(x.shape)
+        if shape is None:
+            shape = shapes[x.shape] = (x.shape[0], *block_out_shape(blk, *x.shape[1:3]))
+        out = np.empty(shape, WORD_DTYPE)
+        if threads == 1:
+            core(x, *args, out, token)
+        else:
+            with num_threads(threads):
+                core(x, *args, out, token)
+        return out
+
+    return run
 
 
 def binary_conv_threshold_pool(
@@ -602,7 +589,9 @@ __all__ = [
     "binary_dense_threshold",
     "binary_dense_threshold_reference",
     "block_out_shape",
+    "block_runner",
     "prepare_block",
     "run_block",
     "run_block_strategy",
+    "tap_offsets",
 ]

@@ -192,7 +192,7 @@ def _gather_nibbles(patch, p, flat, corner, offs, n):
 def _group_bits(patch, n_pix, n_k, wn, lo, width, q, lanes):
     """Bits of channels ``q .. q + 4 * lanes - 1``: ``lo <= popcount <= lo + width`` for
     each conv output of the pool window (the patch rows ``0 .. n_pix - 1``, in nibbles
-    as ``wn``: :func:`nibble_split`), ORed."""
+    as ``wn``: :func:`nibble_split`), ORed; ``n_k <= BYTE_STEPS`` (no widening on the way)."""
     bits = np.uint64(0)
     lo0 = wv_load(lanes, lo, (q,))
     lo1 = wv_load(lanes, lo, (q + lanes,))
@@ -204,20 +204,18 @@ def _group_bits(patch, n_pix, n_k, wn, lo, width, q, lanes):
     wd3 = wv_load(lanes, width, (q + 3 * lanes,))
     sh = np.uint64(lanes)
     for p in range(n_pix):
-        s0 = s1 = s2 = s3 = wv_zero(lanes)
-        for k0 in range(0, n_k, BYTE_STEPS):  # byte sums widened every BYTE_STEPS words
-            a0 = a1 = a2 = a3 = wv_zero(lanes)
-            for k in range(2 * k0, 2 * min(k0 + BYTE_STEPS, n_k), 2):
-                xl = wv_splat(lanes, patch[p, k])
-                xh = wv_splat(lanes, patch[p, k + 1])
-                a0 = _nibble_step(a0, xl, xh, wn, k, q, lanes)
-                a1 = _nibble_step(a1, xl, xh, wn, k, q + lanes, lanes)
-                a2 = _nibble_step(a2, xl, xh, wn, k, q + 2 * lanes, lanes)
-                a3 = _nibble_step(a3, xl, xh, wn, k, q + 3 * lanes, lanes)
-            s0 = wv_add(s0, wv_lane_sums(a0))
-            s1 = wv_add(s1, wv_lane_sums(a1))
-            s2 = wv_add(s2, wv_lane_sums(a2))
-            s3 = wv_add(s3, wv_lane_sums(a3))
+        a0 = a1 = a2 = a3 = wv_zero(lanes)
+        for k in range(0, 2 * n_k, 2):
+            xl = wv_splat(lanes, patch[p, k])
+            xh = wv_splat(lanes, patch[p, k + 1])
+            a0 = _nibble_step(a0, xl, xh, wn, k, q, lanes)
+            a1 = _nibble_step(a1, xl, xh, wn, k, q + lanes, lanes)
+            a2 = _nibble_step(a2, xl, xh, wn, k, q + 2 * lanes, lanes)
+            a3 = _nibble_step(a3, xl, xh, wn, k, q + 3 * lanes, lanes)
+        s0 = wv_lane_sums(a0)
+        s1 = wv_lane_sums(a1)
+        s2 = wv_lane_sums(a2)
+        s3 = wv_lane_sums(a3)
         b = wv_range_bits(s0, lo0, wd0)
         b |= wv_range_bits(s1, lo1, wd1) << sh
         b |= wv_range_bits(s2, lo2, wd2) << (sh + sh)
@@ -240,19 +238,17 @@ def _group_bits_words(patch, n_pix, n_k, wk, lo, width, q, lanes):
     wd3 = wv_load(lanes, width, (q + 3 * lanes,))
     sh = np.uint64(lanes)
     for p in range(n_pix):
-        s0 = s1 = s2 = s3 = wv_zero(lanes)
-        for k0 in range(0, n_k, BYTE_STEPS):  # byte sums widened every BYTE_STEPS words
-            a0 = a1 = a2 = a3 = wv_zero(lanes)
-            for k in range(k0, min(k0 + BYTE_STEPS, n_k)):
-                xv = wv_splat(lanes, patch[p, k])
-                a0 = _step(a0, xv, wv_load(lanes, wk, (k, q)))
-                a1 = _step(a1, xv, wv_load(lanes, wk, (k, q + lanes)))
-                a2 = _step(a2, xv, wv_load(lanes, wk, (k, q + 2 * lanes)))
-                a3 = _step(a3, xv, wv_load(lanes, wk, (k, q + 3 * lanes)))
-            s0 = wv_add(s0, wv_lane_sums(a0))
-            s1 = wv_add(s1, wv_lane_sums(a1))
-            s2 = wv_add(s2, wv_lane_sums(a2))
-            s3 = wv_add(s3, wv_lane_sums(a3))
+        a0 = a1 = a2 = a3 = wv_zero(lanes)
+        for k in range(n_k):
+            xv = wv_splat(lanes, patch[p, k])
+            a0 = _step(a0, xv, wv_load(lanes, wk, (k, q)))
+            a1 = _step(a1, xv, wv_load(lanes, wk, (k, q + lanes)))
+            a2 = _step(a2, xv, wv_load(lanes, wk, (k, q + 2 * lanes)))
+            a3 = _step(a3, xv, wv_load(lanes, wk, (k, q + 3 * lanes)))
+        s0 = wv_lane_sums(a0)
+        s1 = wv_lane_sums(a1)
+        s2 = wv_lane_sums(a2)
+        s3 = wv_lane_sums(a3)
         b = wv_range_bits(s0, lo0, wd0)
         b |= wv_range_bits(s1, lo1, wd1) << sh
         b |= wv_range_bits(s2, lo2, wd2) << (sh + sh)
@@ -317,6 +313,34 @@ def count_ranges(sgn: np.ndarray, sthr: np.ndarray, n_bits: int) -> tuple[np.nda
 
 
 @njit(cache=True)
+def tap_offsets(kh, kw, wp, cw):
+    """Flat offset of each patch value from its patch's corner in an image of ``wp`` pixels
+    a row and ``cw`` values a pixel, in (dy, dx, c) order (the weights' tap order)."""
+    offs = np.empty(kh * kw * cw, np.int64)
+    k = 0
+    for dy in range(kh):
+        for dx in range(kw):
+            for c in range(cw):
+                offs[k] = (dy * wp + dx) * cw + c
+                k += 1
+    return offs
+
+
+@njit(cache=True, inline="always")
+def fast_input(x, ones, geom):
+    """The padded input flat per image, its tap offsets and the cores' geometry, from
+    ``geom`` = ``(n_bits, kh, kw, stride, pool, pool_stride, nibbles, top, bottom, left,
+    right)``."""
+    n_bits, kh, kw, stride, pool, pstride, nib, top, bottom, left, right = geom
+    xp = pad_words(x, top, bottom, left, right, ones)
+    cw = x.shape[3]
+    wp = xp.shape[2]
+    offs = tap_offsets(kh, kw, wp, cw)
+    g = (n_bits, kh, kw, stride, pool, pstride, wp, cw, nib)
+    return xp.reshape(x.shape[0], -1), offs, g
+
+
+@njit(cache=True)
 def pad_words(x, top, bottom, left, right, ones):
     """``x`` (N, H, W, Cw) in a border of all-+1 pixels (``ones`` words): ``top`` rows
     above, ``bottom`` below, ``left`` / ``right`` columns beside."""
@@ -346,10 +370,12 @@ def pad_counts(wt, ones):
 
 __all__ = [
     "count_ranges",
-    "pad_counts",
-    "pad_words",
+    "fast_input",
     "fast_row_bytes",
     "gather_patch",
     "nibble_split",
+    "pad_counts",
+    "pad_words",
     "pixel_counts_bytes",
+    "tap_offsets",
 ]
