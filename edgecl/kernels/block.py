@@ -277,9 +277,11 @@ def _fast_row(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc):
 
 
 @njit(cache=True)
-def _fast_work(wk, pool):
+def _fast_work(wk, pool, wo):
+    """A patch row per conv output of a pooled output row, an accumulator row per pixel."""
     n_pix = max(pool, 1) ** 2
-    return np.zeros((n_pix, wk.shape[0]), np.uint64), np.zeros((n_pix, wk.shape[1]), np.uint64)
+    patch = np.zeros((wo * n_pix, wk.shape[0]), np.uint64)
+    return patch, np.zeros((n_pix, wk.shape[1]), np.uint64)
 
 
 def fast_row(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc, token):
@@ -308,7 +310,7 @@ def _fast_row_impl(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc, token):
 @njit(cache=True)
 def _fast_serial(x, wk, sgn, sthr, ones, geom, out, token):
     xflat, offs, g = fast_input(x, ones, geom)
-    patch, acc = _fast_work(wk, g[4])
+    patch, acc = _fast_work(wk, g[4], out.shape[2])
     for r in range(out.shape[0] * out.shape[1]):
         fast_row(xflat, r, wk, offs, sgn, sthr, g, out, patch, acc, token)
 
@@ -317,7 +319,7 @@ def _fast_serial(x, wk, sgn, sthr, ones, geom, out, token):
 def _fast_parallel(x, wk, sgn, sthr, ones, geom, out, token):
     xflat, offs, g = fast_input(x, ones, geom)
     for r in prange(out.shape[0] * out.shape[1]):
-        patch, acc = _fast_work(wk, g[4])
+        patch, acc = _fast_work(wk, g[4], out.shape[2])
         fast_row(xflat, r, wk, offs, sgn, sthr, g, out, patch, acc, token)
 
 

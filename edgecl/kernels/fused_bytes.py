@@ -189,7 +189,7 @@ def _gather_nibbles(patch, p, flat, corner, offs, n):
 
 
 @njit(cache=True, inline="always")
-def _group_bits(patch, n_pix, n_k, wn, lo, width, q, lanes):
+def _group_bits(patch, p0, n_pix, n_k, wn, lo, width, q, lanes):
     """Bits of channels ``q .. q + 4 * lanes - 1``: ``lo <= popcount <= lo + width`` for
     each conv output of the pool window (the patch rows ``0 .. n_pix - 1``, in nibbles
     as ``wn``: :func:`nibble_split`), ORed; ``n_k <= BYTE_STEPS`` (no widening on the way)."""
@@ -203,7 +203,7 @@ def _group_bits(patch, n_pix, n_k, wn, lo, width, q, lanes):
     wd2 = wv_load(lanes, width, (q + 2 * lanes,))
     wd3 = wv_load(lanes, width, (q + 3 * lanes,))
     sh = np.uint64(lanes)
-    for p in range(n_pix):
+    for p in range(p0, p0 + n_pix):
         a0 = a1 = a2 = a3 = wv_zero(lanes)
         for k in range(0, 2 * n_k, 2):
             xl = wv_splat(lanes, patch[p, k])
@@ -225,7 +225,7 @@ def _group_bits(patch, n_pix, n_k, wn, lo, width, q, lanes):
 
 
 @njit(cache=True, inline="always")
-def _group_bits_words(patch, n_pix, n_k, wk, lo, width, q, lanes):
+def _group_bits_words(patch, p0, n_pix, n_k, wk, lo, width, q, lanes):
     """:func:`_group_bits` on whole words (``wk`` and the patch as they are)."""
     bits = np.uint64(0)
     lo0 = wv_load(lanes, lo, (q,))
@@ -237,7 +237,7 @@ def _group_bits_words(patch, n_pix, n_k, wk, lo, width, q, lanes):
     wd2 = wv_load(lanes, width, (q + 2 * lanes,))
     wd3 = wv_load(lanes, width, (q + 3 * lanes,))
     sh = np.uint64(lanes)
-    for p in range(n_pix):
+    for p in range(p0, p0 + n_pix):
         a0 = a1 = a2 = a3 = wv_zero(lanes)
         for k in range(n_k):
             xv = wv_splat(lanes, patch[p, k])
@@ -265,6 +265,7 @@ def fast_row_bytes(xflat, r, wk, offs, lo, width, geom, out, patch, cnt, lanes):
     ``lo <= popcount <= lo + width`` (:func:`count_ranges`), the pool an OR of the bits.
     ``geom`` ends with ``nibbles``: 1 when ``wk`` holds the weights as
     :func:`nibble_split` makes them (``patch`` at least as wide), 0 for plain words;
+    ``patch`` has a row per conv output of the pooled row (``Wo * pool**2``);
     ``cnt`` is unused (the word path's accumulator row)."""
     n_bits, kh, kw, stride, pool, pstride, wp, cw, nib = geom
     n_k = kh * kw * cw
@@ -274,24 +275,27 @@ def fast_row_bytes(xflat, r, wk, offs, lo, width, geom, out, patch, cnt, lanes):
     step = pstride if pool > 0 else 1
     n_pix = win * win
     group = 4 * lanes
-    for px in range(out.shape[2]):
+    for px in range(out.shape[2]):  # every patch of the row first (``patch`` that tall)
         for p in range(n_pix):
             i = (py * step + p // win) * stride
             j = (px * step + p % win) * stride
+            row = px * n_pix + p
             if nib:
-                _gather_nibbles(patch, p, xflat[img], (i * wp + j) * cw, offs, n_k)
+                _gather_nibbles(patch, row, xflat[img], (i * wp + j) * cw, offs, n_k)
             else:
-                gather_patch(patch, p, xflat[img], (i * wp + j) * cw, offs, n_k)
+                gather_patch(patch, row, xflat[img], (i * wp + j) * cw, offs, n_k)
         for kk in range(out.shape[3]):
-            word = np.uint64(0)
-            for g in range(0, 64, group):
-                q = kk * 64 + g
+            out[img, py, px, kk] = 0
+    for kk in range(out.shape[3]):  # then each group's weights across the whole row
+        for g in range(0, 64, group):
+            q = kk * 64 + g
+            for px in range(out.shape[2]):
+                p0 = px * n_pix
                 if nib:
-                    bits = _group_bits(patch, n_pix, n_k, wk, lo, width, q, lanes)
+                    bits = _group_bits(patch, p0, n_pix, n_k, wk, lo, width, q, lanes)
                 else:
-                    bits = _group_bits_words(patch, n_pix, n_k, wk, lo, width, q, lanes)
-                word |= bits << np.uint64(g)
-            out[img, py, px, kk] = word
+                    bits = _group_bits_words(patch, p0, n_pix, n_k, wk, lo, width, q, lanes)
+                out[img, py, px, kk] |= bits << np.uint64(g)
 
 
 def count_ranges(sgn: np.ndarray, sthr: np.ndarray, n_bits: int) -> tuple[np.ndarray, np.ndarray]:
