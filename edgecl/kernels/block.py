@@ -20,6 +20,7 @@ row (:func:`binary_conv_threshold_pool_reference`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,11 +34,14 @@ from edgecl.kernels.bits import WORD_DTYPE, n_words, tail_mask
 from edgecl.kernels.conv import _check_conv, binary_conv2d_reference, check_kernel, conv_out_size
 from edgecl.kernels.dense import binary_dense_reference
 from edgecl.kernels.fused_bytes import (
+    count_ranges,
+    fast_input,
     fast_row_bytes,
     gather_patch,
+    nibble_split,
     pad_counts,
-    pad_words,
     pixel_counts_bytes,
+    tap_offsets,  # (the first layer's kernels import it from here)
 )
 from edgecl.kernels.pool import _out_size, maxpool_bits_reference
 from edgecl.kernels.popcount import get_strategy, popcount64, token_mode
@@ -62,8 +66,9 @@ class BinaryBlock:
     sthr: np.ndarray
     #: the one-padded fast path (None with zero padding, repeat > 1 or more than
     #: 2 * TAIL_WORDS patch words): weights as
-    #: (max(kh * kw * Cw, 9), O64) words, tap-word offsets in a padded image, sgn/sthr
-    #: padded to whole words of outputs, the +1 pad words
+    #: (max(kh * kw * Cw, 9), O64) words, sgn/sthr padded to whole words of outputs, the
+    #: +1 pad words, and the byte cores' weights in nibbles (``nibble_split``) and count
+    #: ranges ``lo``/``width`` (``count_ranges``)
     fast: tuple | None
     n_channels: int
     n_out: int
@@ -189,6 +194,9 @@ def _block_parallel(x, consts, geom, out, token):
         _block_row(x, r, consts, geom, out, acc, dots, hit, token)
 
 
+#: Most bytes of nibble weights the byte cores' fast path takes (half a 48 KiB L1).
+NIBBLE_BYTES = 24 * 1024
+
 #: Patch words summed (with the threshold and the bit packing) in one store-free pass of
 #: the one-padded fast path; the words before them go through an accumulator row first.
 TAIL_WORDS = 9
@@ -236,8 +244,9 @@ def _fast_word(acc, wk, k0, patch, p, n_pix, n_bits, sgn, sthr, q0):
 @njit(cache=True, inline="always")
 def _fast_row(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc):
     """Pooled output row ``r`` of the one-padded fast path; ``xflat`` (N, Hp * Wp * Cw) is
-    the padded input, ``geom`` = ``(n_bits, kh, kw, stride, pool, pool_stride, Wp, Cw)``."""
-    n_bits, kh, kw, stride, pool, pstride, wp, cw = geom
+    the padded input, ``geom`` = ``(n_bits, kh, kw, stride, pool, pool_stride, Wp, Cw,
+    nibbles)`` (``nibbles``: the byte cores' weight layout, unused here)."""
+    n_bits, kh, kw, stride, pool, pstride, wp, cw, _ = geom
     n_k = wk.shape[0]
     head = n_k - TAIL_WORDS
     po = out.shape[1]
@@ -268,9 +277,11 @@ def _fast_row(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc):
 
 
 @njit(cache=True)
-def _fast_work(wk, pool):
+def _fast_work(wk, pool, wo):
+    """A patch row per conv output of a pooled output row, an accumulator row per pixel."""
     n_pix = max(pool, 1) ** 2
-    return np.zeros((n_pix, wk.shape[0]), np.uint64), np.zeros((n_pix, wk.shape[1]), np.uint64)
+    patch = np.zeros((wo * n_pix, wk.shape[0]), np.uint64)
+    return patch, np.zeros((n_pix, wk.shape[1]), np.uint64)
 
 
 def fast_row(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc, token):
@@ -297,31 +308,19 @@ def _fast_row_impl(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc, token):
 
 
 @njit(cache=True)
-def _fast_serial(xflat, wk, offs, sgn, sthr, geom, out, token):
-    patch, acc = _fast_work(wk, geom[4])
+def _fast_serial(x, wk, sgn, sthr, ones, geom, out, token):
+    xflat, offs, g = fast_input(x, ones, geom)
+    patch, acc = _fast_work(wk, g[4], out.shape[2])
     for r in range(out.shape[0] * out.shape[1]):
-        fast_row(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc, token)
+        fast_row(xflat, r, wk, offs, sgn, sthr, g, out, patch, acc, token)
 
 
 @njit(cache=True, parallel=True)
-def _fast_parallel(xflat, wk, offs, sgn, sthr, geom, out, token):
+def _fast_parallel(x, wk, sgn, sthr, ones, geom, out, token):
+    xflat, offs, g = fast_input(x, ones, geom)
     for r in prange(out.shape[0] * out.shape[1]):
-        patch, acc = _fast_work(wk, geom[4])
-        fast_row(xflat, r, wk, offs, sgn, sthr, geom, out, patch, acc, token)
-
-
-@njit(cache=True)
-def tap_offsets(kh, kw, wp, cw):
-    """Flat offset of each patch value from its patch's corner in an image of ``wp`` pixels
-    a row and ``cw`` values a pixel, in (dy, dx, c) order (the weights' tap order)."""
-    offs = np.empty(kh * kw * cw, np.int64)
-    k = 0
-    for dy in range(kh):
-        for dx in range(kw):
-            for c in range(cw):
-                offs[k] = (dy * wp + dx) * cw + c
-                k += 1
-    return offs
+        patch, acc = _fast_work(wk, g[4], out.shape[2])
+        fast_row(xflat, r, wk, offs, sgn, sthr, g, out, patch, acc, token)
 
 
 def _check_thresholds(thresholds, flip, n_bits, offset):
@@ -368,7 +367,7 @@ def prepare_block(
     n_k = kh * kw * cw
     # the fast path pays off while the accumulator row carries at most one tail's words
     # (measured on the MNIST BNN and VGG-small layers: deeper patches are faster through
-    # the per-pixel path)
+    # the per-pixel path, with the word cores and with the byte cores alike)
     if pad_value == 1 and repeat == 1 and n_k <= 2 * TAIL_WORDS:
         o64 = n_words(n_out) * 64
         wk = np.zeros((max(n_k, TAIL_WORDS), o64), WORD_DTYPE)  # zero words add nothing
@@ -377,7 +376,12 @@ def prepare_block(
         sgn64[:n_out] = sgn
         sthr64 = np.full(o64, np.iinfo(np.int64).max, np.int64)  # padded outputs: bit 0
         sthr64[:n_out] = sthr
-        fast = (wk, sgn64, sthr64, ones)
+        lo, width = count_ranges(sgn64, sthr64, kh * kw * n_channels)
+        # nibble weights save the byte cores a shift and two masks a step, but take twice
+        # the bytes: only while they stay in L1 (measured: the MNIST BNN's 14x14 block
+        # gains, its 7x7 block and the dense layer lose)
+        wn = nibble_split(wk) if 2 * wk.nbytes <= NIBBLE_BYTES else None
+        fast = (wk, sgn64, sthr64, ones, wn, lo, width)
     return BinaryBlock(
         wt=wt,
         pad_pc=pad_counts(wt, ones),
@@ -421,44 +425,59 @@ def run_block(x: np.ndarray, blk: BinaryBlock, *, threads: int = 1) -> np.ndarra
     return run_block_strategy(x, blk, threads, None)
 
 
+def _plan(blk, strat, threads):
+    """The core that runs ``blk`` with ``strat`` and its arguments: ``core(x, *args, out,
+    token)``."""
+    kh, kw = blk.wt.shape[:2]
+    if blk.fast is not None:
+        wk, sgn64, sthr64, ones, wn, lo, width = blk.fast
+        nib = 0
+        if strat.byte_lanes:  # the byte cores: count-range thresholds, nibble weights
+            sgn64, sthr64 = lo, width
+            if wn is not None:
+                wk, nib = wn, 1
+        geom = (kh * kw * blk.n_channels, kh, kw, blk.stride, blk.pool, blk.pool_stride, nib)
+        core = _fast_serial if threads == 1 else _fast_parallel
+        return core, (wk, sgn64, sthr64, ones, geom + blk.pads), strat.token
+    consts = (blk.wt, blk.pad_pc, blk.sgn, blk.sthr)
+    # the kernel indexes from the top-left pad
+    geom = (blk.n_channels, blk.repeat, blk.stride, blk.pads[0], blk.pads[2], blk.zero_pad)
+    core = _block_serial if threads == 1 else _block_parallel
+    return core, (consts, geom + (blk.pool, blk.pool_stride)), strat.token
+
+
 def run_block_strategy(x, blk, threads, strategy):
     """:func:`run_block` with a popcount strategy by name (None: this CPU's)."""
-    token = get_strategy(strategy).token
+    core, args, token = _plan(blk, get_strategy(strategy), threads)
     n, h, w, _ = x.shape
-    ho, wo, ow = block_out_shape(blk, h, w)
-    out = np.empty((n, ho, wo, ow), WORD_DTYPE)
-    if blk.fast is not None:
-        wk, sgn64, sthr64, ones = blk.fast
-        xp = pad_words(x, *blk.pads, ones)
-        kh, kw = blk.wt.shape[:2]
-        cw = x.shape[3]
-        wp = xp.shape[2]
-        offs = tap_offsets(kh, kw, wp, cw)
-        geom = (kh * kw * blk.n_channels, kh, kw, blk.stride, blk.pool, blk.pool_stride, wp, cw)
-        xflat = xp.reshape(n, -1)
-        if threads == 1:
-            _fast_serial(xflat, wk, offs, sgn64, sthr64, geom, out, token)
-        else:
-            with num_threads(threads):
-                _fast_parallel(xflat, wk, offs, sgn64, sthr64, geom, out, token)
-        return out
-    consts = (blk.wt, blk.pad_pc, blk.sgn, blk.sthr)
-    geom = (
-        blk.n_channels,
-        blk.repeat,
-        blk.stride,
-        blk.pads[0],  # the kernel indexes from the top-left pad
-        blk.pads[2],
-        blk.zero_pad,
-        blk.pool,
-        blk.pool_stride,
-    )
-    if threads == 1:
-        _block_serial(x, consts, geom, out, token)
+    out = np.empty((n, *block_out_shape(blk, h, w)), WORD_DTYPE)
+    if threads == 1:  # the serial cores never touch Numba's thread pool
+        core(x, *args, out, token)
     else:
         with num_threads(threads):
-            _block_parallel(x, consts, geom, out, token)
+            core(x, *args, out, token)
     return out
+
+
+def block_runner(blk: BinaryBlock, *, threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
+    """:func:`run_block` on ``blk`` as a function of ``x`` alone, its per-call work done
+    once (the core and its arguments; the output shape once per input shape)."""
+    core, args, token = _plan(blk, get_strategy(None), threads)
+    shapes: dict[tuple[int, ...], tuple[int, ...]] = {}
+
+    def run(x: np.ndarray) -> np.ndarray:
+        shape = shapes.get(x.shape)
+        if shape is None:
+            shape = shapes[x.shape] = (x.shape[0], *block_out_shape(blk, *x.shape[1:3]))
+        out = np.empty(shape, WORD_DTYPE)
+        if threads == 1:
+            core(x, *args, out, token)
+        else:
+            with num_threads(threads):
+                core(x, *args, out, token)
+        return out
+
+    return run
 
 
 def binary_conv_threshold_pool(
@@ -572,7 +591,9 @@ __all__ = [
     "binary_dense_threshold",
     "binary_dense_threshold_reference",
     "block_out_shape",
+    "block_runner",
     "prepare_block",
     "run_block",
     "run_block_strategy",
+    "tap_offsets",
 ]

@@ -6,7 +6,9 @@ The same products as the word cores there, for the AVX2 / NEON / AVX-512BW strat
 added in 8-bit lanes over up to :data:`~edgecl.kernels.wordvec.BYTE_STEPS` words of the
 patch, then widened once per channel (the byte sums of each 64-bit lane). Four vectors
 of channels stay in registers across the whole patch (register blocking over output
-channels), so the patch words are read once per ``4 * lanes`` channels.
+channels), so the patch words are read once per ``4 * lanes`` channels. On the
+one-padded fast path the counts never leave the registers: each is compared with its
+channel's count range (the threshold) and the bits of the pool window are ORed.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from edgecl.kernels.wordvec import (
     wv_byte_counts,
     wv_lane_sums,
     wv_load,
+    wv_nibble_counts,
+    wv_range_bits,
     wv_splat,
     wv_store,
     wv_xor,
@@ -147,10 +151,93 @@ def pixel_counts_bytes(x, img, oy, ox, wt, pad_pc, geom, acc, lanes):
 
 
 @njit(cache=True, inline="always")
-def fast_counts_bytes(patch, p, n_k, wk, cnt, lanes):
-    """``cnt[p, q]`` = popcount of ``patch[p, :n_k] XOR wk[:n_k, q]`` for every ``q``
-    (``wk.shape[1]`` a multiple of ``4 * lanes``, ``n_k <= BYTE_STEPS``: no flush)."""
-    for q in range(0, wk.shape[1], 4 * lanes):
+def gather_patch(patch, p, flat, corner, offs, n):
+    """``patch[p, :n]`` = the values of a flat padded image at ``corner + offs``."""
+    for k in range(n):
+        patch[p, k] = flat[corner + offs[k]]
+
+
+_LO = np.uint64(0x0F0F0F0F0F0F0F0F)
+_FOUR = np.uint64(4)
+
+
+@njit(cache=True, inline="always")
+def _nibble_step(acc, xl, xh, wn, k, q, lanes):
+    """``acc`` plus the byte popcounts of ``x XOR w`` from their nibbles: the low nibbles
+    in row ``k`` of ``wn``, the high ones in row ``k + 1`` (no shift or mask per step)."""
+    acc = wv_add_bytes(acc, wv_nibble_counts(wv_xor(xl, wv_load(lanes, wn, (k, q)))))
+    return wv_add_bytes(acc, wv_nibble_counts(wv_xor(xh, wv_load(lanes, wn, (k + 1, q)))))
+
+
+def nibble_split(w: np.ndarray) -> np.ndarray:
+    """``w`` (K, O) words as (2K, O): row ``2k`` the low nibble of every byte of row ``k``,
+    row ``2k + 1`` the high nibble (each in the low 4 bits of its byte)."""
+    out = np.empty((2 * w.shape[0], w.shape[1]), np.uint64)
+    out[0::2] = w & _LO
+    out[1::2] = (w >> _FOUR) & _LO
+    return out
+
+
+@njit(cache=True, inline="always")
+def _gather_nibbles(patch, p, flat, corner, offs, n):
+    """``patch[p, :2n]`` = the values of a flat padded image at ``corner + offs``, split
+    into nibbles as :func:`nibble_split` (low, high)."""
+    for k in range(n):
+        v = flat[corner + offs[k]]
+        patch[p, 2 * k] = v & _LO
+        patch[p, 2 * k + 1] = (v >> _FOUR) & _LO
+
+
+@njit(cache=True, inline="always")
+def _group_bits(patch, p0, n_pix, n_k, wn, lo, width, q, lanes):
+    """Bits of channels ``q .. q + 4 * lanes - 1``: ``lo <= popcount <= lo + width`` for
+    each conv output of the pool window (the patch rows ``0 .. n_pix - 1``, in nibbles
+    as ``wn``: :func:`nibble_split`), ORed; ``n_k <= BYTE_STEPS`` (no widening on the way)."""
+    bits = np.uint64(0)
+    lo0 = wv_load(lanes, lo, (q,))
+    lo1 = wv_load(lanes, lo, (q + lanes,))
+    lo2 = wv_load(lanes, lo, (q + 2 * lanes,))
+    lo3 = wv_load(lanes, lo, (q + 3 * lanes,))
+    wd0 = wv_load(lanes, width, (q,))
+    wd1 = wv_load(lanes, width, (q + lanes,))
+    wd2 = wv_load(lanes, width, (q + 2 * lanes,))
+    wd3 = wv_load(lanes, width, (q + 3 * lanes,))
+    sh = np.uint64(lanes)
+    for p in range(p0, p0 + n_pix):
+        a0 = a1 = a2 = a3 = wv_zero(lanes)
+        for k in range(0, 2 * n_k, 2):
+            xl = wv_splat(lanes, patch[p, k])
+            xh = wv_splat(lanes, patch[p, k + 1])
+            a0 = _nibble_step(a0, xl, xh, wn, k, q, lanes)
+            a1 = _nibble_step(a1, xl, xh, wn, k, q + lanes, lanes)
+            a2 = _nibble_step(a2, xl, xh, wn, k, q + 2 * lanes, lanes)
+            a3 = _nibble_step(a3, xl, xh, wn, k, q + 3 * lanes, lanes)
+        s0 = wv_lane_sums(a0)
+        s1 = wv_lane_sums(a1)
+        s2 = wv_lane_sums(a2)
+        s3 = wv_lane_sums(a3)
+        b = wv_range_bits(s0, lo0, wd0)
+        b |= wv_range_bits(s1, lo1, wd1) << sh
+        b |= wv_range_bits(s2, lo2, wd2) << (sh + sh)
+        b |= wv_range_bits(s3, lo3, wd3) << (sh + sh + sh)
+        bits |= b
+    return bits
+
+
+@njit(cache=True, inline="always")
+def _group_bits_words(patch, p0, n_pix, n_k, wk, lo, width, q, lanes):
+    """:func:`_group_bits` on whole words (``wk`` and the patch as they are)."""
+    bits = np.uint64(0)
+    lo0 = wv_load(lanes, lo, (q,))
+    lo1 = wv_load(lanes, lo, (q + lanes,))
+    lo2 = wv_load(lanes, lo, (q + 2 * lanes,))
+    lo3 = wv_load(lanes, lo, (q + 3 * lanes,))
+    wd0 = wv_load(lanes, width, (q,))
+    wd1 = wv_load(lanes, width, (q + lanes,))
+    wd2 = wv_load(lanes, width, (q + 2 * lanes,))
+    wd3 = wv_load(lanes, width, (q + 3 * lanes,))
+    sh = np.uint64(lanes)
+    for p in range(p0, p0 + n_pix):
         a0 = a1 = a2 = a3 = wv_zero(lanes)
         for k in range(n_k):
             xv = wv_splat(lanes, patch[p, k])
@@ -158,76 +245,103 @@ def fast_counts_bytes(patch, p, n_k, wk, cnt, lanes):
             a1 = _step(a1, xv, wv_load(lanes, wk, (k, q + lanes)))
             a2 = _step(a2, xv, wv_load(lanes, wk, (k, q + 2 * lanes)))
             a3 = _step(a3, xv, wv_load(lanes, wk, (k, q + 3 * lanes)))
-        wv_store(cnt, (p, q), wv_lane_sums(a0))
-        wv_store(cnt, (p, q + lanes), wv_lane_sums(a1))
-        wv_store(cnt, (p, q + 2 * lanes), wv_lane_sums(a2))
-        wv_store(cnt, (p, q + 3 * lanes), wv_lane_sums(a3))
+        s0 = wv_lane_sums(a0)
+        s1 = wv_lane_sums(a1)
+        s2 = wv_lane_sums(a2)
+        s3 = wv_lane_sums(a3)
+        b = wv_range_bits(s0, lo0, wd0)
+        b |= wv_range_bits(s1, lo1, wd1) << sh
+        b |= wv_range_bits(s2, lo2, wd2) << (sh + sh)
+        b |= wv_range_bits(s3, lo3, wd3) << (sh + sh + sh)
+        bits |= b
+    return bits
 
 
 @njit(cache=True, inline="always")
-def gather_patch(patch, p, flat, corner, offs, n):
-    """``patch[p, :n]`` = the values of a flat padded image at ``corner + offs``."""
-    for k in range(n):
-        patch[p, k] = flat[corner + offs[k]]
-
-
-@njit(cache=True, inline="always")
-def fast_row_bytes(xflat, r, wk, offs, sgn, sthr, geom, out, patch, cnt, lanes):
-    """Pooled output row ``r`` of the one-padded fast path (as ``fused._fast_row``) with
-    byte accumulators: every conv output's counts for all channels, then the threshold,
-    the OR over the pool window and the packing."""
-    n_bits, kh, kw, stride, pool, pstride, wp, cw = geom
+def fast_row_bytes(xflat, r, wk, offs, lo, width, geom, out, patch, cnt, lanes):
+    """Pooled output row ``r`` of the one-padded fast path (as ``block._fast_row``) with
+    byte accumulators, 4 vectors of channels at a time over every conv output of the pool
+    window: the counts never leave the registers; the threshold is the count range
+    ``lo <= popcount <= lo + width`` (:func:`count_ranges`), the pool an OR of the bits.
+    ``geom`` ends with ``nibbles``: 1 when ``wk`` holds the weights as
+    :func:`nibble_split` makes them (``patch`` at least as wide), 0 for plain words;
+    ``patch`` has a row per conv output of the pooled row (``Wo * pool**2``);
+    ``cnt`` is unused (the word path's accumulator row)."""
+    n_bits, kh, kw, stride, pool, pstride, wp, cw, nib = geom
     n_k = kh * kw * cw
     po = out.shape[1]
     img, py = r // po, r % po
     win = max(pool, 1)
     step = pstride if pool > 0 else 1
     n_pix = win * win
-    for px in range(out.shape[2]):
+    group = 4 * lanes
+    for px in range(out.shape[2]):  # every patch of the row first (``patch`` that tall)
         for p in range(n_pix):
             i = (py * step + p // win) * stride
             j = (px * step + p % win) * stride
-            gather_patch(patch, p, xflat[img], (i * wp + j) * cw, offs, n_k)
-            fast_counts_bytes(patch, p, n_k, wk, cnt, lanes)
+            row = px * n_pix + p
+            if nib:
+                _gather_nibbles(patch, row, xflat[img], (i * wp + j) * cw, offs, n_k)
+            else:
+                gather_patch(patch, row, xflat[img], (i * wp + j) * cw, offs, n_k)
         for kk in range(out.shape[3]):
-            out[img, py, px, kk] = threshold_word(cnt, n_pix, n_bits, sgn, sthr, kk * 64)
+            out[img, py, px, kk] = 0
+    for kk in range(out.shape[3]):  # then each group's weights across the whole row
+        for g in range(0, 64, group):
+            q = kk * 64 + g
+            for px in range(out.shape[2]):
+                p0 = px * n_pix
+                if nib:
+                    bits = _group_bits(patch, p0, n_pix, n_k, wk, lo, width, q, lanes)
+                else:
+                    bits = _group_bits_words(patch, p0, n_pix, n_k, wk, lo, width, q, lanes)
+                out[img, py, px, kk] |= bits << np.uint64(g)
+
+
+def count_ranges(sgn: np.ndarray, sthr: np.ndarray, n_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, width)`` as ``uint64``: ``sgn * (n_bits - 2 * c) >= sthr`` exactly where
+    ``lo <= c <= lo + width`` for a popcount ``c`` in ``0 .. n_bits`` (an empty range:
+    ``lo = n_bits + 1``, ``width = 0``)."""
+    lo = np.empty(len(sgn), np.uint64)
+    width = np.zeros(len(sgn), np.uint64)
+    for q, (g, t) in enumerate(zip(sgn.tolist(), sthr.tolist(), strict=True)):
+        if g > 0:  # n - 2c >= t  <=>  c <= floor((n - t) / 2)
+            a, b = 0, min((n_bits - t) // 2, n_bits)
+        else:  # 2c - n >= t  <=>  c >= ceil((n + t) / 2)
+            a, b = max(-((-(n_bits + t)) // 2), 0), n_bits
+        if a > b:
+            lo[q] = n_bits + 1
+        else:
+            lo[q], width[q] = a, b - a
+    return lo, width
+
+
+@njit(cache=True)
+def tap_offsets(kh, kw, wp, cw):
+    """Flat offset of each patch value from its patch's corner in an image of ``wp`` pixels
+    a row and ``cw`` values a pixel, in (dy, dx, c) order (the weights' tap order)."""
+    offs = np.empty(kh * kw * cw, np.int64)
+    k = 0
+    for dy in range(kh):
+        for dx in range(kw):
+            for c in range(cw):
+                offs[k] = (dy * wp + dx) * cw + c
+                k += 1
+    return offs
 
 
 @njit(cache=True, inline="always")
-def _threshold_bits(cnt, p, n_pix, n_bits, sgn, sthr, q0):
-    """Bits ``q0 .. q0 + 63`` of ``sgn * (n_bits - 2 * cnt) >= sthr``, ORed over the conv
-    outputs ``p .. p + n_pix - 1`` (n_pix 1 or 4): a reduction with no store and a fixed
-    trip count, so LLVM vectorises it across output channels."""
-    word = np.uint64(0)
-    n = np.int64(n_bits)
-    if n_pix == 4:
-        for t in range(64):
-            q = q0 + t
-            g, th = sgn[q], sthr[q]
-            h0 = g * (n - 2 * np.int64(cnt[p, q])) >= th
-            h1 = g * (n - 2 * np.int64(cnt[p + 1, q])) >= th
-            h2 = g * (n - 2 * np.int64(cnt[p + 2, q])) >= th
-            h3 = g * (n - 2 * np.int64(cnt[p + 3, q])) >= th
-            word |= np.uint64(h0 | h1 | h2 | h3) << np.uint64(t)
-    else:
-        for t in range(64):
-            q = q0 + t
-            h0 = sgn[q] * (n - 2 * np.int64(cnt[p, q])) >= sthr[q]
-            word |= np.uint64(h0) << np.uint64(t)
-    return word
-
-
-@njit(cache=True, inline="always")
-def threshold_word(cnt, n_pix, n_bits, sgn, sthr, q0):
-    """Bits ``q0 .. q0 + 63`` of ``sgn * (n_bits - 2 * cnt) >= sthr``, ORed over the conv
-    outputs ``0 .. n_pix - 1`` (the pool window), 4 at a time."""
-    word = np.uint64(0)
-    p = 0
-    while p < n_pix:
-        m = 4 if p + 4 <= n_pix else 1
-        word |= _threshold_bits(cnt, p, m, n_bits, sgn, sthr, q0)
-        p += m
-    return word
+def fast_input(x, ones, geom):
+    """The padded input flat per image, its tap offsets and the cores' geometry, from
+    ``geom`` = ``(n_bits, kh, kw, stride, pool, pool_stride, nibbles, top, bottom, left,
+    right)``."""
+    n_bits, kh, kw, stride, pool, pstride, nib, top, bottom, left, right = geom
+    xp = pad_words(x, top, bottom, left, right, ones)
+    cw = x.shape[3]
+    wp = xp.shape[2]
+    offs = tap_offsets(kh, kw, wp, cw)
+    g = (n_bits, kh, kw, stride, pool, pstride, wp, cw, nib)
+    return xp.reshape(x.shape[0], -1), offs, g
 
 
 @njit(cache=True)
@@ -259,11 +373,13 @@ def pad_counts(wt, ones):
 
 
 __all__ = [
-    "fast_counts_bytes",
-    "pad_counts",
-    "pad_words",
+    "count_ranges",
+    "fast_input",
     "fast_row_bytes",
     "gather_patch",
+    "nibble_split",
+    "pad_counts",
+    "pad_words",
     "pixel_counts_bytes",
-    "threshold_word",
+    "tap_offsets",
 ]

@@ -15,11 +15,15 @@ below 256. Only callable from ``@njit`` code; nothing here compiles at import.
 
 from __future__ import annotations
 
+from functools import cache
+
 from llvmlite import ir
 from numba import types
 from numba.core import cgutils
 from numba.core.datamodel import models, register_default
 from numba.core.extending import intrinsic
+
+from edgecl.kernels.popcount import numba_target
 
 #: Words (steps) one byte accumulator takes before it must be widened: 31 * 8 = 248 < 256.
 BYTE_STEPS = 31
@@ -207,16 +211,68 @@ def wv_total(typingctx, v):
     return types.uint64(v), codegen
 
 
+#: x86 ``pshufb`` per vector width (the LLVM intrinsic, the feature it needs)
+_SHUF = {
+    4: ("llvm.x86.avx2.pshuf.b", "avx2"),
+    8: ("llvm.x86.avx512.pshuf.b.512", "avx512bw"),
+}
+
+
+@intrinsic
+def wv_nibble_counts(typingctx, v):
+    """Popcount of every byte of ``v`` whose bytes are all below 16 (nibbles): one table
+    ``vpshufb`` where the target has it for this width (AVX2: 4 words, AVX-512BW: 8),
+    else ``llvm.ctpop`` on bytes (right for any byte)."""
+    if not isinstance(v, WordVecType):
+        return None
+
+    def codegen(context, builder, sig, args):
+        bt = _vec(v.lanes, 8)
+        x = builder.bitcast(args[0], bt)
+        shuf = _SHUF.get(v.lanes)
+        if shuf is not None and shuf[1] in _target_features():
+            fnty = ir.FunctionType(bt, [bt, bt])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, shuf[0])
+            table = ir.Constant(bt, [bin(i % 16).count("1") for i in range(bt.count)])
+            counts = builder.call(fn, [table, x])
+        else:
+            counts = builder.call(_declare(builder, "ctpop", bt, bt), [x])
+        return builder.bitcast(counts, _vec(v.lanes))
+
+    return v(v), codegen
+
+
+#: x86 ``psadbw`` against zero per vector width (the LLVM intrinsic, the feature it needs)
+_SAD = {
+    4: ("llvm.x86.avx2.psad.bw", "avx2"),
+    8: ("llvm.x86.avx512.psad.bw.512", "avx512bw"),
+}
+
+
+@cache
+def _target_features() -> frozenset[str]:
+    """The features of Numba's target on x86-64 (empty elsewhere: no x86 intrinsic)."""
+    t = numba_target()
+    return t.features if t.arch in ("x86_64", "amd64") else frozenset()
+
+
 @intrinsic
 def wv_lane_sums(typingctx, v):
-    """Sum of the 8 bytes of each word, word by word (``vpsadbw`` against zero)."""
+    """Sum of the 8 bytes of each word, word by word: ``vpsadbw`` against zero where the
+    target has it for this width (AVX2: 4 words, AVX-512BW: 8), else shifts and adds."""
     if not isinstance(v, WordVecType):
         return None
 
     def codegen(context, builder, sig, args):
         vt = _vec(v.lanes)
-        m8 = ir.Constant(vt, [0x00FF00FF00FF00FF] * v.lanes)
         x = args[0]
+        sad = _SAD.get(v.lanes)
+        if sad is not None and sad[1] in _target_features():
+            bt = _vec(v.lanes, 8)
+            fnty = ir.FunctionType(vt, [bt, bt])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, sad[0])
+            return builder.call(fn, [builder.bitcast(x, bt), ir.Constant(bt, None)])
+        m8 = ir.Constant(vt, [0x00FF00FF00FF00FF] * v.lanes)
         s = builder.add(builder.and_(x, m8), builder.and_(builder.lshr(x, vt([8] * v.lanes)), m8))
         s = builder.add(s, builder.lshr(s, vt([16] * v.lanes)))
         s = builder.add(s, builder.lshr(s, vt([32] * v.lanes)))
@@ -269,6 +325,21 @@ def wv_store_dots(typingctx, arr, idx, counts, nbits):
     return types.none(arr, idx, counts, nbits), codegen
 
 
+@intrinsic
+def wv_range_bits(typingctx, v, lo, width):
+    """Bit ``i`` set where ``lo[i] <= v[i] <= lo[i] + width[i]`` (unsigned ``v - lo <=
+    width``), as ``uint64``: one compare and a mask move (``vmovmskpd`` on AVX2)."""
+    if not (isinstance(v, WordVecType) and v == lo and v == width):
+        return None
+
+    def codegen(context, builder, sig, args):
+        n = v.lanes
+        hit = builder.icmp_unsigned("<=", builder.sub(args[0], args[1]), args[2])
+        return builder.zext(builder.bitcast(hit, ir.IntType(n)), _I64)
+
+    return types.uint64(v, lo, width), codegen
+
+
 wv_add = intrinsic(_binary(lambda b, x, y: b.add(x, y)))
 wv_add.__doc__ = "Word-wise 64-bit add."
 
@@ -281,6 +352,8 @@ __all__ = [
     "wv_byte_counts",
     "wv_lane_sums",
     "wv_load",
+    "wv_nibble_counts",
+    "wv_range_bits",
     "wv_splat",
     "wv_store",
     "wv_store_dots",

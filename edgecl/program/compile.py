@@ -4,7 +4,8 @@ fused kernel exists, every other op alone.
 Fused steps (constants laid out once, here): ``conv2d_float -> threshold_float (repeat 1)
 [-> maxpool_bits]`` (:func:`edgecl.kernels.first_layer.conv_threshold_pool`),
 ``conv2d_binary -> threshold [-> maxpool_bits]`` and ``dense_binary -> threshold``
-(:func:`edgecl.kernels.block.run_block`). The compiled :class:`Program` equals
+(:func:`edgecl.kernels.block.run_block`, through its per-block
+:func:`~edgecl.kernels.block.block_runner`). The compiled :class:`Program` equals
 :func:`edgecl.program.run.run_layers` bit for bit.
 """
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgecl.kernels.block import BinaryBlock, prepare_block, run_block
+from edgecl.kernels.block import BinaryBlock, block_runner, prepare_block
 from edgecl.kernels.first_layer import FirstLayer, conv_threshold_pool, prepare_first_layer
 from edgecl.program.kernelset import fast_kernels
 from edgecl.program.ops import (
@@ -103,15 +104,18 @@ def _first_layer_step(layer: FirstLayer) -> Step:
 
 
 def _conv_step(blk: BinaryBlock, threads: int) -> Step:
-    return lambda v: run_block(np.ascontiguousarray(v), blk, threads=threads)
+    run = block_runner(blk, threads=threads)
+    return lambda v: run(np.ascontiguousarray(v))
 
 
 def _dense_step(blk: BinaryBlock, threads: int) -> Step:
-    def run(v: np.ndarray) -> np.ndarray:
-        x4 = np.ascontiguousarray(v).reshape(v.shape[0], 1, 1, -1)
-        return run_block(x4, blk, threads=threads).reshape(v.shape[0], -1)
+    run = block_runner(blk, threads=threads)
 
-    return run
+    def step(v: np.ndarray) -> np.ndarray:
+        n = v.shape[0]
+        return run(np.ascontiguousarray(v).reshape(n, 1, 1, -1)).reshape(n, -1)
+
+    return step
 
 
 def _plain_step(op: Op, arrays: Mapping[str, np.ndarray], threads: int) -> Step:

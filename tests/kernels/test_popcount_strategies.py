@@ -22,6 +22,7 @@ from edgecl.kernels import (
 from edgecl.kernels.block import prepare_block, run_block_strategy
 from edgecl.kernels.conv import _check_conv, conv_words
 from edgecl.kernels.dense import dense_words
+from edgecl.kernels.fused_bytes import count_ranges
 from edgecl.kernels.popcount import (
     STRATEGIES,
     NumbaTarget,
@@ -245,3 +246,49 @@ def test_fused_block_every_strategy_asymmetric_pads(words, name, case):
         got = run_block_strategy(x, blk, threads, name)
         np.testing.assert_array_equal(got, want)
         assert not np.any(got[..., -1] & ~tail_mask(n_bits))
+
+
+@pytest.mark.parametrize("n_bits", [1, 2, 9, 64, 577])
+def test_count_ranges_equal_the_threshold_on_every_count(n_bits):
+    # the byte cores' fast path thresholds by a count range: the same bit as
+    # sgn * (n - 2c) >= t for every count c, every sign and thresholds past both ends
+    t = np.arange(-n_bits - 3, n_bits + 4, dtype=np.int64)
+    sgn = np.repeat(np.array([1, -1], np.int64), len(t))
+    sthr = np.concatenate([t, t, [np.iinfo(np.int64).max]])
+    sgn = np.append(sgn, 1)
+    lo, width = count_ranges(sgn, sthr, n_bits)
+    c = np.arange(n_bits + 1, dtype=np.int64)[:, None]
+    want = sgn * (n_bits - 2 * c) >= sthr
+    got = (c.astype(np.uint64) - lo) <= width  # uint64 wrap-around, as the kernel
+    np.testing.assert_array_equal(got, want)
+    assert not got[:, -1].any()  # the padded outputs' threshold: never set
+
+
+FAST_EDGE_CASES = [
+    # (H, W, C, O, stride, pads, pool) through the one-padded fast path, thresholds over
+    # the whole dot range and past it (always / never set, every boundary parity)
+    (5, 7, 1, 3, 1, (1, 1, 1, 1), 0),
+    (9, 8, 63, 65, 2, (0, 1, 1, 0), 2),
+    (7, 7, 64, 130, 1, (1, 1, 1, 1), 2),
+    (8, 5, 65, 37, 2, (1, 0, 0, 1), 0),
+    (6, 9, 127, 200, 1, (0, 2, 2, 0), 3),
+]
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("case", FAST_EDGE_CASES)
+def test_fused_fast_path_every_threshold(words, name, case):
+    H, W, C, O, stride, pads, pool = case
+    rng = np.random.default_rng(zlib.crc32(repr(("edge", name, case)).encode()))
+    x = words(rng, (2, H, W), C)
+    w = words(rng, (O, 3, 3), C)
+    fan_in = 9 * C
+    t = rng.integers(-fan_in - 3, fan_in + 4, O).astype(np.int32)
+    t[:4] = [-fan_in - 1, fan_in + 1, -fan_in, fan_in][: min(O, 4)]
+    f = rng.random(O) < 0.5
+    opts = dict(stride=stride, padding=pads, pool=pool, pool_stride=2 if pool else 1)
+    blk = prepare_block(w, C, t, f, **opts)
+    assert blk.fast is not None
+    want = binary_conv_threshold_pool_reference(x, w, C, t, f, **opts)
+    for threads in THREADS:
+        np.testing.assert_array_equal(run_block_strategy(x, blk, threads, name), want)
