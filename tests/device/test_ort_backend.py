@@ -187,6 +187,19 @@ def ort_bundle(tmp_path, stream, bundle_maker):
     return path
 
 
+def test_graph_members_are_deflated_and_the_rest_stored(ort_bundle):
+    import zipfile
+
+    manifest, _ = read_bundle(ort_bundle)
+    graph_members = {ref + ".npy" for ref in manifest["graphs"].values()}
+    with zipfile.ZipFile(ort_bundle) as zf:
+        kinds = {info.filename: info.compress_type for info in zf.infolist()}
+    assert graph_members and graph_members <= set(kinds)
+    for name, kind in kinds.items():
+        want = zipfile.ZIP_DEFLATED if name in graph_members else zipfile.ZIP_STORED
+        assert kind == want, name
+
+
 def test_the_backend_never_imports_numba(ort_bundle, stream, tmp_path):
     import subprocess
     import sys
