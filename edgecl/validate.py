@@ -12,6 +12,7 @@ import numpy as np
 
 from edgecl.errors import InvalidTypeError, InvalidValueError
 from edgecl.kernels.bits import WORD_DTYPE, n_words, tail_bits_clear
+from edgecl.kernels.rng import check_seed
 
 __all__ = [
     "MAX_NAME",
@@ -107,13 +108,7 @@ def check_words(z_words: Any, n_bits: int, *, what: str = "z_words") -> np.ndarr
 def as_generator(seed: object) -> np.random.Generator:
     """A random Generator from ``seed``: None (fresh entropy), an int >= 0, or a Generator
     (used as is)."""
+    check_seed(seed)
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise InvalidTypeError(
-                f"expected a seed as an int, a numpy Generator or None, got {type(seed).__name__}"
-            )
-        if seed < 0:
-            raise InvalidValueError(f"expected a seed >= 0, got {seed}")
     return np.random.default_rng(seed)

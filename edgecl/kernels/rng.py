@@ -29,7 +29,7 @@ import numpy as np
 
 from edgecl.errors import InvalidTypeError, InvalidValueError
 
-__all__ = ["GOLDEN", "EclRng", "ecl_generator", "splitmix_mix"]
+__all__ = ["GOLDEN", "EclRng", "check_seed", "ecl_generator", "splitmix_mix"]
 
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -124,18 +124,25 @@ class EclRng(np.random.Generator):
         raise NotImplementedError("EclRng draws only what the learner asks for")
 
 
+def check_seed(seed: object) -> None:
+    """The one seed rule (the learner's stream and :func:`edgecl.validate.as_generator`):
+    None, an int >= 0 or a numpy Generator."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        return
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InvalidTypeError(
+            f"expected a seed as an int, a numpy Generator or None, got {type(seed).__name__}"
+        )
+    if seed < 0:
+        raise InvalidValueError(f"expected a seed >= 0, got {seed}")
+
+
 def ecl_generator(seed: object) -> np.random.Generator:
     """The learner's stream for ``seed``: a Generator as given; an int >= 0 as
     ``EclRng(seed)``; None as ``EclRng`` of fresh entropy."""
+    check_seed(seed)
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is not None:
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-            raise InvalidTypeError(
-                f"expected a seed as an int, a numpy Generator or None, got {type(seed).__name__}"
-            )
-        if seed < 0:
-            raise InvalidValueError(f"expected a seed >= 0, got {seed}")
     if seed is None:
         seed = int(np.random.SeedSequence().entropy) % (1 << 64)
     return EclRng(int(seed))
