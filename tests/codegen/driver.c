@@ -8,7 +8,8 @@
  *   save FILE / load FILE S <rc> <bytes> / R <rc>
  *   hostile FILE          H <rc>                   truncations and bit flips of a saved state
  *   abort NAME FILE N     A <rc of the next commit without begin>
- * FILE holds N images of ECL_INPUT_H * ECL_INPUT_W * ECL_INPUT_C uint8 (HWC). */
+ * FILE holds N images of ECL_INPUT_H * ECL_INPUT_W * ECL_INPUT_C uint8 (HWC); each is read
+ * into a buffer of the driver's, or with -DDRIVER_INPUT_BUFFER into ecl_input_buffer. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,7 +31,9 @@ static uint64_t arena[ECL_ARENA_BYTES_UPDATE(DRIVER_UPDATE_COUNT, DRIVER_SAMPLES
 #else
 static uint64_t arena[ECL_ARENA_BYTES_FOR(DRIVER_SAMPLES, DRIVER_CLASSES) / 8 + 1];
 #endif
-static uint8_t image[IMAGE_BYTES];
+/* -DDRIVER_INPUT_BUFFER: the images go to ecl_input_buffer (the arena's end) instead */
+static uint8_t image_mem[IMAGE_BYTES];
+static uint8_t *image = image_mem;
 static uint8_t state[STATE_CAP], state2[2 * STATE_CAP];
 
 static FILE *open_images(const char *path) {
@@ -48,6 +51,10 @@ int main(int argc, char **argv) {
     int rc = ecl_init(ctx_mem, sizeof ctx_mem, arena, sizeof arena, &ctx);
     if (argc < 2) { printf("X usage: driver SCRIPT\n"); return 2; }
     if (rc) { printf("X init %d %s\n", rc, ecl_strerror(rc)); return 1; }
+#ifdef DRIVER_INPUT_BUFFER
+    image = ecl_input_buffer(ctx);
+    if (!image) { printf("X no input buffer\n"); return 1; }
+#endif
     printf("I %u %u %u\n", (unsigned)sizeof ctx_mem, (unsigned)sizeof arena, (unsigned)ecl_stored_bytes(ctx));
     script = fopen(argv[1], "r");
     if (!script) { printf("X cannot open %s\n", argv[1]); return 2; }

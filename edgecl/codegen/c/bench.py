@@ -4,8 +4,9 @@ mps2-an386) and on the host, beside the Numba runtime.
 - sizes of the Cortex-M4 build of the measurement app (``runtime/bench/bench_app.c``):
   flash = .text + .data, RAM = .data + .bss (the context at the full budget and the arena
   for learning from ``samples`` images with the head at ``n_new + base`` classes, both as
-  the Cortex-M4 build sizes them, and the app's own: its image buffer and newlib's state)
-  plus ``ECL_STACK_BYTES``;
+  the Cortex-M4 build sizes them, and the app's own few words: built with ``make
+  cortex-m4-bare``, it reads its images into ``ecl_input_buffer`` through semihosting,
+  with no newlib stdio) plus ``ECL_STACK_BYTES``;
 - instructions per predict and per learn_commit: QEMU runs with ``-icount shift=0`` (one
   instruction, one nanosecond of virtual time), the app counts SysTick ticks of the 25 MHz
   CPU clock around each call, and a 2,000,000-instruction loop turns ticks into
@@ -76,7 +77,7 @@ class CBench:
             f"Cortex-M4     flash {kib(self.flash_bytes)}, RAM {kib(self.ram_bytes)}",
             f"              = .data {self.data_bytes} + .bss {self.bss_bytes} (context "
             f"{self.ctx_bytes}, arena {self.arena_bytes}, the app's {self.app_bytes}: its "
-            f"image buffer, newlib) + stack {self.stack_bytes}",
+            f"command line, libm's errno) + stack {self.stack_bytes}",
             f"instructions  predict {mi(self.m4_predict_insns)} (base classes), "
             f"{mi(self.m4_predict_learned_insns)} ({self.n_classes} classes)",
             "              learn_commit "
@@ -151,7 +152,7 @@ def bench_c(
         if shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"):
             elf = folder / "bench.elf"
             subprocess.run(
-                ["make", "-C", str(folder), "cortex-m4", f"MAIN={_app()}", f"OUT={elf}",
+                ["make", "-C", str(folder), "cortex-m4-bare", f"MAIN={_app()}", f"OUT={elf}",
                  "EXTRA=" + " ".join([*flags, "-DECL_BENCH_M4"])],
                 check=True, capture_output=True,
             )  # fmt: skip
@@ -171,9 +172,10 @@ def bench_c(
                 ["qemu-system-arm", "-M", "mps2-an386", "-nographic", "-monitor", "none",
                  "-serial", "none", "-icount", "shift=0", "-semihosting-config",
                  "enable=on,target=native," + ",".join(
-                     f"arg={a}" for a in [elf, image, predict_repeat, *class_files]),
+                     f"arg={a}" for a in [elf.name, image.name, predict_repeat,
+                                          *(Path(f).name for f in class_files)]),
                  "-kernel", str(elf)],
-                capture_output=True, text=True, check=True, timeout=3600,
+                capture_output=True, text=True, check=True, timeout=3600, cwd=folder,
             ).stdout  # fmt: skip
             calib = float(re.search(r"^calib (\d+)", out, re.M).group(1))
             per_tick = CALIBRATION_INSNS / calib

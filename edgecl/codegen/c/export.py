@@ -33,7 +33,7 @@ from edgecl.kernels.bits import n_words
 __all__ = ["CExport", "export_c", "runtime_file"]
 
 RUNTIME_FILES = ("edgecl.c", "edgecl_blocks.h")
-BOARD_FILES = ("startup_mps2_an386.c", "mps2_an386.ld")
+BOARD_FILES = ("startup_mps2_an386.c", "mps2_an386.ld", "semihost.c", "semihost.h")
 #: Name pool bytes per class beyond the bundle's own names (names are not stored bytes).
 NAME_BYTES_PER_CLASS = 24
 #: Bytes reserved for the context header (struct ecl_ctx; checked at compile time).
@@ -273,8 +273,9 @@ def export_c(
     k_max = max([int(cfg["components"])] + [k for _, k, *_ in classes])
     q_max = max([int(cfg["bits"])] + [q for _, _, q, *_ in classes])  # a class's q never grows
     macros = _macros(
-        h, w, c, d, len(classes), max_classes, ctx_bytes, scratch, (k_max, q_max), head, hb
-    )
+        h, w, c, d, len(classes), max_classes, ctx_bytes, scratch, (k_max, q_max), head, hb,
+        pool_bytes,
+    )  # fmt: skip
     header = runtime_file("edgecl.h")
     (out / "edgecl.h").write_text(
         header.replace('#include "edgecl_config.h"\n', macros + "ECL_STACK_PLACEHOLDER\n"),
@@ -306,17 +307,22 @@ def _a8(n: int) -> int:
     return 8 * (-(-n // 8))
 
 
-def _macros(h, w, c, d, n_cls, max_cls, ctx_bytes, scratch, kq_max, head, hb) -> str:
+def _macros(h, w, c, d, n_cls, max_cls, ctx_bytes, scratch, kq_max, head, hb, pool_bytes) -> str:
     """The per-model macros of edgecl.h. The arena bound is the runtime's allocations,
     each rounded to 8 bytes as its bump allocator rounds them, phase by phase: the samples
-    of a learning session, then the largest of predict and the commit; in the commit the
+    of a learning session, then the largest of predict (with the input buffer at the
+    arena's end) and the commit (which may reuse that buffer); in the commit the
     per-class tables and the new class's prototypes, then the larger of EM's working
-    memory and the head's (its float32 copy, then one SGD step's scratch)."""
+    memory and the head's (the rows of its float32 copy that the pool's unused tail cannot
+    hold at the fullest pool of c classes, then one SGD step's scratch)."""
     k_max, q_max = kq_max
     nw8 = n_words(d) * 8
+    # the runtime's record_bytes at the largest K and q: words, head row, [scale], bias, pi, count
+    rec_max = _a8(8 * n_words(k_max * d * q_max) + d * hb // 8 + 4 * (k_max + 2 + (hb == 8)))
     fwd = _a8(h * w * c * 4) + _a8(max(scratch, 8))
-    work = _a8(8 * (2 * k_max + d + 256) + 4 * (d + 256))
-    predict = nw8 + _a8(2 * d) + work + _a8(4 * d) + fwd
+    inp = _a8(h * w * c)  # the input buffer at the arena's end
+    work = _a8(8 * (2 * k_max + d + 256) + 4 * 256)
+    predict = nw8 + _a8(2 * d) + work + fwd
     batch = int(head.batch_size)
     em_fixed = 2 * 8 * max(d, k_max) + 32 * k_max + _a8(k_max)
     new_class = 8 * n_words(k_max * d * q_max) + _a8(4 * k_max)
@@ -343,7 +349,7 @@ def _macros(h, w, c, d, n_cls, max_cls, ctx_bytes, scratch, kq_max, head, hb) ->
             "#define ECL__VIEW "
             "(((12u + sizeof(void *) - 1u) / sizeof(void *) + 2u) * sizeof(void *))",
             "/* predict with c classes: the embedding, its set bits, the scores, the scorer's",
-            "   tables, a head row, the forward pass (input and layer scratch) */",
+            "   tables, the forward pass (input and layer scratch) */",
             f"#define ECL__PREDICT(c) ({predict}u + (size_t)(c) * 32u)",
             "/* the commit's tables: sizes, views, eq. 4 counts and draw offsets (a new",
             "   class's prototypes go to the context's pool, where its record will be) */",
@@ -357,12 +363,22 @@ def _macros(h, w, c, d, n_cls, max_cls, ctx_bytes, scratch, kq_max, head, hb) ->
             "#define ECL__TRAIN(c) (ECL__A(4u * ECL__B(c)) + ECL__A(2u * ECL__B(c)) + "
             f"ECL__A(4u * ECL__B(c) * (size_t)(c)) + {4 * nw8}u + (size_t)(c) * 8u + "
             "ECL__A(4u * (size_t)(c)))",
-            "/* the head: its float32 copy (C x D), the biases, the samples' order, a step */",
-            f"#define ECL__HEAD(n, c) (ECL__A((size_t)(c) * {4 * d}u) + "
+            "/* the head's float32 copy (C rows of D) fills the pool's unused tail first: with",
+            f"   c classes the pool holds at most c records of {rec_max} bytes (the largest K, q),",
+            f"   so at least ECL__POOL_ROWS(c) rows of {4 * d} bytes fit after them */",
+            f"#define ECL__POOL_ROWS(c) ((size_t)(c) * {rec_max}u < {pool_bytes}u ? "
+            f"({pool_bytes}u - (size_t)(c) * {rec_max}u) / {4 * d}u : 0u)",
+            "#define ECL__ARENA_ROWS(c) "
+            "((size_t)(c) - (ECL__POOL_ROWS(c) < (size_t)(c) ? ECL__POOL_ROWS(c) : (size_t)(c)))",
+            "/* the head: its row table and arena rows, the biases, the samples' order, a step */",
+            f"#define ECL__HEAD(n, c) (ECL__A((size_t)(c) * sizeof(void *)) + "
+            f"ECL__ARENA_ROWS(c) * {_a8(4 * d)}u + "
             "ECL__A(4u * ((size_t)(c) + 1u)) + ECL__A(2u * (size_t)(n)) + "
             "ECL__MAX(ECL__TRAIN(c), ECL__A(4u * ((size_t)(c) + 1u))))",
+            "/* predict, embed and learn_add leave the input buffer (ecl_input_buffer) at",
+            "   the arena's end alone; a commit uses the whole arena after the samples */",
             f"#define ECL_ARENA_BYTES_FOR(n, c) ((size_t)(n) * {nw8}u + "
-            f"ECL__MAX(ECL__PREDICT(c), ECL__MAX({fwd}u, "
+            f"ECL__MAX(ECL__PREDICT(c) + {inp}u, ECL__MAX({fwd + inp}u, "
             "ECL__FIXED(c) + ECL__MAX(ECL__EM(n), ECL__HEAD(n, c)))))",
             "#define ECL_ARENA_BYTES(max_samples) "
             "ECL_ARENA_BYTES_FOR(max_samples, ECL_MAX_CLASSES)",

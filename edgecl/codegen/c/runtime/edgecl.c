@@ -571,16 +571,35 @@ static int set_bits(const uint64_t *z, int n_bits, uint16_t *idx) {
     return cnt;
 }
 
-/* sum of vals[idx[0..cnt)] as the Python head kernel adds it (float32) */
-static float sum_rows(const float *vals, const uint16_t *idx, int cnt) {
+static int level_at(const uint64_t *words, long e, int q);
+
+/* the float32 sum of a stored head row's values at the set bits idx[0..cnt), added as the
+ * Python head kernel adds them (groups of 4: (a + b) + (c + d)); values made on the fly */
+static float sum_head_row(const ecl_model *m, const ecl_rec *r, const uint16_t *idx, int cnt) {
     float acc = 0.0f;
     int i = 0;
     while (i + 4 <= cnt) {
-        float a = vals[idx[i]] + vals[idx[i + 1]], b = vals[idx[i + 2]] + vals[idx[i + 3]];
+        float a = head_value(m, r, idx[i]) + head_value(m, r, idx[i + 1]);
+        float b = head_value(m, r, idx[i + 2]) + head_value(m, r, idx[i + 3]);
         acc += a + b;
         i += 4;
     }
-    for (; i < cnt; i++) acc += vals[idx[i]];
+    for (; i < cnt; i++) acc += head_value(m, r, idx[i]);
+    return acc;
+}
+
+/* the same sum of atab[level of bit idx[i] of the component at `base`] */
+static float sum_level_row(const float *atab, const uint64_t *words, long base, int q,
+                           const uint16_t *idx, int cnt) {
+    float acc = 0.0f;
+    int i = 0;
+    while (i + 4 <= cnt) {
+        float a = atab[level_at(words, base + idx[i], q)] + atab[level_at(words, base + idx[i + 1], q)];
+        float b = atab[level_at(words, base + idx[i + 2], q)] + atab[level_at(words, base + idx[i + 3], q)];
+        acc += a + b;
+        i += 4;
+    }
+    for (; i < cnt; i++) acc += atab[level_at(words, base + idx[i], q)];
     return acc;
 }
 
@@ -616,7 +635,6 @@ static double class_loglik(const ecl_ctx *c, int i, const uint16_t *idx, int cnt
     double *comp = work, *col = work + k, *pis = col + m->n_bits, psum, top, lse;
     double *ltab = pis + k;                      /* 2^q values each */
     float *atab = (float *)(void *)(ltab + 256);
-    float *row = atab + 256;
     for (t = 0; t < (1 << q); t++) {
         double mu = level_mu(t, q);
         ltab[t] = log1p(-mu);
@@ -625,12 +643,9 @@ static double class_loglik(const ecl_ctx *c, int i, const uint16_t *idx, int cnt
     for (kk = 0; kk < k; kk++) pis[kk] = (double)r.pi[kk];
     psum = np_sum(pis, k);
     for (kk = 0; kk < k; kk++) {
-        for (j = 0; j < m->n_bits; j++) {
-            int lv = level_at(r.words, (long)kk * m->n_bits + j, q);
-            col[j] = ltab[lv];
-            row[j] = atab[lv];
-        }
-        comp[kk] = (double)sum_rows(row, idx, cnt) + (np_sum(col, m->n_bits) + log(pis[kk] / psum));
+        for (j = 0; j < m->n_bits; j++) col[j] = ltab[level_at(r.words, (long)kk * m->n_bits + j, q)];
+        comp[kk] = (double)sum_level_row(atab, r.words, (long)kk * m->n_bits, q, idx, cnt) +
+                   (np_sum(col, m->n_bits) + log(pis[kk] / psum));
     }
     top = comp[0];
     for (kk = 1; kk < k; kk++) if (comp[kk] > top) top = comp[kk];
@@ -642,26 +657,23 @@ static double class_loglik(const ecl_ctx *c, int i, const uint16_t *idx, int cnt
 
 static int predict_on(ecl_ctx *c, ecl_bump *b, const uint8_t *image, int *out) {
     const ecl_model *m = c->m;
-    int kmax = 1, i, j, cnt, best = 0, rc;
+    int kmax = 1, i, cnt, best = 0, rc;
     uint64_t *z;
     uint16_t *idx;
     double *score, *ll, *work;
-    float *row;
     for (i = 0; i < c->n; i++) if (c->cls[i].k > kmax) kmax = c->cls[i].k;
     z = (uint64_t *)bump(b, (size_t)n_words(m->n_bits) * 8u);
     idx = (uint16_t *)bump(b, (size_t)m->n_bits * 2u);
     score = (double *)bump(b, (size_t)c->n * 8u * 2u);
     ll = (double *)bump(b, (size_t)c->n * 8u * 2u);
-    work = (double *)bump(b, (size_t)(2 * kmax + m->n_bits + 256) * 8u + (size_t)(m->n_bits + 256) * 4u);
-    row = (float *)bump(b, (size_t)m->n_bits * 4u);
-    if (!z || !idx || !score || !ll || !work || !row) return ECL_E_ARENA;
+    work = (double *)bump(b, (size_t)(2 * kmax + m->n_bits + 256) * 8u + 256u * 4u);
+    if (!z || !idx || !score || !ll || !work) return ECL_E_ARENA;
     rc = embed_into(m, b, image, z);
     if (rc) return rc;
     cnt = set_bits(z, m->n_bits, idx);
     for (i = 0; i < c->n; i++) {
         ecl_rec r = class_rec(c, i);
-        for (j = 0; j < m->n_bits; j++) row[j] = head_value(m, &r, j);
-        score[i] = (double)(sum_rows(row, idx, cnt) + r.bias[0]);
+        score[i] = (double)(sum_head_row(m, &r, idx, cnt) + r.bias[0]);
     }
     if (m->gbm_weight > 0) {
         for (i = 0; i < c->n; i++) ll[i] = class_loglik(c, i, idx, cnt, work);
@@ -674,13 +686,28 @@ static int predict_on(ecl_ctx *c, ecl_bump *b, const uint8_t *image, int *out) {
     return ECL_OK;
 }
 
-/* the arena after the samples of a learning session */
-static ecl_bump free_arena(const ecl_ctx *c) {
+/* the input buffer's bytes at the arena's end (ecl_input_buffer) */
+static size_t input_reserve(const ecl_ctx *c) {
+    return align8((size_t)c->m->h * (size_t)c->m->w * (size_t)c->m->c);
+}
+
+/* the arena after the samples of a learning session; predict, embed and learn_add leave
+ * the input buffer at its end alone, a commit (whole = 1) uses it too */
+static ecl_bump arena_after_samples(const ecl_ctx *c, int whole) {
     ecl_bump b;
     size_t used = c->learning ? (size_t)c->n_add * (size_t)n_words(c->m->n_bits) * 8u : 0u;
+    size_t end = c->arena_bytes & ~(size_t)7u, keep = whole ? 0u : input_reserve(c);
     b.p = c->arena + used;
-    b.left = c->arena_bytes - used;
+    b.left = end >= used + keep ? end - used - keep : 0u;
     return b;
+}
+static ecl_bump free_arena(const ecl_ctx *c) { return arena_after_samples(c, 0); }
+
+uint8_t *ecl_input_buffer(ecl_ctx *ctx) {
+    size_t end;
+    if (!ctx_ok(ctx)) return NULL;
+    end = ctx->arena_bytes & ~(size_t)7u;
+    return end >= input_reserve(ctx) ? ctx->arena + end - input_reserve(ctx) : NULL;
 }
 
 int ecl_predict(ecl_ctx *ctx, const uint8_t *image, int *class_index) {
@@ -1050,7 +1077,9 @@ static const uint64_t *entry_words(const ecl_batches *bt, int32_t e, int cls, ui
     return tmp;
 }
 
-static int train_head(ecl_batches *bt, ecl_bump b, float *w, float *bias) {
+/* rows[c]: class c's float32 head row (D values); the rows live partly in the pool's
+ * unused tail and partly in the arena (ecl_learn_commit) */
+static int train_head(ecl_batches *bt, ecl_bump b, float *const *rows, float *bias) {
     const ecl_model *m = bt->m;
     int D = m->n_bits, nw = n_words(D), C = bt->n_cls, B = bt->batch, s, t, i, c, j;
     /* the arena of a step (ECL__TRAIN): entries, targets, G, 4 rows of bits, the logits */
@@ -1086,8 +1115,8 @@ static int train_head(ecl_batches *bt, ecl_bump b, float *w, float *bias) {
                 uint64_t bits = x[k];
                 while (bits) {
                     uint64_t low = bits & (~bits + 1u);
-                    const float *col = w + (size_t)(k * 64 + popcount64(low - 1u));
-                    for (c = 0; c < C; c++) acc[c] += col[(size_t)c * D];
+                    int jj = k * 64 + popcount64(low - 1u);
+                    for (c = 0; c < C; c++) acc[c] += rows[c][jj];
                     bits ^= low;
                 }
             }
@@ -1099,7 +1128,8 @@ static int train_head(ecl_batches *bt, ecl_bump b, float *w, float *bias) {
             for (c = 0; c < C; c++)
                 g[(size_t)i * C + c] = (float)((e[c] / tot - (c == target[i] ? 1.0 : 0.0)) / (double)nb);
         }
-        for (i = 0; i < C * D; i++) w[i] = w[i] * keep;
+        for (c = 0; c < C; c++)
+            for (j = 0; j < D; j++) rows[c][j] = rows[c][j] * keep;
         b4 = nb - nb % 4;
         for (i = 0; i < nb; i++) {
             int g0 = i - i % 4, slot = i % 4;
@@ -1109,7 +1139,7 @@ static int train_head(ecl_batches *bt, ecl_bump b, float *w, float *bias) {
                 for (c = 0; c < C; c++) {
                     float a0 = lr32 * g[(size_t)g0 * C + c], a1 = lr32 * g[(size_t)(g0 + 1) * C + c];
                     float a2 = lr32 * g[(size_t)(g0 + 2) * C + c], a3 = lr32 * g[(size_t)(g0 + 3) * C + c];
-                    float *row = w + (size_t)c * D;
+                    float *row = rows[c];
                     for (j = 0; j < D; j++) {
                         float y0 = (float)set_bit(tmp, j), y1 = (float)set_bit(tmp + nw, j);
                         float y2 = (float)set_bit(tmp + 2 * nw, j), y3 = (float)set_bit(tmp + 3 * nw, j);
@@ -1119,7 +1149,7 @@ static int train_head(ecl_batches *bt, ecl_bump b, float *w, float *bias) {
                 }
             } else if (i >= b4) {
                 for (c = 0; c < C; c++) {
-                    float a0 = lr32 * g[(size_t)i * C + c], *row = w + (size_t)c * D;
+                    float a0 = lr32 * g[(size_t)i * C + c], *row = rows[c];
                     for (j = 0; j < D; j++) row[j] -= a0 * (float)set_bit(tmp + (size_t)slot * nw, j);
                 }
             }
@@ -1130,7 +1160,8 @@ static int train_head(ecl_batches *bt, ecl_bump b, float *w, float *bias) {
             bias[c] = bias[c] - lr32 * db;
         }
     }
-    for (i = 0; i < C * D; i++) if (!isfinite(w[i])) return ECL_E_NUMERIC;
+    for (c = 0; c < C; c++)
+        for (j = 0; j < D; j++) if (!isfinite(rows[c][j])) return ECL_E_NUMERIC;
     for (c = 0; c < C; c++) if (!isfinite(bias[c])) return ECL_E_NUMERIC;
     return ECL_OK;
 }
@@ -1166,8 +1197,9 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
     ecl_view *views;
     int *ks, *qs, n, i, c, rc, D, nw, total_new = 0, passes, upd, C, kk_new, q_new;
     uint64_t *new_words;
-    float *new_pi, *w, *bias, *scales;
-    size_t hb, new_pool = 0;
+    float *new_pi, **rows, *bias, *scales;
+    size_t hb, new_pool = 0, tail_at;
+    int in_pool;
     if (!ctx_ok(ctx)) return ECL_E_ARG;
     if (!ctx->learning) return ECL_E_SEQUENCE;
     m = ctx->m;
@@ -1178,7 +1210,7 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
     nw = n_words(D);
     hb = (size_t)m->head_bits / 8u;
     if (upd < 0 && n + 1 > m->max_classes) return ECL_E_CAPACITY;
-    b = free_arena(ctx);
+    b = arena_after_samples(ctx, 1);
     ks = (int *)bump(&b, (size_t)(n + 1) * sizeof(int));
     qs = (int *)bump(&b, (size_t)(n + 1) * sizeof(int));
     views = (ecl_view *)bump(&b, (size_t)(n + 1) * sizeof(ecl_view));
@@ -1308,19 +1340,35 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
         rc = em_fit(m, sb, zs, (int)cnt + ctx->n_add, kk_new, q_new, &em_rng, new_words, new_pi);
     }
     if (rc) return rc;
-    /* 4. the head, retrained on the new samples and pseudo-exemplars (GBM §3.2) */
-    w = (float *)bump(&b, (size_t)C * D * 4u);
+    /* 4. the head, retrained on the new samples and pseudo-exemplars (GBM §3.2): its
+     * float32 copy fills the pool's unused tail first, after both the stored records (and
+     * the new class's prototypes when they wait there) and the rebuilt pool of step 5,
+     * which copies the rows out before anything counts those bytes; the remaining rows go
+     * to the arena (ECL__HEAD in edgecl.h sizes it for the fullest pool of C classes) */
+    tail_at = ctx->pool_used;
+    if (new_words == (uint64_t *)(void *)(ctx->pool + ctx->pool_used))
+        tail_at += record_bytes(m, kk_new, q_new);
+    tail_at = align8(tail_at > new_pool ? tail_at : new_pool);
+    in_pool = tail_at < m->pool_bytes ? (int)((m->pool_bytes - tail_at) / ((size_t)D * 4u)) : 0;
+    if (in_pool > C) in_pool = C;
+    rows = (float **)bump(&b, (size_t)C * sizeof(float *));
+    if (!rows) return ECL_E_ARENA;
+    for (c = 0; c < C; c++) {
+        rows[c] = c < in_pool ? (float *)(void *)(ctx->pool + tail_at + (size_t)c * D * 4u)
+                              : (float *)bump(&b, (size_t)D * 4u);
+        if (!rows[c]) return ECL_E_ARENA;
+    }
     bias = (float *)bump(&b, (size_t)(n + 1) * 4u);
     bt.perm = (uint16_t *)bump(&b, (size_t)bt.m_new * 2u);
-    if (!w || !bias || !bt.perm) return ECL_E_ARENA;
+    if (!bias || !bt.perm) return ECL_E_ARENA;
     for (c = 0; c < n; c++) {
         ecl_rec r = class_rec(ctx, c);
         int j;
-        for (j = 0; j < D; j++) w[(size_t)c * D + j] = head_value(m, &r, j);
+        for (j = 0; j < D; j++) rows[c][j] = head_value(m, &r, j);
         bias[c] = r.bias[0];
     }
     if (upd < 0) {
-        memset(w + (size_t)n * D, 0, (size_t)D * 4u);
+        memset(rows[n], 0, (size_t)D * 4u);
         bias[n] = 0.0f;
     }
     bt.rng = &rng;
@@ -1328,11 +1376,11 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
     if (bt.n_old > 0) { bt.comp_seed = rng_next(&rng); bt.kernel_seed = rng_next(&rng) >> 1; }
     bt.perm_pos = bt.m_new;
     bt.perm_pass = 0;
-    rc = train_head(&bt, b, w, bias);
+    rc = train_head(&bt, b, rows, bias);
     if (rc) return rc;
     scales = (float *)bump(&b, (size_t)(n + 1) * 4u); /* in the training's scratch, now free */
     if (!scales) return ECL_E_ARENA;
-    for (c = 0; c < C; c++) scales[c] = round_row(m, w + (size_t)c * D);
+    for (c = 0; c < C; c++) scales[c] = round_row(m, rows[c]);
     /* 5. commit: rebuild the pool in place (records only shrink), append the new class */
     {
         size_t off = 0;
@@ -1347,7 +1395,7 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
             }
             memmove(nr.words, views[i].words, words_bytes(m, ks[i], qs[i]));
             memmove(nr.pi, views[i].pi, (size_t)ks[i] * 4u);
-            memcpy(nr.head, w + (size_t)i * D, (size_t)D * hb);
+            memcpy(nr.head, rows[i], (size_t)D * hb);
             if (nr.scale) nr.scale[0] = scales[i];
             nr.bias[0] = bias[i];
             memcpy(nr.count, &count, 4);
@@ -1363,7 +1411,7 @@ int ecl_learn_commit(ecl_ctx *ctx, uint64_t seed) {
             /* words, then pi: from the pool's tail they move down (or stay) */
             memmove(nr.words, new_words, words_bytes(m, ks[n], qs[n]));
             memmove(nr.pi, new_pi, (size_t)ks[n] * 4u);
-            memcpy(nr.head, w + (size_t)n * D, (size_t)D * hb);
+            memcpy(nr.head, rows[n], (size_t)D * hb);
             if (nr.scale) nr.scale[0] = scales[n];
             nr.bias[0] = bias[n];
             memcpy(nr.count, &count, 4);

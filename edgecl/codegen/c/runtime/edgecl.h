@@ -48,6 +48,11 @@ const char *ecl_class_name(const ecl_ctx *ctx, int index);
 int ecl_predict(ecl_ctx *ctx, const uint8_t *image, int *class_index);
 /* The D-bit embedding of one image, ECL_EMBED_WORDS little-endian-packed uint64 words. */
 int ecl_embed(ecl_ctx *ctx, const uint8_t *image, uint64_t *words);
+/* ECL_INPUT_H*W*C bytes at the arena's end that predict, embed and learn_add leave alone:
+ * read a camera frame or a file into it and pass it as `image`, so that the app needs no
+ * image buffer of its own (NULL when the arena is smaller than an image). A commit reuses
+ * these bytes: their contents are lost by ecl_learn_commit. */
+uint8_t *ecl_input_buffer(ecl_ctx *ctx);
 /* A new class (or, for an existing name, more samples of it: update), samples one at a
  * time, then commit (fit the class memory, retrain the head, inside the budget). */
 int ecl_learn_begin(ecl_ctx *ctx, const char *name);

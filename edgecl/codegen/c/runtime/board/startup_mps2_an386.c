@@ -1,9 +1,17 @@
 /* Reset for QEMU's mps2-an386 (Cortex-M4F): copy .data from flash, enable the FPU, then
- * newlib's _start (rdimon: zeroes .bss, opens the semihosting console, calls main). */
+ * newlib's _start (rdimon: zeroes .bss, opens the semihosting console, calls main); built
+ * with -DECL_BOARD_BARE (`make cortex-m4-bare`) it zeroes .bss itself and calls main with
+ * no arguments (the app reads them through board/semihost.h), and newlib's start-up and
+ * stdio stay out of the image. */
 #include <stdint.h>
 
-extern uint32_t _sidata, _sdata, _edata, _estack;
+extern uint32_t _sidata, _sdata, _edata, _estack, __bss_start__, __bss_end__;
+#ifdef ECL_BOARD_BARE
+int main(void);
+void ecl_sh_exit(int status);
+#else
 extern void _start(void);
+#endif
 void Reset_Handler(void);
 void Default_Handler(void);
 void SysTick_Handler(void) __attribute__((weak, alias("Default_Handler")));
@@ -20,7 +28,12 @@ void Reset_Handler(void) {
     while (dst < &_edata) *dst++ = *src++;
     *cpacr |= 0xFu << 20; /* CP10, CP11: full access to the FPU */
     __asm__ volatile("dsb\n\tisb");
+#ifdef ECL_BOARD_BARE
+    for (dst = &__bss_start__; dst < &__bss_end__;) *dst++ = 0;
+    ecl_sh_exit(main());
+#else
     _start();
+#endif
     for (;;) {
     }
 }
