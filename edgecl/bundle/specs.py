@@ -181,6 +181,24 @@ class InputSpec:
             raise InvalidValueError("expected finite sample values, got NaN or inf")
         return out
 
+    def normalize_table(self) -> np.ndarray:
+        """:meth:`normalize` of every byte value, per channel: float32 (256, C), for
+        :func:`edgecl.kernels.pixels.normalize_uint8` (the same float32 operations on the
+        same values, so a lookup gives the same bits)."""
+        c = self.shape[2]
+        values = np.repeat(np.arange(256, dtype=np.float32)[:, None], c, axis=1)
+        return self.normalize(values)
+
+    def check_uint8(self, x: object) -> np.ndarray | None:
+        """``x`` as (n, H, W, C) when it is a non-empty uint8 array of this spec's shape
+        (a view, never a copy), else None (:meth:`check` then says what is wrong)."""
+        if type(x) is not np.ndarray or x.dtype != np.uint8 or x.shape[0:1] == (0,):
+            return None
+        h, w, c = self.shape
+        if x.ndim == 3 and c == 1 and x.shape[1:] == (h, w):
+            return x[..., None]
+        return x if x.ndim == 4 and x.shape[1:] == (h, w, c) else None
+
     def normalize(self, x: np.ndarray) -> np.ndarray:
         """``(x * scale - mean) / std`` in float32, per channel (as torch's ``Normalize``)."""
         mean = np.asarray(self.mean, np.float32)

@@ -112,10 +112,14 @@ class Head:
         return {**encode_head(self.weight, self.bits), "bias": self.bias.copy()}
 
     # -- forward -----------------------------------------------------------------------------
-    def logits(self, z_words: np.ndarray) -> np.ndarray:
-        """``z @ W + b`` (float32 (n, C)) for packed embeddings."""
-        from edgecl.kernels.float_dense import binary_float_dense  # (Numba)
+    def logits(self, z_words: np.ndarray, *, trusted: bool = False) -> np.ndarray:
+        """``z @ W + b`` (float32 (n, C)) for packed embeddings. ``trusted``: C-contiguous
+        (n, n_words(D)) uint64 words with clear tail bits, as ``Runtime.embed`` makes them
+        (one thread; their checks skipped, the same sums)."""
+        from edgecl.kernels.float_dense import binary_float_dense, binary_float_dense_trusted
 
+        if trusted and self.threads == 1:
+            return binary_float_dense_trusted(z_words, self.weight, self.bias)
         z = check_words(z_words, self.n_bits)
         return binary_float_dense(z, self.weight, self.n_bits, threads=self.threads) + self.bias
 

@@ -204,8 +204,11 @@ class Learner:
             )
 
     # -- forward -------------------------------------------------------------------------------
-    def logits(self, z_words: np.ndarray) -> np.ndarray:
-        """Head logits ``z @ W + b`` (float32 (n, C)) for packed embeddings."""
+    def logits(self, z_words: np.ndarray, *, trusted: bool = False) -> np.ndarray:
+        """Head logits ``z @ W + b`` (float32 (n, C)) for packed embeddings; ``trusted``:
+        words the runtime's own embed made (their checks skipped, on the Numba kernels)."""
+        if trusted and self.ort is None:
+            return self.head.logits(z_words, trusted=True)
         return self._logits(self.head, z_words)
 
     def _logits(self, head: Head, z_words: np.ndarray) -> np.ndarray:

@@ -133,10 +133,14 @@ class Runtime:
         self.backend = backend
         self._ort = self.learner.ort
         if self._ort is None:
+            from edgecl.kernels.pixels import normalize_uint8
             from edgecl.program.compile import compile_program  # (Numba)
 
             # F as one callable, the first conv+threshold+pool fused (edgecl.program.compile)
             self._program = compile_program(self.ops, self.arrays, threads=self.threads)
+            # uint8 input: normalised by a table lookup, the same bits as normalize()
+            self._pixel_table = self.input_spec.normalize_table()
+            self._normalize_uint8 = normalize_uint8
 
     @classmethod
     def load(
@@ -207,6 +211,13 @@ class Runtime:
 
     def embed(self, x: object) -> np.ndarray:
         """The D-bit embeddings of raw samples: packed uint64 ``(n, n_words(D))``."""
+        raw = None if self._ort is not None else self.input_spec.check_uint8(x)
+        if raw is not None:  # uint8 of the right shape: one table lookup per chunk
+            out = np.empty((raw.shape[0], n_words(self.n_bits)), np.uint64)
+            for i in range(0, raw.shape[0], CHUNK):
+                part = self._normalize_uint8(raw[i : i + CHUNK], self._pixel_table)
+                out[i : i + CHUNK] = self._program(part)
+            return out
         xf = self.input_spec.check(x)
         out = np.empty((xf.shape[0], n_words(self.n_bits)), np.uint64)
         for i in range(0, xf.shape[0], CHUNK):
@@ -223,7 +234,7 @@ class Runtime:
 
     def logits(self, x: object) -> np.ndarray:
         """Head logits (float32 (n, n_classes)), columns in ``classes_`` order."""
-        return self.logits_from_embedding(self.embed(x))
+        return self.learner.logits(self.embed(x), trusted=True)  # words embed made
 
     def predict_proba(self, x: object) -> np.ndarray:
         """Softmax probabilities (float64 (n, n_classes)), columns in ``classes_`` order

@@ -123,6 +123,18 @@ def binary_float_dense(
     return out[0] if x.ndim == 1 else out
 
 
+def binary_float_dense_trusted(
+    x_words: np.ndarray, weight: np.ndarray, bias: np.ndarray
+) -> np.ndarray:
+    """``bits @ weight + bias`` (float32 (B, O)) with no checks, one thread: for words the
+    caller made itself (C-contiguous (B, n_words(n)) uint64, tail bits clear) and a
+    float32 (n, O) weight; the same sums as :func:`binary_float_dense` plus the bias."""
+    out = np.empty((x_words.shape[0], weight.shape[1]), np.float32)
+    _bfd_serial(x_words, weight, False, out)
+    out += bias
+    return out
+
+
 def binary_float_dense_reference(
     x_words: np.ndarray, weight: np.ndarray, n: int, *, signed: bool = False
 ) -> np.ndarray:
@@ -133,4 +145,4 @@ def binary_float_dense_reference(
     return (values @ weight.astype(np.float64)).astype(np.float32)
 
 
-__all__ = ["binary_float_dense", "binary_float_dense_reference"]
+__all__ = ["binary_float_dense", "binary_float_dense_reference", "binary_float_dense_trusted"]
