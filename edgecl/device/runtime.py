@@ -212,19 +212,17 @@ class Runtime:
     def embed(self, x: object) -> np.ndarray:
         """The D-bit embeddings of raw samples: packed uint64 ``(n, n_words(D))``."""
         raw = None if self._ort is not None else self.input_spec.check_uint8(x)
-        if raw is not None:  # uint8 of the right shape: one table lookup per chunk
-            out = np.empty((raw.shape[0], n_words(self.n_bits)), np.uint64)
-            for i in range(0, raw.shape[0], CHUNK):
-                part = self._normalize_uint8(raw[i : i + CHUNK], self._pixel_table)
-                out[i : i + CHUNK] = self._program(part)
-            return out
-        xf = self.input_spec.check(x)
-        out = np.empty((xf.shape[0], n_words(self.n_bits)), np.uint64)
-        for i in range(0, xf.shape[0], CHUNK):
+        xs = raw if raw is not None else self.input_spec.check(x)  # uint8 stays uint8
+        out = np.empty((xs.shape[0], n_words(self.n_bits)), np.uint64)
+        for i in range(0, xs.shape[0], CHUNK):
+            chunk = xs[i : i + CHUNK]
             if self._ort is not None:  # graph embed: normalisation and F inside
-                out[i : i + CHUNK] = self._ort.embed(xf[i : i + CHUNK])
+                out[i : i + CHUNK] = self._ort.embed(chunk)
                 continue
-            part = self.input_spec.normalize(xf[i : i + CHUNK])
+            if raw is not None:  # one table lookup, the same bits as normalize()
+                part = self._normalize_uint8(chunk, self._pixel_table)
+            else:
+                part = self.input_spec.normalize(chunk)
             out[i : i + CHUNK] = self._program(part)
         return out
 
