@@ -12,9 +12,10 @@ them), at 1 and 2 threads; median and 10th percentile of all timed runs.
   (LCE turns ``QuantDense`` into a float FULLY_CONNECTED), on a (B, 1, 1, 4096) input, and
   for batch 64 also on a (1, 8, 8, 4096) input (the same 64 rows as pixels). edgecl:
   ``binary_dense`` / ``binary_conv2d`` on packed bits (as ``benchmarks/kernels.py``), and
-  ``pack_signs`` + the kernel on the float ±1 input (what the LCE model does: its input is
-  float and it starts with ``LceQuantize``). G binary-MAC/s = logical MACs / time. Outputs
-  are checked equal (same ±1 weights and inputs in both).
+  ``pack_float_signs`` (one-pass sign packing) + the kernel on the float ±1 input (what
+  the LCE model does: its input is float and it starts with ``LceQuantize``). G
+  binary-MAC/s = logical MACs / time. Outputs are checked equal (same ±1 weights and
+  inputs in both).
 - Whole networks at batch 1: ``mnist_bnn`` and ``vgg_small`` as
   :mod:`edgecl.train.backbones` builds them, written in larq (float first conv, binary
   3x3 'same' one-padded convs, BatchNorm, max-pools, the binary dense embedding as a
@@ -311,7 +312,7 @@ def kernel_case(name: str, kind: str, shape: dict, threads_list, rng) -> dict:
     """LCE runners per (threads, setting) and edgecl runners per threads for one shape."""
     import numpy as np
 
-    from edgecl.kernels import binary_conv2d, binary_dense, pack_bits, pack_signs
+    from edgecl.kernels import binary_conv2d, binary_dense, pack_bits, pack_float_signs
 
     case: dict = {"name": name, "kind": kind, "shape": shape, "lce": {}, "edgecl": {}}
     if kind == "dense":
@@ -329,7 +330,7 @@ def kernel_case(name: str, kind: str, shape: dict, threads_list, rng) -> dict:
         def edgecl(t):
             return {
                 "packed": lambda: binary_dense(xw, ww, n, threads=t),
-                "float in": lambda: binary_dense(pack_signs(xf), ww, n, threads=t),
+                "float in": lambda: binary_dense(pack_float_signs(xf), ww, n, threads=t),
             }
     else:
         N, H, W, C, O, k = (shape[key] for key in ("N", "H", "W", "C", "O", "k"))
@@ -344,7 +345,9 @@ def kernel_case(name: str, kind: str, shape: dict, threads_list, rng) -> dict:
         def edgecl(t):
             return {
                 "packed": lambda: binary_conv2d(xw, ww, C, padding="same", threads=t),
-                "float in": lambda: binary_conv2d(pack_signs(xf), ww, C, padding="same", threads=t),
+                "float in": lambda: binary_conv2d(
+                    pack_float_signs(xf), ww, C, padding="same", threads=t
+                ),
             }
 
     case["macs"] = macs

@@ -41,6 +41,7 @@ DEVICE_MODULES = [
     "edgecl.program.lowering",
     "edgecl.base_bundle",
     "edgecl.kernels.first_layer",
+    "edgecl.kernels.signs",
     "edgecl.demo",
     "edgecl.data",
     "edgecl.cli",

@@ -49,6 +49,8 @@ _LAZY = {
     "binary_dense_threshold_reference": "block",
     "softmax_head_step": "head",
     "softmax_head_step_reference": "head",
+    "pack_float_signs": "signs",
+    "pack_float_signs_reference": "signs",
     "normalize_uint8": "pixels",
     "normalize_uint8_reference": "pixels",
     "maxpool2d": "pool",
