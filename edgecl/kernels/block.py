@@ -4,7 +4,7 @@ max-pool, from packed bits to packed bits (no int32 feature map, no im2col buffe
 ``binary_conv2d -> threshold [-> maxpool_bits]`` is what the exporter emits for every
 binary conv block (BN folded into per-channel integer thresholds, the pool moved after
 the sign, where max-pooling bits is an OR). A binary dense layer followed by its
-threshold is the same product over a 1x1 image (``binary_dense_threshold``).
+threshold is the same product over a 1x1 image (:mod:`edgecl.kernels.dense_block`).
 
 The kernel walks output pixels; for each it adds, tap by tap and word by word,
 ``popcount(x_word XOR w[tap, word, o])`` for every output channel ``o`` at once (the
@@ -28,11 +28,11 @@ from numba import njit, prange, types
 from numba.core import errors
 from numba.core.extending import overload
 
-from edgecl.kernels._check import check_count, check_words
+from edgecl.kernels._check import check_count
 from edgecl.kernels._threads import check_threads, num_threads
 from edgecl.kernels.bits import WORD_DTYPE, n_words, tail_mask
+from edgecl.kernels.block_gemm import gemm_block_parallel, gemm_block_serial
 from edgecl.kernels.conv import _check_conv, binary_conv2d_reference, check_kernel, conv_out_size
-from edgecl.kernels.dense import binary_dense_reference
 from edgecl.kernels.fused_bytes import (
     count_ranges,
     fast_input,
@@ -44,7 +44,7 @@ from edgecl.kernels.fused_bytes import (
     tap_offsets,  # (the first layer's kernels import it from here)
 )
 from edgecl.kernels.pool import _out_size, maxpool_bits_reference
-from edgecl.kernels.popcount import get_strategy, popcount64, token_mode
+from edgecl.kernels.popcount import WORD_WIDE, get_strategy, popcount64, token_mode
 from edgecl.kernels.threshold import _check_flip, check_int_thresholds, threshold_reference
 
 _I32 = np.iinfo(np.int32)
@@ -70,6 +70,8 @@ class BinaryBlock:
     #: +1 pad words, and the byte cores' weights in nibbles (``nibble_split``) and count
     #: ranges ``lo``/``width`` (``count_ranges``)
     fast: tuple | None
+    #: an all-+1 pixel's words (the last one's tail bits 0): what a +1 pad tap reads
+    ones: np.ndarray
     n_channels: int
     n_out: int
     repeat: int
@@ -388,6 +390,7 @@ def prepare_block(
         sgn=sgn,
         sthr=sthr,
         fast=fast,
+        ones=ones,
         n_channels=n_channels,
         n_out=n_out,
         repeat=repeat,
@@ -429,6 +432,13 @@ def _plan(blk, strat, threads):
     """The core that runs ``blk`` with ``strat`` and its arguments: ``core(x, *args, out,
     token)``."""
     kh, kw = blk.wt.shape[:2]
+    if strat.mode == WORD_WIDE and not blk.zero_pad and blk.repeat == 1:
+        # vpopcntq: a pooled row at a time through the register-tiled GEMM (block_gemm)
+        geom = (kh * kw * blk.n_channels, kh, kw, blk.stride, blk.pads[0], blk.pads[2])
+        wt = blk.wt.reshape(-1, blk.n_out)  # (kh, kw, Cw, O) is the (K, O) matrix
+        core = gemm_block_serial if threads == 1 else gemm_block_parallel
+        args = (wt, blk.sgn, blk.sthr, blk.ones, geom + (blk.pool, blk.pool_stride))
+        return core, args, strat.token
     if blk.fast is not None:
         wk, sgn64, sthr64, ones, wn, lo, width = blk.fast
         nib = 0
@@ -543,53 +553,10 @@ def binary_conv_threshold_pool_reference(
     return bits
 
 
-def binary_dense_threshold(
-    x_words: np.ndarray,
-    w_words: np.ndarray,
-    n: int,
-    thresholds: np.ndarray,
-    flip: np.ndarray,
-    *,
-    offset: int = 0,
-    repeat: int = 1,
-    threads: int = 1,
-) -> np.ndarray:
-    """``threshold(binary_dense(x, w, n) + offset, thresholds, flip)`` in one pass:
-    packed (B, n_words(O * repeat))."""
-    n = check_count(n, "n")
-    x = check_words(x_words, "x_words", (2,), n, "(B, W)")
-    w = check_words(w_words, "w_words", (2,), n, "(O, W)")
-    blk = prepare_block(
-        w[:, None, None, :], n, thresholds, flip, padding="valid", repeat=repeat, offset=offset
-    )
-    out = run_block(x[:, None, None, :], blk, threads=check_threads(threads))
-    return out.reshape(x.shape[0], -1)
-
-
-def binary_dense_threshold_reference(
-    x_words: np.ndarray,
-    w_words: np.ndarray,
-    n: int,
-    thresholds: np.ndarray,
-    flip: np.ndarray,
-    *,
-    offset: int = 0,
-    repeat: int = 1,
-) -> np.ndarray:
-    """NumPy twin of :func:`binary_dense_threshold`."""
-    acc = binary_dense_reference(x_words, w_words, n).astype(np.int64) + int(offset)
-    acc = acc if repeat == 1 else np.repeat(acc, repeat, axis=-1)
-    if acc.size and (acc.min() < _I32.min or acc.max() > _I32.max):
-        raise ValueError("expected accumulators within the int32 range")
-    return threshold_reference(acc.astype(np.int32), thresholds, flip)
-
-
 __all__ = [
     "BinaryBlock",
     "binary_conv_threshold_pool",
     "binary_conv_threshold_pool_reference",
-    "binary_dense_threshold",
-    "binary_dense_threshold_reference",
     "block_out_shape",
     "block_runner",
     "prepare_block",

@@ -165,8 +165,10 @@ def test_conv_every_strategy_asymmetric_pads(words, name, case):
 
 FUSED_CASES = [
     # (N, H, W, C, O, k, pad_value, repeat, pool): the one-padded fast path (patches of
-    # at most 18 words, repeat 1) and the per-pixel path (zero padding, repeat, deep patches)
+    # at most 18 words, repeat 1) and the per-pixel path (zero padding, repeat, deep patches);
+    # with vpopcntdq every one-padded repeat-1 case runs the row GEMM (kernels/block_gemm.py)
     (1, 5, 5, 1, 3, 3, 1, 1, 0),
+    (1, 8, 9, 65, 70, 3, 1, 1, 3),  # a 3x3 pool window, stride 2
     (2, 6, 7, 63, 65, 3, 1, 1, 2),
     (1, 6, 6, 64, 64, 1, 1, 1, 0),
     (1, 6, 6, 130, 200, 3, 1, 1, 2),
@@ -226,6 +228,7 @@ ASYM_FUSED_CASES = [
     (1, 7, 5, 127, 63, 3, 2, 1, (1, 0, 0, 1), 0, 3, 2),
     (1, 6, 5, 1000, 37, 3, 3, 2, (2, 0, 1, 2), 1, 1, 0),
     (1, 9, 9, 256, 70, 3, 3, 1, (0, 1, 0, 1), 0, 1, 3),
+    (1, 9, 8, 130, 37, 3, 2, 1, (1, 1, 0, 2), 1, 1, 3),
 ]
 
 
