@@ -20,7 +20,7 @@ from numba import njit
 
 from edgecl.kernels.bits import WORD_DTYPE, n_words
 from edgecl.kernels.block import gather_patch, tap_offsets
-from edgecl.kernels.first_layer_wide import WIDE_TAPS, conv_thr_pool_wide
+from edgecl.kernels.first_layer_gemm import first_layer_rows
 from edgecl.kernels.pool import maxpool_bits_reference
 from edgecl.kernels.popcount import numba_target
 from edgecl.kernels.threshold import threshold_float_reference
@@ -41,9 +41,12 @@ __all__ = [
 #: four outputs to stay in AVX2's 16 registers). A first layer's taps are padded with zero
 #: taps to a multiple of 3 (0 * 0 adds nothing).
 TAIL_TAPS = 3
-#: A layer's taps are padded with zero taps to a multiple of 9: both cores (3 or 9 taps per
-#: pass, :func:`default_pass_taps`) run on the same layout.
+#: A layer's taps are padded with zero taps to a multiple of 9: both cores (3 taps per
+#: pass, or the AVX-512 register tiles of :mod:`edgecl.kernels.first_layer_gemm`,
+#: :func:`default_pass_taps`) run on the same layout.
 PAD_TAPS = 9
+#: ``pass_taps`` that selects the AVX-512 core (all taps through register tiles).
+WIDE_TAPS = 9
 
 
 @njit(cache=True, fastmath={"contract"}, inline="always")
@@ -302,7 +305,7 @@ class FirstLayer:
 
 def default_pass_taps() -> int:
     """Taps per pass for this process's Numba target: 9 with AVX-512 (32 vector registers,
-    :mod:`edgecl.kernels.first_layer_wide`), else 3 (AVX2's 16: :data:`TAIL_TAPS`)."""
+    :mod:`edgecl.kernels.first_layer_gemm`'s tiles), else 3 (AVX2's 16: :data:`TAIL_TAPS`)."""
     return WIDE_TAPS if "avx512f" in numba_target().features else TAIL_TAPS
 
 
@@ -394,11 +397,7 @@ def conv_threshold_pool(x: np.ndarray, layer: FirstLayer) -> np.ndarray:
         raise ValueError(f"expected (N, H, W, {layer.n_channels}) samples, got {x.shape}")
     oh, ow, ow_words = layer.out_shape(x.shape[1], x.shape[2])
     out = np.empty((x.shape[0], oh, ow, ow_words), WORD_DTYPE)
-    if layer.pass_taps == WIDE_TAPS:
-        core = conv_thr_pool_wide
-    else:
-        core = _conv_thr_pool
-    core(
+    args = (
         np.ascontiguousarray(x, np.float32),
         layer.wk,
         layer.kh,
@@ -411,8 +410,11 @@ def conv_threshold_pool(x: np.ndarray, layer: FirstLayer) -> np.ndarray:
         layer.sthr,
         layer.pool,
         layer.pool_stride,
-        out,
     )
+    if layer.pass_taps == WIDE_TAPS:
+        first_layer_rows(*args, out)
+    else:
+        _conv_thr_pool(*args, out)
     return out
 
 

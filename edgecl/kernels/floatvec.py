@@ -1,0 +1,131 @@
+"""float64 vectors for the first layer's register tiles (``@intrinsic`` LLVM IR).
+
+A :class:`FloatVecType` value is an LLVM ``<lanes x double>``: ``lanes`` consecutive
+float64 of one operand (8 = one AVX-512 zmm register, 4 = one AVX2 ymm). Written out, these
+are as wide as the target's registers; LLVM's own loop vectoriser keeps to 256 bits on the
+Intel cores whose tuning prefers them, and spends half of AVX-512 there.
+:func:`fv_fma` is ``llvm.fma``: one rounding of ``a * b + c``, which for a float32 x float32
+product (exact in float64) is the rounding of the separate multiply and add.
+Only callable from ``@njit`` code; nothing here compiles at import.
+"""
+
+from __future__ import annotations
+
+from llvmlite import ir
+from numba import types
+from numba.core import cgutils
+from numba.core.datamodel import models, register_default
+from numba.core.extending import intrinsic
+
+from edgecl.kernels.wordvec import _item_pointer
+
+__all__ = ["FloatVecType", "fv_fma", "fv_load", "fv_splat", "fv_store", "fv_zero"]
+
+_F64 = ir.DoubleType()
+_I32 = ir.IntType(32)
+
+
+class FloatVecType(types.Type):
+    """``lanes`` float64 in one LLVM vector register."""
+
+    def __init__(self, lanes: int):
+        self.lanes = lanes
+        super().__init__(name=f"FloatVec({lanes})")
+
+
+@register_default(FloatVecType)
+class _FloatVecModel(models.PrimitiveModel):
+    def __init__(self, dmm, fe_type):
+        super().__init__(dmm, fe_type, ir.VectorType(_F64, fe_type.lanes))
+
+
+def _lanes_of(lanes) -> int | None:
+    if isinstance(lanes, types.IntegerLiteral) and lanes.literal_value in (2, 4, 8):
+        return lanes.literal_value
+    return None
+
+
+def _floats_array(arr, idx) -> bool:
+    return (
+        isinstance(arr, types.Array)
+        and arr.dtype == types.float64
+        and arr.layout == "C"
+        and isinstance(idx, types.BaseTuple)
+        and len(idx) == arr.ndim
+        and all(isinstance(t, types.Integer) for t in idx)
+    )
+
+
+@intrinsic
+def fv_load(typingctx, lanes, arr, idx):
+    """``arr[idx] .. arr[idx + lanes - 1]`` along the last axis (C-contiguous float64,
+    ``idx`` a tuple with one index per axis; no bounds check)."""
+    n = _lanes_of(lanes)
+    if n is None or not _floats_array(arr, idx):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _item_pointer(context, builder, sig.args[1], args[1], sig.args[2], args[2])
+        return builder.load(builder.bitcast(ptr, ir.VectorType(_F64, n).as_pointer()), align=8)
+
+    return FloatVecType(n)(lanes, arr, idx), codegen
+
+
+@intrinsic
+def fv_store(typingctx, arr, idx, v):
+    """Store ``v`` at ``arr[idx] ..`` along the last axis."""
+    if not isinstance(v, FloatVecType) or not _floats_array(arr, idx):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _item_pointer(context, builder, sig.args[0], args[0], sig.args[1], args[1])
+        vty = ir.VectorType(_F64, sig.args[2].lanes)
+        builder.store(args[2], builder.bitcast(ptr, vty.as_pointer()), align=8)
+        return context.get_dummy_value()
+
+    return types.none(arr, idx, v), codegen
+
+
+@intrinsic
+def fv_zero(typingctx, lanes):
+    """``lanes`` zeros (+0.0)."""
+    n = _lanes_of(lanes)
+    if n is None:
+        return None
+
+    def codegen(context, builder, sig, args):
+        return ir.Constant(ir.VectorType(_F64, n), [0.0] * n)
+
+    return FloatVecType(n)(lanes), codegen
+
+
+@intrinsic
+def fv_splat(typingctx, lanes, x):
+    """``lanes`` copies of the float ``x`` (as float64)."""
+    n = _lanes_of(lanes)
+    if n is None or not isinstance(x, types.Float):
+        return None
+
+    def codegen(context, builder, sig, args):
+        val = context.cast(builder, args[1], sig.args[1], types.float64)
+        vty = ir.VectorType(_F64, n)
+        vec = builder.insert_element(ir.Constant(vty, ir.Undefined), val, _I32(0))
+        mask = ir.Constant(ir.VectorType(_I32, n), [0] * n)
+        return builder.shuffle_vector(vec, ir.Constant(vty, ir.Undefined), mask)
+
+    return FloatVecType(n)(lanes, x), codegen
+
+
+@intrinsic
+def fv_fma(typingctx, a, b, c):
+    """``a * b + c`` lane by lane, rounded once (``llvm.fma``)."""
+    if not isinstance(a, FloatVecType) or a != b or a != c:
+        return None
+
+    def codegen(context, builder, sig, args):
+        vty = ir.VectorType(_F64, sig.args[0].lanes)
+        fnty = ir.FunctionType(vty, [vty, vty, vty])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.fma.v{vty.count}f64")
+        return builder.call(fn, args)
+
+    return a(a, b, c), codegen
