@@ -21,7 +21,18 @@ from numba import njit, prange
 
 from edgecl.kernels.outvec import outvec_range
 
-__all__ = ["gemm_block_parallel", "gemm_block_serial", "gemm_rows"]
+__all__ = ["count_bounds", "gemm_block_parallel", "gemm_block_serial", "gemm_rows"]
+
+
+def count_bounds(sgn: np.ndarray, sthr: np.ndarray, n_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """int32 ``lo``, ``hi`` with ``lo <= dot <= hi`` exactly when ``sgn * dot >= sthr``, for
+    every dot in ``[-n_bits, n_bits]``: ``dot >= sthr`` where ``sgn`` is +1, ``dot <= -sthr``
+    where -1, the bounds clamped to ``+-(n_bits + 1)`` (past every dot)."""
+    edge = np.int64(n_bits) + 1
+    up = np.asarray(sgn) > 0
+    lo = np.where(up, np.clip(sthr, -edge, edge), -edge)
+    hi = np.where(up, edge, np.clip(-np.asarray(sthr, np.int64), -edge, edge))
+    return lo.astype(np.int32), hi.astype(np.int32)
 
 
 @njit(cache=True, inline="always")
@@ -49,12 +60,12 @@ def _gather_row(x, img, oy, n_cols, kh, kw, stride, top, left, ones, buf, r0):
 
 
 @njit(cache=True, inline="always")
-def _pack_row(res, n_cols, win, step, sgn, sthr, out, img, py):
+def _pack_row(res, n_cols, win, step, lo, hi, out, img, py):
     """``out[img, py, px, k]``: bit ``q`` of word ``k`` = OR over the pool window of
-    ``sgn[q] * res[a * n_cols + px * step + b, q] >= sthr[q]``: store-free reductions over
-    64 channels that LLVM vectorises (the 1x1 and 2x2 windows written out, as a loop
-    inside would keep the channel loop scalar)."""
-    n_bits = sgn.shape[0]
+    ``lo[q] <= res[a * n_cols + px * step + b, q] <= hi[q]`` (:func:`count_bounds`, int32
+    compares, no multiply): store-free reductions over 64 channels that LLVM vectorises (the
+    1x1 and 2x2 windows written out, as a loop inside would keep the channel loop scalar)."""
+    n_bits = lo.shape[0]
     for px in range(out.shape[2]):
         r0 = px * step
         for k in range(out.shape[3]):
@@ -63,15 +74,16 @@ def _pack_row(res, n_cols, win, step, sgn, sthr, out, img, py):
             if win == 1:
                 for t in range(min(64, n_bits - q0)):
                     q = q0 + t
-                    hit = sgn[q] * np.int64(res[r0, q]) >= sthr[q]
+                    hit = (res[r0, q] >= lo[q]) & (res[r0, q] <= hi[q])
                     word |= np.uint64(hit) << np.uint64(t)
             elif win == 2:
                 r1 = n_cols + r0
                 for t in range(min(64, n_bits - q0)):
                     q = q0 + t
-                    g, th = sgn[q], sthr[q]
-                    hit = (g * np.int64(res[r0, q]) >= th) | (g * np.int64(res[r0 + 1, q]) >= th)
-                    hit |= (g * np.int64(res[r1, q]) >= th) | (g * np.int64(res[r1 + 1, q]) >= th)
+                    a, b = lo[q], hi[q]
+                    v0, v1, v2, v3 = res[r0, q], res[r0 + 1, q], res[r1, q], res[r1 + 1, q]
+                    hit = ((v0 >= a) & (v0 <= b)) | ((v1 >= a) & (v1 <= b))
+                    hit |= ((v2 >= a) & (v2 <= b)) | ((v3 >= a) & (v3 <= b))
                     word |= np.uint64(hit) << np.uint64(t)
             else:
                 for t in range(min(64, n_bits - q0)):
@@ -79,13 +91,14 @@ def _pack_row(res, n_cols, win, step, sgn, sthr, out, img, py):
                     hit = False
                     for a in range(win):
                         for b in range(win):
-                            hit |= sgn[q] * np.int64(res[a * n_cols + r0 + b, q]) >= sthr[q]
+                            v = res[a * n_cols + r0 + b, q]
+                            hit |= (v >= lo[q]) & (v <= hi[q])
                     word |= np.uint64(hit) << np.uint64(t)
             out[img, py, px, k] = word
 
 
 @njit(cache=True, inline="always")
-def gemm_rows(x, r, wt, sgn, sthr, ones, geom, out, buf, res):
+def gemm_rows(x, r, wt, lo, hi, ones, geom, out, buf, res):
     """Pooled output row ``r`` (image ``r // Po``, row ``r % Po``); ``geom`` = ``(nbits,
     kh, kw, stride, top, left, pool, pool_stride)``; ``buf`` / ``res``: work rows for
     ``win * n_cols`` patches, ``n_cols`` the conv columns the row's pool windows read."""
@@ -98,7 +111,7 @@ def gemm_rows(x, r, wt, sgn, sthr, ones, geom, out, buf, res):
     for a in range(win):
         _gather_row(x, img, py * step + a, n_cols, kh, kw, stride, top, left, ones, buf, a * n_cols)
     outvec_range(buf, wt, nbits, res, 0, wt.shape[1])
-    _pack_row(res, n_cols, win, step, sgn, sthr, out, img, py)
+    _pack_row(res, n_cols, win, step, lo, hi, out, img, py)
 
 
 @njit(cache=True)
@@ -111,19 +124,19 @@ def _work(wt, geom, wo):
 
 
 @njit(cache=True)
-def gemm_block_serial(x, wt, sgn, sthr, ones, geom, out, token):
+def gemm_block_serial(x, wt, lo, hi, ones, geom, out, token):
     """The fused block (module docstring) on ``x`` (N, H, W, Cw) words into ``out``
     (N, Po, Qo, n_words(O)); ``wt`` (kh * kw * Cw, O) words (the block's ``(kh, kw, Cw,
-    O)`` weights as a matrix), ``sgn`` / ``sthr`` int64 (O,); ``token`` unused (the block
-    cores' common signature)."""
+    O)`` weights as a matrix), ``lo`` / ``hi`` int32 (O,) from :func:`count_bounds`;
+    ``token`` unused (the block cores' common signature)."""
     buf, res = _work(wt, geom, out.shape[2])
     for r in range(out.shape[0] * out.shape[1]):
-        gemm_rows(x, r, wt, sgn, sthr, ones, geom, out, buf, res)
+        gemm_rows(x, r, wt, lo, hi, ones, geom, out, buf, res)
 
 
 @njit(cache=True, parallel=True)
-def gemm_block_parallel(x, wt, sgn, sthr, ones, geom, out, token):
+def gemm_block_parallel(x, wt, lo, hi, ones, geom, out, token):
     """:func:`gemm_block_serial` with the pooled rows split over Numba threads."""
     for r in prange(out.shape[0] * out.shape[1]):
         buf, res = _work(wt, geom, out.shape[2])
-        gemm_rows(x, r, wt, sgn, sthr, ones, geom, out, buf, res)
+        gemm_rows(x, r, wt, lo, hi, ones, geom, out, buf, res)
