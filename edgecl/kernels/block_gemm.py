@@ -2,7 +2,7 @@
 
 For each pooled output row, the patches of the conv rows its pool windows cover are
 gathered into a small buffer (rows of ``kh * kw * Cw`` words, +1 pad pixels as all-ones
-words, as :func:`edgecl.kernels.conv._im2col`), the output-vectorised XNOR-popcount GEMM
+words, :func:`edgecl.kernels.conv.im2col_row`), the output-vectorised XNOR-popcount GEMM
 (:func:`edgecl.kernels.outvec.outvec_range`: 4 patches x 32 channels of ``vpopcntq``
 accumulators in registers across the whole patch) turns them into the rows' ±1 dots, and
 ``bit = sgn * dot >= sthr`` ORed over each pool window is packed 64 channels to a word.
@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from edgecl.kernels.conv import im2col_row
 from edgecl.kernels.outvec import outvec_range
 
 __all__ = ["count_bounds", "gemm_block_parallel", "gemm_block_serial", "gemm_rows"]
@@ -33,30 +34,6 @@ def count_bounds(sgn: np.ndarray, sthr: np.ndarray, n_bits: int) -> tuple[np.nda
     lo = np.where(up, np.clip(sthr, -edge, edge), -edge)
     hi = np.where(up, edge, np.clip(-np.asarray(sthr, np.int64), -edge, edge))
     return lo.astype(np.int32), hi.astype(np.int32)
-
-
-@njit(cache=True, inline="always")
-def _gather_row(x, img, oy, n_cols, kh, kw, stride, top, left, ones, buf, r0):
-    """Patches of conv outputs ``(oy, 0 .. n_cols - 1)`` of image ``img`` into rows
-    ``r0 ..`` of ``buf`` (taps in (dy, dx, c) order; out-of-image taps are ``ones``)."""
-    H = x.shape[1]
-    W = x.shape[2]
-    cw = x.shape[3]
-    for ox in range(n_cols):
-        r = r0 + ox
-        col = 0
-        for dy in range(kh):
-            iy = oy * stride - top + dy
-            inside_y = 0 <= iy < H
-            for dx in range(kw):
-                ix = ox * stride - left + dx
-                if inside_y and 0 <= ix < W:
-                    for c in range(cw):
-                        buf[r, col + c] = x[img, iy, ix, c]
-                else:
-                    for c in range(cw):
-                        buf[r, col + c] = ones[c]
-                col += cw
 
 
 @njit(cache=True, inline="always")
@@ -109,7 +86,7 @@ def gemm_rows(x, r, wt, lo, hi, ones, geom, out, buf, res):
     step = pstride if pool > 0 else 1
     n_cols = (out.shape[2] - 1) * step + win
     for a in range(win):
-        _gather_row(x, img, py * step + a, n_cols, kh, kw, stride, top, left, ones, buf, a * n_cols)
+        im2col_row(x, img, py * step + a, n_cols, kh, kw, stride, top, left, ones, buf, a * n_cols)
     outvec_range(buf, wt, nbits, res, 0, wt.shape[1])
     _pack_row(res, n_cols, win, step, lo, hi, out, img, py)
 

@@ -36,27 +36,35 @@ _K_ALIGN = 8
 _OUT_CHUNK = 64
 
 
-@njit(cache=True)
-def _im2col(x, img, kh, kw, stride, top, left, ho, wo, ones, buf):
-    """Gather the patches of image ``img`` into ``buf`` (ho * wo, Kp); pads are ``ones``."""
+@njit(cache=True, inline="always")
+def im2col_row(x, img, oy, n_cols, kh, kw, stride, top, left, ones, buf, r0):
+    """The patches of conv outputs ``(oy, 0 .. n_cols - 1)`` of image ``img`` into rows
+    ``r0 ..`` of ``buf`` (taps in (dy, dx, c) order, as the weights; pads are ``ones``)."""
     H = x.shape[1]
     W = x.shape[2]
     cw = x.shape[3]
+    for ox in range(n_cols):
+        r = r0 + ox
+        col = 0
+        for dy in range(kh):
+            iy = oy * stride - top + dy
+            inside_y = 0 <= iy < H
+            for dx in range(kw):
+                ix = ox * stride - left + dx
+                if inside_y and 0 <= ix < W:
+                    for c in range(cw):
+                        buf[r, col + c] = x[img, iy, ix, c]
+                else:
+                    for c in range(cw):
+                        buf[r, col + c] = ones[c]
+                col += cw
+
+
+@njit(cache=True)
+def _im2col(x, img, kh, kw, stride, top, left, ho, wo, ones, buf):
+    """Gather the patches of image ``img`` into ``buf`` (ho * wo, Kp); pads are ``ones``."""
     for oy in range(ho):
-        for ox in range(wo):
-            r = oy * wo + ox
-            col = 0
-            for dy in range(kh):
-                iy = oy * stride - top + dy
-                for dx in range(kw):
-                    ix = ox * stride - left + dx
-                    if 0 <= iy < H and 0 <= ix < W:
-                        for c in range(cw):
-                            buf[r, col + c] = x[img, iy, ix, c]
-                    else:
-                        for c in range(cw):
-                            buf[r, col + c] = ones[c]
-                    col += cw
+        im2col_row(x, img, oy, wo, kh, kw, stride, top, left, ones, buf, oy * wo)
 
 
 @njit(cache=True)

@@ -20,7 +20,7 @@ from numba import njit
 
 from edgecl.kernels.bits import WORD_DTYPE, n_words
 from edgecl.kernels.block import gather_patch, tap_offsets
-from edgecl.kernels.first_layer_gemm import first_layer_rows
+from edgecl.kernels.first_layer_gemm import fill_padded, first_layer_rows
 from edgecl.kernels.pool import maxpool_bits_reference
 from edgecl.kernels.popcount import numba_target
 from edgecl.kernels.threshold import threshold_float_reference
@@ -178,10 +178,7 @@ def _conv_thr_pool(x, wk, kh, kw, bias, pads, stride, pad_value, sgn, sthr, pool
     patch = np.zeros((n_pix, n_k), np.float64)  # taps past kh * kw * c stay 0
     acc = np.zeros((n_pix, o), np.float64)
     for s in range(n):
-        for i in range(h):
-            for j in range(wd):
-                for cc in range(c):
-                    xp[((i + top) * wp + j + left) * c + cc] = x[s, i, j, cc]
+        fill_padded(xp, x, s, top, left, wp)
         for pi in range(out.shape[1]):
             if pool == 0:
                 pj = 0

@@ -21,7 +21,7 @@ from numba import njit
 from edgecl.kernels.block import gather_patch, tap_offsets
 from edgecl.kernels.floatvec import fv_fma, fv_load, fv_splat, fv_store, fv_zero
 
-__all__ = ["first_layer_rows"]
+__all__ = ["fill_padded", "first_layer_rows"]
 
 _W = 8  # float64 lanes of one AVX-512 register
 
@@ -79,6 +79,16 @@ def _sums(buf, wk, n_rows, res):
 
 
 @njit(cache=True, inline="always")
+def fill_padded(xp, x, s, top, left, wp):
+    """Image ``s`` of ``x`` into the flat padded image ``xp`` (its pads already filled)."""
+    c = x.shape[3]
+    for i in range(x.shape[1]):
+        for j in range(x.shape[2]):
+            for cc in range(c):
+                xp[((i + top) * wp + j + left) * c + cc] = x[s, i, j, cc]
+
+
+@njit(cache=True, inline="always")
 def _bit(res, r, q, bias, sgn, sthr):
     return sgn[q] * np.float32(res[r, q] + bias[q]) >= sthr[q]
 
@@ -125,10 +135,7 @@ def first_layer_rows(x, wk, kh, kw, bias, pads, stride, pad_value, sgn, sthr, po
     buf = np.zeros((n_rows, wk.shape[0]), np.float64)  # taps past kh * kw * c stay 0
     res = np.empty((n_rows, wk.shape[1]), np.float64)
     for s in range(n):
-        for i in range(h):
-            for j in range(wd):
-                for cc in range(c):
-                    xp[((i + top) * wp + j + left) * c + cc] = x[s, i, j, cc]
+        fill_padded(xp, x, s, top, left, wp)
         for pi in range(out.shape[1]):
             for a in range(win):
                 i = (pi * step + a) * stride

@@ -17,7 +17,7 @@ from numba.core import cgutils
 from numba.core.datamodel import models, register_default
 from numba.core.extending import intrinsic
 
-from edgecl.kernels.wordvec import _item_pointer
+from edgecl.kernels.wordvec import _item_pointer, _lanes_of, c_array_at
 
 __all__ = ["FloatVecType", "fv_fma", "fv_load", "fv_splat", "fv_store", "fv_zero"]
 
@@ -39,21 +39,8 @@ class _FloatVecModel(models.PrimitiveModel):
         super().__init__(dmm, fe_type, ir.VectorType(_F64, fe_type.lanes))
 
 
-def _lanes_of(lanes) -> int | None:
-    if isinstance(lanes, types.IntegerLiteral) and lanes.literal_value in (2, 4, 8):
-        return lanes.literal_value
-    return None
-
-
 def _floats_array(arr, idx) -> bool:
-    return (
-        isinstance(arr, types.Array)
-        and arr.dtype == types.float64
-        and arr.layout == "C"
-        and isinstance(idx, types.BaseTuple)
-        and len(idx) == arr.ndim
-        and all(isinstance(t, types.Integer) for t in idx)
-    )
+    return c_array_at(arr, idx, types.float64)
 
 
 @intrinsic

@@ -77,9 +77,15 @@ def _item_pointer(context, builder, arrty, arr, idxty, idx):
 
 
 def _words_array(arr, idx) -> bool:
+    return c_array_at(arr, idx, types.uint64)
+
+
+def c_array_at(arr, idx, dtype) -> bool:
+    """``arr`` a C-contiguous array of ``dtype`` and ``idx`` a tuple of one integer index
+    per axis (what the vector loads and stores take)."""
     return (
         isinstance(arr, types.Array)
-        and arr.dtype == types.uint64
+        and arr.dtype == dtype
         and arr.layout == "C"
         and isinstance(idx, types.BaseTuple)
         and len(idx) == arr.ndim
