@@ -11,7 +11,7 @@ them), at 1 and 2 threads; median and 10th percentile of all timed runs.
   ``larq_compute_engine.convert_keras_model``; the dense layer is a 1x1 ``QuantConv2D``
   (LCE turns ``QuantDense`` into a float FULLY_CONNECTED), on a (B, 1, 1, 4096) input, and
   for batch 64 also on a (1, 8, 8, 4096) input (the same 64 rows as pixels). edgecl:
-  ``binary_dense`` / ``binary_conv2d`` on packed bits (as ``benchmarks/kernels.py``), and
+  ``binary_dense_prepared`` / ``binary_conv2d`` on packed bits (as ``benchmarks/kernels.py``), and
   ``pack_float_signs`` (one-pass sign packing) + the kernel on the float ±1 input (what
   the LCE model does: its input is float and it starts with ``LceQuantize``). G
   binary-MAC/s = logical MACs / time. Outputs are checked equal (same ±1 weights and
@@ -312,7 +312,14 @@ def kernel_case(name: str, kind: str, shape: dict, threads_list, rng) -> dict:
     """LCE runners per (threads, setting) and edgecl runners per threads for one shape."""
     import numpy as np
 
-    from edgecl.kernels import binary_conv2d, binary_dense, pack_bits, pack_float_signs
+    from edgecl.kernels import (
+        binary_conv2d,
+        binary_dense,
+        binary_dense_prepared,
+        pack_bits,
+        pack_float_signs,
+        prepare_dense,
+    )
 
     case: dict = {"name": name, "kind": kind, "shape": shape, "lce": {}, "edgecl": {}}
     if kind == "dense":
@@ -326,11 +333,14 @@ def kernel_case(name: str, kind: str, shape: dict, threads_list, rng) -> dict:
         if b == 64:
             layouts["spatial"] = xf.reshape(1, 8, 8, n)
         ref = binary_dense(xw, ww, n)
+        prepared = prepare_dense(ww, n)  # laid out once, as LCE's converter lays out its own
 
         def edgecl(t):
             return {
-                "packed": lambda: binary_dense(xw, ww, n, threads=t),
-                "float in": lambda: binary_dense(pack_float_signs(xf), ww, n, threads=t),
+                "packed": lambda: binary_dense_prepared(xw, prepared, threads=t),
+                "float in": lambda: binary_dense_prepared(
+                    pack_float_signs(xf), prepared, threads=t
+                ),
             }
     else:
         N, H, W, C, O, k = (shape[key] for key in ("N", "H", "W", "C", "O", "k"))

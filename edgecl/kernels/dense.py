@@ -15,6 +15,8 @@ AVX-512BW or NEON, byte accumulators on vectors of words in 2x4 and 1x4 tiles
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from numba import njit, prange, types
 from numba.core import errors
@@ -24,7 +26,15 @@ from edgecl.kernels._check import check_count, check_words
 from edgecl.kernels._threads import check_threads, num_threads
 from edgecl.kernels.bits import unpack_bits
 from edgecl.kernels.bytegemm import bytes_range
-from edgecl.kernels.popcount import WORD_NARROW, get_strategy, popcount64, token_mode
+from edgecl.kernels.outvec import outvec_range
+from edgecl.kernels.popcount import (
+    WORD_NARROW,
+    WORD_WIDE,
+    PopcountStrategy,
+    get_strategy,
+    popcount64,
+    token_mode,
+)
 
 # Output rows handed to one parallel task (a multiple of the 4-row tile).
 _CHUNK = 64
@@ -268,4 +278,77 @@ def binary_dense_reference(x_words: np.ndarray, w_words: np.ndarray, n: int) -> 
     return (xs @ ws.T).astype(np.int32)
 
 
-__all__ = ["binary_dense", "binary_dense_reference"]
+@njit(cache=True)
+def _by_input_serial(x, wt, nbits, out):
+    outvec_range(x, wt, nbits, out, 0, wt.shape[1])
+
+
+@njit(cache=True, parallel=True)
+def _by_input_parallel(x, wt, nbits, out):
+    n_out = wt.shape[1]
+    n_chunks = (n_out + _CHUNK - 1) // _CHUNK
+    for c in prange(n_chunks):
+        o0 = c * _CHUNK
+        outvec_range(x, wt, nbits, out, o0, min(o0 + _CHUNK, n_out))
+
+
+@dataclass(frozen=True)
+class DenseWeights:
+    """A binary dense layer's packed weights, laid out once for a popcount strategy
+    (:func:`prepare_dense`), as a converted model keeps them: ``words`` (O, W) as given;
+    ``by_input`` the same bits as (W, O) where the strategy runs the output-vectorised GEMM
+    (``vpopcntdq``: 8 output channels per ``vpopcntq``, :mod:`edgecl.kernels.outvec`),
+    else None. Both arrays are read-only copies."""
+
+    words: np.ndarray
+    n: int
+    strategy: PopcountStrategy
+    by_input: np.ndarray | None
+
+
+def prepare_dense(w_words: np.ndarray, n: int, *, strategy: str | None = None) -> DenseWeights:
+    """Lay out ``w_words`` (O, W) ``uint64``, ``W == n_words(n)``, for
+    :func:`binary_dense_prepared` with ``strategy`` (a name of
+    :data:`~edgecl.kernels.popcount.STRATEGIES`; None: this CPU's)."""
+    n = check_count(n, "n")
+    w = check_words(w_words, "w_words", (2,), n, "(O, W)")
+    strat = get_strategy(strategy)
+    words = np.array(w, dtype=np.uint64, order="C", copy=True)
+    words.flags.writeable = False
+    by_input = None
+    if strat.mode == WORD_WIDE:
+        by_input = np.ascontiguousarray(words.T)
+        by_input.flags.writeable = False
+    return DenseWeights(words, n, strat, by_input)
+
+
+def binary_dense_prepared(
+    x_words: np.ndarray, weights: DenseWeights, *, threads: int = 1
+) -> np.ndarray:
+    """:func:`binary_dense` of ``x_words`` (B, W) or (W,) with weights from
+    :func:`prepare_dense`: the same ``int32`` (B, O) (or (O,)), bit for bit."""
+    if not isinstance(weights, DenseWeights):
+        raise TypeError(f"expected weights from prepare_dense, got {type(weights).__name__}")
+    n = weights.n
+    x = check_words(x_words, "x_words", (1, 2), n, "(B, W) or (W,)")
+    threads = check_threads(threads)
+    rows = x.reshape(-1, x.shape[-1])
+    if weights.by_input is None:
+        out = dense_words(rows, weights.words, n, threads, weights.strategy.name)
+    else:
+        out = np.empty((rows.shape[0], weights.by_input.shape[1]), np.int32)
+        if threads == 1:
+            _by_input_serial(rows, weights.by_input, n, out)
+        else:
+            with num_threads(threads):
+                _by_input_parallel(rows, weights.by_input, n, out)
+    return out[0] if x.ndim == 1 else out
+
+
+__all__ = [
+    "DenseWeights",
+    "binary_dense",
+    "binary_dense_prepared",
+    "binary_dense_reference",
+    "prepare_dense",
+]

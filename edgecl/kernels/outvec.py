@@ -6,7 +6,8 @@ channels' words at once (``vpopcntq`` on zmm registers, the ``vpopcntdq`` strate
 the 64-bit accumulators *are* the outputs: no horizontal reduction per output, which is
 what the K-vectorised tiles of :mod:`edgecl.kernels.dense` pay for every output when K
 is a few dozen words (a 3x3 conv on 256 channels: 36 words). Register tiles of 4 rows of
-``x`` by 4 vectors of 8 channels (16 accumulators); leftover rows one at a time, leftover
+``x`` by 4 vectors of 8 channels (16 accumulators); leftover rows one at a time against 4
+vectors, leftover
 channel vectors one at a time, the last ``O % 8`` channels by ``popcount64``.
 """
 
@@ -90,6 +91,22 @@ def _tile1x1(x, wt, b, o, nbits, out):
     wv_store_dots(out, (b, o), a, nbits)
 
 
+@njit(cache=True, inline="always")
+def _tile1x4(x, wt, b, o, nbits, out):
+    """Row ``b`` against channels ``o .. o + 31`` (4 independent accumulators)."""
+    a0 = a1 = a2 = a3 = wv_zero(_L)
+    for k in range(x.shape[1]):
+        xv = wv_splat(_L, x[b, k])
+        a0 = _acc(a0, xv, wt, k, o)
+        a1 = _acc(a1, xv, wt, k, o + _L)
+        a2 = _acc(a2, xv, wt, k, o + 2 * _L)
+        a3 = _acc(a3, xv, wt, k, o + 3 * _L)
+    wv_store_dots(out, (b, o), a0, nbits)
+    wv_store_dots(out, (b, o + _L), a1, nbits)
+    wv_store_dots(out, (b, o + 2 * _L), a2, nbits)
+    wv_store_dots(out, (b, o + 3 * _L), a3, nbits)
+
+
 @njit(cache=True)
 def outvec_range(x, wt, nbits, out, o0, o1):
     """``out[:, o0:o1]`` of the packed product of ``x`` (B, K) and ``wt`` (K, O), both
@@ -102,8 +119,7 @@ def outvec_range(x, wt, nbits, out, o0, o1):
         for b in range(0, b4, 4):
             _tile4x4(x, wt, b, o, nbits, out)
         for b in range(b4, n_b):
-            for oo in range(o, o + 4 * _L, _L):
-                _tile1x1(x, wt, b, oo, nbits, out)
+            _tile1x4(x, wt, b, o, nbits, out)
     for o in range(o32, o8, _L):
         for b in range(n_b):
             _tile1x1(x, wt, b, o, nbits, out)

@@ -89,3 +89,65 @@ def test_bad_input(words):
     with pytest.raises(ValueError, match="threads"):
         binary_dense(x, w, 70, threads=0)
     assert n_words(70) == 2
+
+
+@pytest.mark.parametrize("n", [1, 65, 127, 1000])
+@pytest.mark.parametrize("batch", [1, 3, 4, 9])
+@pytest.mark.parametrize("n_out", [5, 8, 33, 77])
+def test_prepared_weights_match_reference_on_every_strategy(words, strategy, n, batch, n_out):
+    from edgecl.kernels import binary_dense_prepared, prepare_dense
+
+    rng = np.random.default_rng(n * 7 + batch * 3 + n_out)
+    x = words(rng, (batch,), n)
+    w = words(rng, (n_out,), n)
+    prepared = prepare_dense(w, n, strategy=strategy)
+    assert (prepared.by_input is not None) == (strategy == "vpopcntdq")
+    got = binary_dense_prepared(x, prepared)
+    assert got.dtype == np.int32 and got.shape == (batch, n_out)
+    np.testing.assert_array_equal(got, binary_dense_reference(x, w, n))
+    np.testing.assert_array_equal(binary_dense_prepared(x[0], prepared), got[0])
+
+
+@pytest.mark.skipif(numba.config.NUMBA_NUM_THREADS < 2, reason="needs 2 Numba threads")
+@pytest.mark.parametrize("strategy_name", ["vpopcntdq", "avx2"])
+def test_prepared_weights_threads_equal_single_thread(words, strategy_name):
+    from edgecl.kernels import binary_dense_prepared, prepare_dense
+
+    rng = np.random.default_rng(6)
+    x = words(rng, (6,), 300)
+    w = words(rng, (150,), 300)  # several parallel chunks and a ragged last one
+    prepared = prepare_dense(w, 300, strategy=strategy_name)
+    np.testing.assert_array_equal(
+        binary_dense_prepared(x, prepared, threads=2), binary_dense_reference(x, w, 300)
+    )
+
+
+def test_prepared_weights_are_a_read_only_copy(words):
+    from edgecl.kernels import binary_dense_prepared, prepare_dense
+
+    rng = np.random.default_rng(7)
+    x = words(rng, (2,), 70)
+    w = words(rng, (3,), 70)
+    prepared = prepare_dense(w, 70, strategy="vpopcntdq")
+    want = binary_dense_reference(x, w, 70)
+    w[:] = 0  # the caller's array changes after preparing: the prepared weights do not
+    np.testing.assert_array_equal(binary_dense_prepared(x, prepared), want)
+    with pytest.raises(ValueError, match="read-only"):
+        prepared.by_input[0, 0] = 1
+
+
+def test_prepared_weights_bad_input(words):
+    from edgecl.kernels import binary_dense_prepared, prepare_dense
+
+    rng = np.random.default_rng(8)
+    x = words(rng, (2,), 70)
+    w = words(rng, (3,), 70)
+    with pytest.raises(ValueError, match="expected 3 words .* w_words"):
+        prepare_dense(w, 130)
+    with pytest.raises(ValueError, match="expected a popcount strategy among"):
+        prepare_dense(w, 70, strategy="sse9")
+    prepared = prepare_dense(w, 70)
+    with pytest.raises(ValueError, match="expected 2 words .* x_words"):
+        binary_dense_prepared(x[:, :1].copy(), prepared)
+    with pytest.raises(TypeError, match="expected weights from prepare_dense, got ndarray"):
+        binary_dense_prepared(x, w)
