@@ -31,7 +31,7 @@ from numba.core.extending import overload
 from edgecl.kernels._check import check_count
 from edgecl.kernels._threads import check_threads, num_threads
 from edgecl.kernels.bits import WORD_DTYPE, n_words, tail_mask
-from edgecl.kernels.block_gemm import count_bounds, gemm_block_parallel, gemm_block_serial
+from edgecl.kernels.block_gemm import gemm_block_parallel, gemm_block_serial, padded_ranges
 from edgecl.kernels.conv import _check_conv, binary_conv2d_reference, check_kernel, conv_out_size
 from edgecl.kernels.fused_bytes import (
     count_ranges,
@@ -434,11 +434,11 @@ def _plan(blk, strat, threads):
     kh, kw = blk.wt.shape[:2]
     if strat.mode == WORD_WIDE and not blk.zero_pad and blk.repeat == 1:
         # vpopcntq: a pooled row at a time through the register-tiled GEMM (block_gemm)
-        geom = (kh * kw * blk.n_channels, kh, kw, blk.stride, blk.pads[0], blk.pads[2])
+        geom = (kh * kw * blk.n_channels, kh, kw, blk.stride, *blk.pads)
         wt = blk.wt.reshape(-1, blk.n_out)  # (kh, kw, Cw, O) is the (K, O) matrix
         core = gemm_block_serial if threads == 1 else gemm_block_parallel
-        lo, hi = count_bounds(blk.sgn, blk.sthr, geom[0])
-        args = (wt, lo, hi, blk.ones, geom + (blk.pool, blk.pool_stride))
+        lo, width = padded_ranges(blk.sgn, blk.sthr, geom[0])
+        args = (wt, lo, width, blk.ones, geom + (blk.pool, blk.pool_stride))
         return core, args, strat.token
     if blk.fast is not None:
         wk, sgn64, sthr64, ones, wn, lo, width = blk.fast

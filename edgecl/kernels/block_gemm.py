@@ -1,12 +1,13 @@
 """The fused binary block on AVX-512 VPOPCNTDQ as a GEMM a pooled row at a time.
 
 For each pooled output row, the patches of the conv rows its pool windows cover are
-gathered into a small buffer (rows of ``kh * kw * Cw`` words, +1 pad pixels as all-ones
-words, :func:`edgecl.kernels.conv.im2col_row`), the output-vectorised XNOR-popcount GEMM
-(:func:`edgecl.kernels.outvec.outvec_range`: 4 patches x 32 channels of ``vpopcntq``
-accumulators in registers across the whole patch) turns them into the rows' ±1 dots, and
-``bit = sgn * dot >= sthr`` ORed over each pool window is packed 64 channels to a word.
-Only the dots of one pooled row exist at a time (a few KiB, in L1), never a feature map.
+gathered into a small buffer (rows of ``kh * kw * Cw`` words, from the input padded once
+with all-ones pixels), the output-vectorised XNOR-popcount GEMM
+(:func:`edgecl.kernels.outvec.outvec_bits_range`: 4 patches x 32 channels of ``vpopcntq``
+accumulators in registers across the whole patch) tests each count against its range
+(``bit = sgn * dot >= sthr`` as ``lo <= count <= lo + width``, one compare and a mask move
+per 8 channels) straight from the registers into packed words, and the words of each pool
+window are ORed. Only the bits of one pooled row exist at a time, never a dot.
 
 Same bits as :func:`edgecl.kernels.block.binary_conv_threshold_pool_reference` (tests run
 it against the twin on odd sizes); used by :mod:`edgecl.kernels.block` for one-padded
@@ -19,101 +20,104 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from edgecl.kernels.conv import im2col_row
-from edgecl.kernels.outvec import outvec_range
+from edgecl.kernels.fused_bytes import count_ranges, gather_patch, pad_words, tap_offsets
+from edgecl.kernels.outvec import outvec_bits_range
 
-__all__ = ["count_bounds", "gemm_block_parallel", "gemm_block_serial", "gemm_rows"]
+__all__ = [
+    "gemm_block_parallel",
+    "gemm_block_serial",
+    "gemm_rows",
+    "padded_ranges",
+    "pool_bit_rows",
+]
 
 
-def count_bounds(sgn: np.ndarray, sthr: np.ndarray, n_bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """int32 ``lo``, ``hi`` with ``lo <= dot <= hi`` exactly when ``sgn * dot >= sthr``, for
-    every dot in ``[-n_bits, n_bits]``: ``dot >= sthr`` where ``sgn`` is +1, ``dot <= -sthr``
-    where -1, the bounds clamped to ``+-(n_bits + 1)`` (past every dot)."""
-    edge = np.int64(n_bits) + 1
-    up = np.asarray(sgn) > 0
-    lo = np.where(up, np.clip(sthr, -edge, edge), -edge)
-    hi = np.where(up, edge, np.clip(-np.asarray(sthr, np.int64), -edge, edge))
-    return lo.astype(np.int32), hi.astype(np.int32)
+def padded_ranges(sgn: np.ndarray, sthr: np.ndarray, n_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`~edgecl.kernels.fused_bytes.count_ranges` (``lo <= popcount <= lo + width``
+    exactly where ``sgn * dot >= sthr``) padded with empty ranges to a multiple of 8
+    channels, as :func:`~edgecl.kernels.outvec.outvec_bits_range` loads them."""
+    n = len(sgn)
+    lo, width = count_ranges(np.asarray(sgn, np.int64), np.asarray(sthr, np.int64), n_bits)
+    n8 = -(-n // 8) * 8
+    lo8 = np.full(n8, n_bits + 1, np.uint64)
+    width8 = np.zeros(n8, np.uint64)
+    lo8[:n], width8[:n] = lo, width
+    return lo8, width8
 
 
 @njit(cache=True, inline="always")
-def _pack_row(res, n_cols, win, step, lo, hi, out, img, py):
-    """``out[img, py, px, k]``: bit ``q`` of word ``k`` = OR over the pool window of
-    ``lo[q] <= res[a * n_cols + px * step + b, q] <= hi[q]`` (:func:`count_bounds`, int32
-    compares, no multiply): store-free reductions over 64 channels that LLVM vectorises (the
-    1x1 and 2x2 windows written out, as a loop inside would keep the channel loop scalar)."""
-    n_bits = lo.shape[0]
+def pool_bit_rows(bits, n_cols, win, step, out, img, py):
+    """``out[img, py, px, k]`` = OR of ``bits[a * n_cols + px * step + b, k]`` over the pool
+    window ``a, b < win`` (the bits of each conv output of the pooled row's window rows)."""
     for px in range(out.shape[2]):
         r0 = px * step
         for k in range(out.shape[3]):
-            q0 = k * 64
             word = np.uint64(0)
-            if win == 1:
-                for t in range(min(64, n_bits - q0)):
-                    q = q0 + t
-                    hit = (res[r0, q] >= lo[q]) & (res[r0, q] <= hi[q])
-                    word |= np.uint64(hit) << np.uint64(t)
-            elif win == 2:
-                r1 = n_cols + r0
-                for t in range(min(64, n_bits - q0)):
-                    q = q0 + t
-                    a, b = lo[q], hi[q]
-                    v0, v1, v2, v3 = res[r0, q], res[r0 + 1, q], res[r1, q], res[r1 + 1, q]
-                    hit = ((v0 >= a) & (v0 <= b)) | ((v1 >= a) & (v1 <= b))
-                    hit |= ((v2 >= a) & (v2 <= b)) | ((v3 >= a) & (v3 <= b))
-                    word |= np.uint64(hit) << np.uint64(t)
-            else:
-                for t in range(min(64, n_bits - q0)):
-                    q = q0 + t
-                    hit = False
-                    for a in range(win):
-                        for b in range(win):
-                            v = res[a * n_cols + r0 + b, q]
-                            hit |= (v >= lo[q]) & (v <= hi[q])
-                    word |= np.uint64(hit) << np.uint64(t)
+            for a in range(win):
+                for b in range(win):
+                    word |= bits[a * n_cols + r0 + b, k]
             out[img, py, px, k] = word
 
 
 @njit(cache=True, inline="always")
-def gemm_rows(x, r, wt, lo, hi, ones, geom, out, buf, res):
-    """Pooled output row ``r`` (image ``r // Po``, row ``r % Po``); ``geom`` = ``(nbits,
-    kh, kw, stride, top, left, pool, pool_stride)``; ``buf`` / ``res``: work rows for
-    ``win * n_cols`` patches, ``n_cols`` the conv columns the row's pool windows read."""
-    nbits, kh, kw, stride, top, left, pool, pstride = geom
+def gemm_rows(xflat, r, wt, lo, width, offs, geom, out, buf, bits):
+    """Pooled output row ``r`` (image ``r // Po``, row ``r % Po``) from ``xflat`` (N, Hp *
+    Wp * Cw), the input padded once with +1 pixels; ``geom`` = ``(nbits, kh, kw, stride,
+    pool, pool_stride, Wp, Cw)``, ``offs`` the patch's tap offsets; ``buf`` / ``bits``:
+    work rows for ``win * n_cols`` patches, ``n_cols`` the conv columns the row's pool
+    windows read."""
+    nbits, kh, kw, stride, pool, pstride, wp, cw = geom
     po = out.shape[1]
     img, py = r // po, r % po
     win = max(pool, 1)
     step = pstride if pool > 0 else 1
     n_cols = (out.shape[2] - 1) * step + win
+    n_k = kh * kw * cw
     for a in range(win):
-        im2col_row(x, img, py * step + a, n_cols, kh, kw, stride, top, left, ones, buf, a * n_cols)
-    outvec_range(buf, wt, nbits, res, 0, wt.shape[1])
-    _pack_row(res, n_cols, win, step, lo, hi, out, img, py)
+        row = (py * step + a) * stride * wp
+        for b in range(n_cols):
+            gather_patch(buf, a * n_cols + b, xflat[img], (row + b * stride) * cw, offs, n_k)
+    outvec_bits_range(buf, wt, lo, width, bits)
+    pool_bit_rows(bits, n_cols, win, step, out, img, py)
 
 
 @njit(cache=True)
 def _work(wt, geom, wo):
-    pool, pstride = geom[6], geom[7]
+    pool, pstride = geom[4], geom[5]
     win = max(pool, 1)
     step = pstride if pool > 0 else 1
     rows = win * ((wo - 1) * step + win)
-    return np.empty((rows, wt.shape[0]), np.uint64), np.empty((rows, wt.shape[1]), np.int32)
+    n_out_words = (wt.shape[1] + 63) // 64
+    return np.empty((rows, wt.shape[0]), np.uint64), np.empty((rows, n_out_words), np.uint64)
 
 
 @njit(cache=True)
-def gemm_block_serial(x, wt, lo, hi, ones, geom, out, token):
+def _padded(x, ones, geom):
+    """The input padded with +1 pixels, flat per image; the tap offsets; the rows' geometry
+    (``geom`` = ``(nbits, kh, kw, stride, top, bottom, left, right, pool, pool_stride)``)."""
+    nbits, kh, kw, stride, top, bottom, left, right, pool, pstride = geom
+    xp = pad_words(x, top, bottom, left, right, ones)
+    wp, cw = xp.shape[2], xp.shape[3]
+    g = (nbits, kh, kw, stride, pool, pstride, wp, cw)
+    return xp.reshape(x.shape[0], -1), tap_offsets(kh, kw, wp, cw), g
+
+
+@njit(cache=True)
+def gemm_block_serial(x, wt, lo, width, ones, geom, out, token):
     """The fused block (module docstring) on ``x`` (N, H, W, Cw) words into ``out``
     (N, Po, Qo, n_words(O)); ``wt`` (kh * kw * Cw, O) words (the block's ``(kh, kw, Cw,
-    O)`` weights as a matrix), ``lo`` / ``hi`` int32 (O,) from :func:`count_bounds`;
+    O)`` weights as a matrix), ``lo`` / ``width`` uint64 from :func:`padded_ranges`;
     ``token`` unused (the block cores' common signature)."""
-    buf, res = _work(wt, geom, out.shape[2])
+    xflat, offs, g = _padded(x, ones, geom)
+    buf, bits = _work(wt, g, out.shape[2])
     for r in range(out.shape[0] * out.shape[1]):
-        gemm_rows(x, r, wt, lo, hi, ones, geom, out, buf, res)
+        gemm_rows(xflat, r, wt, lo, width, offs, g, out, buf, bits)
 
 
 @njit(cache=True, parallel=True)
-def gemm_block_parallel(x, wt, lo, hi, ones, geom, out, token):
+def gemm_block_parallel(x, wt, lo, width, ones, geom, out, token):
     """:func:`gemm_block_serial` with the pooled rows split over Numba threads."""
+    xflat, offs, g = _padded(x, ones, geom)
     for r in prange(out.shape[0] * out.shape[1]):
-        buf, res = _work(wt, geom, out.shape[2])
-        gemm_rows(x, r, wt, lo, hi, ones, geom, out, buf, res)
+        buf, bits = _work(wt, g, out.shape[2])
+        gemm_rows(xflat, r, wt, lo, width, offs, g, out, buf, bits)
