@@ -1,16 +1,25 @@
-"""The first layer as a float64 GEMM a pooled row at a time, in register tiles.
+"""The first layer as a float64 GEMM in register tiles, the threshold from the registers.
 
-For each pooled output row the patches of the conv rows its pool windows cover are
-gathered (k in (di, dj, c) order, from the image padded once with ``pad_value``), then a
-tile of 4 patches by 4 vectors of 8 channels (AVX-512's 32 registers) keeps its 16
-float64 accumulators in registers across all the taps: ``acc = fma(patch[k], w[k, q],
-acc)`` for k in order from +0.0 (:mod:`edgecl.kernels.floatvec`, vectors as wide as the
-registers). Each float32 x float32 product is exact in float64, so the fused multiply-add
-rounds as the multiply then the add: the same sums in the same order as the 3-tap core of
-:mod:`edgecl.kernels.first_layer`. Then ``y = float32(sum + bias)``, ``bit = sgn * y >=
-sthr`` (NaN gives 0), ORed over each pool window and packed 64 channels to a word. Tests
-compare it with :func:`edgecl.kernels.first_layer.conv_threshold_pool_reference` bit for
-bit (``pass_taps=9``).
+Tiles of 4 patches by 4 vectors of 8 channels (AVX-512's 32 registers) keep their 16
+float64 accumulators in registers across all the taps: ``acc = fma(x[k], w[k, q], acc)``
+for k in (di, dj, c) order from +0.0 (:mod:`edgecl.kernels.floatvec`, vectors as wide as
+the registers), each tap read from the image padded once with ``pad_value``. Each
+float32 x float32 product is exact in float64, so the fused multiply-add rounds as the
+multiply then the add: the same sums in the same order as the 3-tap core of
+:mod:`edgecl.kernels.first_layer`.
+
+The weights and bias come with each channel's sign folded in (``sgn * w``, ``sgn * b``:
+exact), so ``sgn * float32(sum + bias) >= sthr`` is ``float32(sum' + bias') >= sthr``
+(negation commutes with every rounding; sums that differ only in the sign of a zero
+compare alike) and is monotone in ``sum'``. For 2x2 pools of stride 2, the 4 patches of
+a tile are one pool window, and the window's bit is the threshold of the largest of its
+4 sums (``maxnum``: a NaN sum, whose bit is 0, never wins): one threshold per window
+and channel, straight into the packed output word. Other pools gather a pooled row's
+patches, threshold every sum 8 channels at a time into packed words
+(:func:`~edgecl.kernels.floatvec.fv_threshold_bits`) and OR them over each window. No sum
+is ever stored. Tests compare it with
+:func:`edgecl.kernels.first_layer.conv_threshold_pool_reference` bit for bit
+(``pass_taps=9``).
 """
 
 from __future__ import annotations
@@ -18,8 +27,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from edgecl.kernels.block import gather_patch, tap_offsets
-from edgecl.kernels.floatvec import fv_fma, fv_load, fv_splat, fv_store, fv_zero
+from edgecl.kernels.block_gemm import pool_bit_rows
+from edgecl.kernels.floatvec import fv_fma, fv_load, fv_max, fv_splat, fv_threshold_bits, fv_zero
+from edgecl.kernels.fused_bytes import gather_patch, tap_offsets
 
 __all__ = ["fill_padded", "first_layer_rows"]
 
@@ -27,55 +37,99 @@ _W = 8  # float64 lanes of one AVX-512 register
 
 
 @njit(cache=True, inline="always")
-def _tile_wide(buf, wk, r, o, res):
-    """Patches ``r .. r + 3`` against channels ``o .. o + 31`` (16 zmm accumulators)."""
+def _bits8(acc, q, bias, sthr):
+    """The threshold bits of channels ``q .. q + 7`` from their (sign-folded) sums."""
+    return fv_threshold_bits(acc, fv_load(_W, bias, (q,)), fv_load(_W, sthr, (q,)))
+
+
+@njit(cache=True, inline="always")
+def _word32(o, bias, sthr, a0, a1, a2, a3):
+    """The 32 threshold bits of channels ``o .. o + 31`` from 4 vectors of sums."""
+    word = _bits8(a0, o, bias, sthr)
+    word |= _bits8(a1, o + _W, bias, sthr) << np.uint64(_W)
+    word |= _bits8(a2, o + 2 * _W, bias, sthr) << np.uint64(2 * _W)
+    word |= _bits8(a3, o + 3 * _W, bias, sthr) << np.uint64(3 * _W)
+    return word
+
+
+@njit(cache=True, inline="always")
+def _sums4x4(xp, c0, c1, c2, c3, offs, wk, o):
+    """Sums of the patches at corners ``c0 .. c3`` of the flat padded image ``xp`` against
+    channels ``o .. o + 31``: 16 vectors, patch-major."""
     a00 = a01 = a02 = a03 = a10 = a11 = a12 = a13 = fv_zero(_W)
     a20 = a21 = a22 = a23 = a30 = a31 = a32 = a33 = fv_zero(_W)
-    for k in range(wk.shape[0]):
+    for k in range(offs.shape[0]):
         w0 = fv_load(_W, wk, (k, o))
         w1 = fv_load(_W, wk, (k, o + _W))
         w2 = fv_load(_W, wk, (k, o + 2 * _W))
         w3 = fv_load(_W, wk, (k, o + 3 * _W))
-        x0 = fv_splat(_W, buf[r, k])
+        off = offs[k]
+        x0 = fv_splat(_W, xp[c0 + off])
         a00, a01 = fv_fma(x0, w0, a00), fv_fma(x0, w1, a01)
         a02, a03 = fv_fma(x0, w2, a02), fv_fma(x0, w3, a03)
-        x1 = fv_splat(_W, buf[r + 1, k])
+        x1 = fv_splat(_W, xp[c1 + off])
         a10, a11 = fv_fma(x1, w0, a10), fv_fma(x1, w1, a11)
         a12, a13 = fv_fma(x1, w2, a12), fv_fma(x1, w3, a13)
-        x2 = fv_splat(_W, buf[r + 2, k])
+        x2 = fv_splat(_W, xp[c2 + off])
         a20, a21 = fv_fma(x2, w0, a20), fv_fma(x2, w1, a21)
         a22, a23 = fv_fma(x2, w2, a22), fv_fma(x2, w3, a23)
-        x3 = fv_splat(_W, buf[r + 3, k])
+        x3 = fv_splat(_W, xp[c3 + off])
         a30, a31 = fv_fma(x3, w0, a30), fv_fma(x3, w1, a31)
         a32, a33 = fv_fma(x3, w2, a32), fv_fma(x3, w3, a33)
-    for i, (c0, c1, c2, c3) in enumerate(
-        ((a00, a01, a02, a03), (a10, a11, a12, a13), (a20, a21, a22, a23), (a30, a31, a32, a33))
-    ):
-        fv_store(res, (r + i, o), c0)
-        fv_store(res, (r + i, o + _W), c1)
-        fv_store(res, (r + i, o + 2 * _W), c2)
-        fv_store(res, (r + i, o + 3 * _W), c3)
+    return (a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33)
 
 
 @njit(cache=True, inline="always")
-def _row1(buf, wk, r, res):
-    """Patch ``r`` against every channel, 8 at a time (leftover rows)."""
-    for o in range(0, wk.shape[1], _W):
-        a = fv_zero(_W)
-        for k in range(wk.shape[0]):
-            a = fv_fma(fv_splat(_W, buf[r, k]), fv_load(_W, wk, (k, o)), a)
-        fv_store(res, (r, o), a)
+def _max4(a, b, c, d):
+    return fv_max(fv_max(a, b), fv_max(c, d))
 
 
 @njit(cache=True, inline="always")
-def _sums(buf, wk, n_rows, res):
-    """``res[r, q] = sum_k buf[r, k] * wk[k, q]`` (k in order) for rows ``< n_rows``."""
+def _window_rows(xp, s, pi, wp, c, stride, offs, wk, bias, sthr, out):
+    """Pooled row ``pi`` of image ``s`` for a 2x2 pool of stride 2: each tile is one
+    window's 4 patches; its word is the threshold of the largest sum of the window."""
+    row0 = 2 * pi * stride * wp
+    row1 = (2 * pi + 1) * stride * wp
+    for px in range(out.shape[2]):
+        col0 = 2 * px * stride
+        col1 = (2 * px + 1) * stride
+        c0, c1 = (row0 + col0) * c, (row0 + col1) * c
+        c2, c3 = (row1 + col0) * c, (row1 + col1) * c
+        for kk in range(out.shape[3]):
+            word = np.uint64(0)
+            for half in range(2):
+                o = kk * 64 + half * 4 * _W
+                a = _sums4x4(xp, c0, c1, c2, c3, offs, wk, o)
+                m0 = _max4(a[0], a[4], a[8], a[12])
+                m1 = _max4(a[1], a[5], a[9], a[13])
+                m2 = _max4(a[2], a[6], a[10], a[14])
+                m3 = _max4(a[3], a[7], a[11], a[15])
+                word |= _word32(o, bias, sthr, m0, m1, m2, m3) << np.uint64(half * 32)
+            out[s, pi, px, kk] = word
+
+
+@njit(cache=True, inline="always")
+def _row_bits(buf, taps, wk, bias, sthr, bits):
+    """``bits[r]``: the threshold bits of every channel of patch row ``r`` of ``buf`` (4
+    patches at a time, leftover patches 8 channels at a time); ``taps`` = ``0 .. K - 1``."""
+    n_rows, n_k = buf.shape
+    flat = buf.reshape(-1)
+    bits[:] = 0
     r4 = n_rows - n_rows % 4
     for o in range(0, wk.shape[1], 4 * _W):
+        sh = np.uint64(o % 64)
         for r in range(0, r4, 4):
-            _tile_wide(buf, wk, r, o, res)
+            a = _sums4x4(flat, r * n_k, (r + 1) * n_k, (r + 2) * n_k, (r + 3) * n_k, taps, wk, o)
+            bits[r, o // 64] |= _word32(o, bias, sthr, a[0], a[1], a[2], a[3]) << sh
+            bits[r + 1, o // 64] |= _word32(o, bias, sthr, a[4], a[5], a[6], a[7]) << sh
+            bits[r + 2, o // 64] |= _word32(o, bias, sthr, a[8], a[9], a[10], a[11]) << sh
+            bits[r + 3, o // 64] |= _word32(o, bias, sthr, a[12], a[13], a[14], a[15]) << sh
     for r in range(r4, n_rows):
-        _row1(buf, wk, r, res)
+        for o in range(0, wk.shape[1], _W):
+            acc = fv_zero(_W)
+            for k in range(n_k):
+                acc = fv_fma(fv_splat(_W, buf[r, k]), fv_load(_W, wk, (k, o)), acc)
+            bits[r, o // 64] |= _bits8(acc, o, bias, sthr) << np.uint64(o % 64)
 
 
 @njit(cache=True, inline="always")
@@ -88,36 +142,6 @@ def fill_padded(xp, x, s, top, left, wp):
                 xp[((i + top) * wp + j + left) * c + cc] = x[s, i, j, cc]
 
 
-@njit(cache=True, inline="always")
-def _bit(res, r, q, bias, sgn, sthr):
-    return sgn[q] * np.float32(res[r, q] + bias[q]) >= sthr[q]
-
-
-@njit(cache=True, inline="always")
-def _pack(res, n_cols, win, step, bias, sgn, sthr, out, s, pi):
-    """``out[s, pi, pj, k]``: the bits of ``res``'s rows ORed over each pool window (the
-    1x1 and 2x2 windows written out, so LLVM vectorises the channel loop)."""
-    for pj in range(out.shape[2]):
-        r0 = pj * step
-        r1 = n_cols + r0
-        for kk in range(out.shape[3]):
-            word = np.uint64(0)
-            for t in range(64):
-                q = kk * 64 + t
-                if win == 1:
-                    hit = _bit(res, r0, q, bias, sgn, sthr)
-                elif win == 2:
-                    hit = _bit(res, r0, q, bias, sgn, sthr) | _bit(res, r0 + 1, q, bias, sgn, sthr)
-                    hit |= _bit(res, r1, q, bias, sgn, sthr) | _bit(res, r1 + 1, q, bias, sgn, sthr)
-                else:
-                    hit = False
-                    for a in range(win):
-                        for b in range(win):
-                            hit |= _bit(res, a * n_cols + r0 + b, q, bias, sgn, sthr)
-                word |= np.uint64(hit) << np.uint64(t)
-            out[s, pi, pj, kk] = word
-
-
 @njit(cache=True)
 def first_layer_rows(x, wk, kh, kw, bias, pads, stride, pad_value, sgn, sthr, pool, pstride, out):
     """The fused first layer (module docstring) on float32 ``x`` (N, H, W, C) into ``out``
@@ -125,22 +149,31 @@ def first_layer_rows(x, wk, kh, kw, bias, pads, stride, pad_value, sgn, sthr, po
     :class:`edgecl.kernels.first_layer.FirstLayer` lays it out (O64 a multiple of 64)."""
     n, h, wd, c = x.shape
     top, bottom, left, right = pads
-    win = max(pool, 1)
-    step = pstride if pool > 0 else 1
-    n_cols = (out.shape[2] - 1) * step + win
     hp, wp = h + top + bottom, wd + left + right
     xp = np.full(hp * wp * c, pad_value, np.float64)  # one padded image, flat
     offs = tap_offsets(kh, kw, wp, c)
-    n_rows = win * n_cols
+    signs = sgn.astype(np.float64)
+    wks = wk * signs  # the signs folded in (module docstring): exact
+    bias_s = bias * signs
+    sthr64 = sthr.astype(np.float64)  # float32 values
+    window = pool == 2 and pstride == 2
+    win = max(pool, 1)
+    step = pstride if pool > 0 else 1
+    n_cols = (out.shape[2] - 1) * step + win
+    n_rows = 0 if window else win * n_cols
     buf = np.zeros((n_rows, wk.shape[0]), np.float64)  # taps past kh * kw * c stay 0
-    res = np.empty((n_rows, wk.shape[1]), np.float64)
+    bits = np.empty((n_rows, wk.shape[1] // 64), np.uint64)
+    taps = np.arange(wk.shape[0])
     for s in range(n):
         fill_padded(xp, x, s, top, left, wp)
         for pi in range(out.shape[1]):
+            if window:
+                _window_rows(xp, s, pi, wp, c, stride, offs, wks, bias_s, sthr64, out)
+                continue
             for a in range(win):
                 i = (pi * step + a) * stride
                 for b in range(n_cols):
                     corner = (i * wp + b * stride) * c
                     gather_patch(buf, a * n_cols + b, xp, corner, offs, kh * kw * c)
-            _sums(buf, wk, n_rows, res)
-            _pack(res, n_cols, win, step, bias, sgn, sthr, out, s, pi)
+            _row_bits(buf, taps, wks, bias_s, sthr64, bits)
+            pool_bit_rows(bits, n_cols, win, step, out, s, pi)

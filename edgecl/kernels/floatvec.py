@@ -19,7 +19,16 @@ from numba.core.extending import intrinsic
 
 from edgecl.kernels.wordvec import _item_pointer, _lanes_of, c_array_at
 
-__all__ = ["FloatVecType", "fv_fma", "fv_load", "fv_splat", "fv_store", "fv_zero"]
+__all__ = [
+    "FloatVecType",
+    "fv_fma",
+    "fv_load",
+    "fv_max",
+    "fv_splat",
+    "fv_store",
+    "fv_threshold_bits",
+    "fv_zero",
+]
 
 _F64 = ir.DoubleType()
 _I32 = ir.IntType(32)
@@ -116,3 +125,35 @@ def fv_fma(typingctx, a, b, c):
         return builder.call(fn, args)
 
     return a(a, b, c), codegen
+
+
+@intrinsic
+def fv_max(typingctx, a, b):
+    """Lane-wise maximum that ignores a NaN (``llvm.maxnum``: NaN only where both are)."""
+    if not isinstance(a, FloatVecType) or a != b:
+        return None
+
+    def codegen(context, builder, sig, args):
+        vty = ir.VectorType(_F64, sig.args[0].lanes)
+        fnty = ir.FunctionType(vty, [vty, vty])
+        fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.maxnum.v{vty.count}f64")
+        return builder.call(fn, args)
+
+    return a(a, b), codegen
+
+
+@intrinsic
+def fv_threshold_bits(typingctx, acc, bias, sthr):
+    """Bit ``i`` set where ``float32(acc[i] + bias[i]) >= sthr[i]`` (``sthr`` float32
+    values held as float64; NaN gives 0), as ``uint64``: the float32 rounding, an exact
+    widening and one ordered compare (a mask register)."""
+    if not (isinstance(acc, FloatVecType) and acc == bias and acc == sthr):
+        return None
+
+    def codegen(context, builder, sig, args):
+        n = acc.lanes
+        y = builder.fptrunc(builder.fadd(args[0], args[1]), ir.VectorType(ir.FloatType(), n))
+        hit = builder.fcmp_ordered(">=", builder.fpext(y, ir.VectorType(_F64, n)), args[2])
+        return builder.zext(builder.bitcast(hit, ir.IntType(n)), ir.IntType(64))
+
+    return types.uint64(acc, bias, sthr), codegen

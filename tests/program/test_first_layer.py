@@ -36,6 +36,7 @@ def _layer(rng, o, c, k, *, bias):
         (7, 5, 5, 2, 1, (0, 1, 1, 0), (3, 2), True, 1.5),  # head taps before the tail
         (6, 13, 3, 3, 1, (1, 1, 1, 1), (0, 1), True, 0.0),  # no pool: 4 pixels + 1 a row
         (10, 9, 5, 3, 2, (1, 1, 0, 2), (0, 1), False, 0.25),  # 45 taps, strided, 2 + 1
+        (12, 11, 2, 3, 2, (1, 1, 1, 1), (2, 2), True, 0.3),  # 2x2 windows of a strided conv
     ],
 )
 @pytest.mark.parametrize("pass_taps", [3, 9])
@@ -45,6 +46,7 @@ def test_fused_equals_twin(o, h, w, c, k, stride, pads, pool, bias, pad_value, p
     opts = dict(pads=pads, stride=stride, pad_value=pad_value, pool=pool[0], pool_stride=pool[1])
     x = rng.normal(size=(3, h, w, c)).astype(np.float32)
     x[0, 0, 0, 0] = np.nan
+    x[1, 2:4, 2:4, 0] = np.nan  # whole pool windows of NaN outputs
     keep = x.copy()
     layer = prepare_first_layer(weight, b, t, flip, pass_taps=pass_taps, **opts)
     assert layer.pass_taps == pass_taps
