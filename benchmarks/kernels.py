@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 
-from machine import machine_info, machine_markdown  # noqa: E402
+from machine import avx2_only_env, machine_info, machine_markdown  # noqa: E402
 
 # name, kind, shape, target G binary-MAC/s (one core), LCE 0.16 and best float32 runtime
 # figures issue 2 quotes for this machine (for scale only; not measured by this script).
@@ -264,18 +264,6 @@ def _child(threads: int, repeat: int, out_path: str) -> None:
     Path(out_path).write_text(json.dumps(rows))
 
 
-def _avx2_env() -> dict:
-    """Numba settings for this CPU with every AVX-512 / AVX10 / AMX feature turned off."""
-    import llvmlite.binding as ll
-
-    feats = ll.get_host_cpu_features()
-    off = ("avx512", "avx10", "amx", "evex512")
-    spec = ",".join(
-        ("-" if k.startswith(off) else ("+" if v else "-")) + k for k, v in feats.items()
-    )
-    return {"NUMBA_CPU_NAME": ll.get_host_cpu_name(), "NUMBA_CPU_FEATURES": spec}
-
-
 def _ceiling(isa: str) -> dict:
     """Compile ``ceiling.c`` for ``isa`` and run it: its JSON figures, or ``{"error": ...}``."""
     cc = shutil.which("gcc") or shutil.which("cc")
@@ -445,7 +433,7 @@ def main(argv: list[str] | None = None) -> int:
     if repeat < 1 or any(t < 1 for t in args.threads):
         ap.error("expected --repeat and --threads >= 1")
     load_before = [round(v, 2) for v in os.getloadavg()]
-    env_isa = _avx2_env() if args.isa == "avx2" else {}
+    env_isa = avx2_only_env() if args.isa == "avx2" else {}
     ceiling = _ceiling(args.isa)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -568,9 +568,9 @@ def targets(results) -> list[dict]:
 
 def bench(args) -> int:
     if args.isa == "avx2":  # before anything imports numba
-        from kernels import _avx2_env
+        from edgecl.machine import avx2_only_env
 
-        os.environ.update(_avx2_env())
+        os.environ.update(avx2_only_env())
     import numpy as np
 
     threads_list = [int(t) for t in args.threads.split(",")]

@@ -8,9 +8,9 @@ versions come from package metadata, so torch is never loaded here.
 
 from __future__ import annotations
 
-from edgecl.machine import machine_info, machine_markdown
+from edgecl.machine import avx2_only_env, machine_info, machine_markdown
 
-__all__ = ["machine_info", "machine_markdown"]
+__all__ = ["avx2_only_env", "machine_info", "machine_markdown"]
 
 if __name__ == "__main__":
     print(machine_markdown())

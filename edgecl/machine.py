@@ -14,7 +14,7 @@ import platform
 import re
 from typing import Any
 
-__all__ = ["cpu_model", "machine_info", "machine_markdown", "numba_target"]
+__all__ = ["avx2_only_env", "cpu_model", "machine_info", "machine_markdown", "numba_target"]
 
 # CPU flags that decide how the bit kernels compile.
 _FLAG_PATTERN = re.compile(r"^(avx2|popcnt|bmi2|fma|avx512.*|avx_vnni)$")
@@ -60,6 +60,20 @@ def numba_target() -> str | None:
     avx512 = "+avx512vpopcntdq" in features.split(",")
     override = " (NUMBA_CPU_NAME/NUMBA_CPU_FEATURES set)" if config.CPU_NAME else ""
     return f"{name}, {'AVX-512 VPOPCNTDQ' if avx512 else 'no AVX-512'}{override}"
+
+
+def avx2_only_env() -> dict[str, str]:
+    """``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES`` for this CPU with every AVX-512, AVX10
+    and AMX feature turned off: what an AVX2-only core of the same kind compiles (set them
+    before Numba is imported, in a child process)."""
+    import llvmlite.binding as ll
+
+    off = ("avx512", "avx10", "amx", "evex512")
+    feats = ll.get_host_cpu_features()
+    spec = ",".join(
+        ("-" if k.startswith(off) else ("+" if v else "-")) + k for k, v in feats.items()
+    )
+    return {"NUMBA_CPU_NAME": ll.get_host_cpu_name(), "NUMBA_CPU_FEATURES": spec}
 
 
 def machine_info() -> dict[str, Any]:

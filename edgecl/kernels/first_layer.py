@@ -42,10 +42,10 @@ __all__ = [
 #: taps to a multiple of 3 (0 * 0 adds nothing).
 TAIL_TAPS = 3
 #: A layer's taps are padded with zero taps to a multiple of 9: both cores (3 taps per
-#: pass, or the AVX-512 register tiles of :mod:`edgecl.kernels.first_layer_gemm`,
+#: pass, or the register tiles of :mod:`edgecl.kernels.first_layer_gemm`,
 #: :func:`default_pass_taps`) run on the same layout.
 PAD_TAPS = 9
-#: ``pass_taps`` that selects the AVX-512 core (all taps through register tiles).
+#: ``pass_taps`` that selects the register-tile core (all taps through register tiles).
 WIDE_TAPS = 9
 
 
@@ -301,9 +301,12 @@ class FirstLayer:
 
 
 def default_pass_taps() -> int:
-    """Taps per pass for this process's Numba target: 9 with AVX-512 (32 vector registers,
-    :mod:`edgecl.kernels.first_layer_gemm`'s tiles), else 3 (AVX2's 16: :data:`TAIL_TAPS`)."""
-    return WIDE_TAPS if "avx512f" in numba_target().features else TAIL_TAPS
+    """Taps per pass by default: 9, the register tiles of
+    :mod:`edgecl.kernels.first_layer_gemm` on every target (4 patches x 32 channels with
+    AVX-512, 4 x 8 with AVX2's 16 registers), measured faster than 3 taps per pass on both
+    (MNIST's first layer: 35 -> 17 us with AVX-512, 39 -> 26 us with AVX2). 3 stays
+    selectable: the bits are the same."""
+    return WIDE_TAPS
 
 
 def _check_layer(weight, bias, thresholds, flip, pads, stride, pool, pool_stride):

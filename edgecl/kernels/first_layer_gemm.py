@@ -1,7 +1,8 @@
 """The first layer as a float64 GEMM in register tiles, the threshold from the registers.
 
-Tiles of 4 patches by 4 vectors of 8 channels (AVX-512's 32 registers) keep their 16
-float64 accumulators in registers across all the taps: ``acc = fma(x[k], w[k, q], acc)``
+Tiles of 4 patches by 4 vectors of 8 channels (AVX-512's 32 registers), or by 2 vectors
+of 4 channels (AVX2's 16 ymm: 8 accumulators, as many as 2 FMA ports of latency 4 keep
+busy), keep their float64 accumulators in registers across all the taps: ``acc = fma(x[k], w[k, q], acc)``
 for k in (di, dj, c) order from +0.0 (:mod:`edgecl.kernels.floatvec`, vectors as wide as
 the registers), each tap read from the image padded once with ``pad_value``. Each
 float32 x float32 product is exact in float64, so the fused multiply-add rounds as the
@@ -28,17 +29,28 @@ import numpy as np
 from numba import njit
 
 from edgecl.kernels.block_gemm import pool_bit_rows
-from edgecl.kernels.floatvec import fv_fma, fv_load, fv_max, fv_splat, fv_threshold_bits, fv_zero
+from edgecl.kernels.floatvec import (
+    fv_fma,
+    fv_load,
+    fv_max,
+    fv_splat,
+    fv_splat_at,
+    fv_threshold_bits,
+    fv_zero,
+)
 from edgecl.kernels.fused_bytes import gather_patch, tap_offsets
+from edgecl.kernels.popcount import numba_target
 
 __all__ = ["fill_padded", "first_layer_rows"]
 
-_W = 8  # float64 lanes of one AVX-512 register
+_WIDE = "avx512f" in numba_target().features
+_W = 8 if _WIDE else 4  # float64 lanes of one vector register
+_TILE = 4 * _W if _WIDE else 2 * _W  # channels of one tile: 4 or 2 vectors per patch
 
 
 @njit(cache=True, inline="always")
 def _bits8(acc, q, bias, sthr):
-    """The threshold bits of channels ``q .. q + 7`` from their (sign-folded) sums."""
+    """The threshold bits of channels ``q .. q + _W - 1`` from their (sign-folded) sums."""
     return fv_threshold_bits(acc, fv_load(_W, bias, (q,)), fv_load(_W, sthr, (q,)))
 
 
@@ -53,6 +65,12 @@ def _word32(o, bias, sthr, a0, a1, a2, a3):
 
 
 @njit(cache=True, inline="always")
+def _word8(o, bias, sthr, a0, a1):
+    """The ``2 * _W`` threshold bits of channels ``o ..`` from 2 vectors of sums."""
+    return _bits8(a0, o, bias, sthr) | (_bits8(a1, o + _W, bias, sthr) << np.uint64(_W))
+
+
+@njit(cache=True, inline="always")
 def _sums4x4(xp, c0, c1, c2, c3, offs, wk, o):
     """Sums of the patches at corners ``c0 .. c3`` of the flat padded image ``xp`` against
     channels ``o .. o + 31``: 16 vectors, patch-major."""
@@ -64,19 +82,79 @@ def _sums4x4(xp, c0, c1, c2, c3, offs, wk, o):
         w2 = fv_load(_W, wk, (k, o + 2 * _W))
         w3 = fv_load(_W, wk, (k, o + 3 * _W))
         off = offs[k]
-        x0 = fv_splat(_W, xp[c0 + off])
+        x0 = fv_splat_at(_W, xp, (c0 + off,))
         a00, a01 = fv_fma(x0, w0, a00), fv_fma(x0, w1, a01)
         a02, a03 = fv_fma(x0, w2, a02), fv_fma(x0, w3, a03)
-        x1 = fv_splat(_W, xp[c1 + off])
+        x1 = fv_splat_at(_W, xp, (c1 + off,))
         a10, a11 = fv_fma(x1, w0, a10), fv_fma(x1, w1, a11)
         a12, a13 = fv_fma(x1, w2, a12), fv_fma(x1, w3, a13)
-        x2 = fv_splat(_W, xp[c2 + off])
+        x2 = fv_splat_at(_W, xp, (c2 + off,))
         a20, a21 = fv_fma(x2, w0, a20), fv_fma(x2, w1, a21)
         a22, a23 = fv_fma(x2, w2, a22), fv_fma(x2, w3, a23)
-        x3 = fv_splat(_W, xp[c3 + off])
+        x3 = fv_splat_at(_W, xp, (c3 + off,))
         a30, a31 = fv_fma(x3, w0, a30), fv_fma(x3, w1, a31)
         a32, a33 = fv_fma(x3, w2, a32), fv_fma(x3, w3, a33)
     return (a00, a01, a02, a03, a10, a11, a12, a13, a20, a21, a22, a23, a30, a31, a32, a33)
+
+
+@njit(cache=True, inline="always")
+def _sums4x2(xp, c0, c1, c2, c3, offs, wk, o):
+    """Sums of the patches at corners ``c0 .. c3`` against channels ``o .. o + 2 * _W - 1``:
+    8 vectors, patch-major (AVX2's tile)."""
+    a00 = a01 = a10 = a11 = a20 = a21 = a30 = a31 = fv_zero(_W)
+    for k in range(offs.shape[0]):
+        w0 = fv_load(_W, wk, (k, o))
+        w1 = fv_load(_W, wk, (k, o + _W))
+        off = offs[k]
+        x0 = fv_splat_at(_W, xp, (c0 + off,))
+        a00, a01 = fv_fma(x0, w0, a00), fv_fma(x0, w1, a01)
+        x1 = fv_splat_at(_W, xp, (c1 + off,))
+        a10, a11 = fv_fma(x1, w0, a10), fv_fma(x1, w1, a11)
+        x2 = fv_splat_at(_W, xp, (c2 + off,))
+        a20, a21 = fv_fma(x2, w0, a20), fv_fma(x2, w1, a21)
+        x3 = fv_splat_at(_W, xp, (c3 + off,))
+        a30, a31 = fv_fma(x3, w0, a30), fv_fma(x3, w1, a31)
+    return (a00, a01, a10, a11, a20, a21, a30, a31)
+
+
+@njit(cache=True, inline="always")
+def _tile_rows(xp, c0, c1, c2, c3, offs, wk, bias, sthr, o):
+    """The threshold bits of channels ``o .. o + _TILE - 1`` (bits ``0 .. _TILE - 1``) of
+    each of the 4 patches at corners ``c0 .. c3``."""
+    if _WIDE:
+        a = _sums4x4(xp, c0, c1, c2, c3, offs, wk, o)
+        return (
+            _word32(o, bias, sthr, a[0], a[1], a[2], a[3]),
+            _word32(o, bias, sthr, a[4], a[5], a[6], a[7]),
+            _word32(o, bias, sthr, a[8], a[9], a[10], a[11]),
+            _word32(o, bias, sthr, a[12], a[13], a[14], a[15]),
+        )
+    a = _sums4x2(xp, c0, c1, c2, c3, offs, wk, o)
+    return (
+        _word8(o, bias, sthr, a[0], a[1]),
+        _word8(o, bias, sthr, a[2], a[3]),
+        _word8(o, bias, sthr, a[4], a[5]),
+        _word8(o, bias, sthr, a[6], a[7]),
+    )
+
+
+@njit(cache=True, inline="always")
+def _tile_window(xp, c0, c1, c2, c3, offs, wk, bias, sthr, o):
+    """The bits of channels ``o .. o + _TILE - 1`` of the 2x2 window whose 4 patches are at
+    ``c0 .. c3``: the threshold of each channel's largest sum."""
+    if _WIDE:
+        a = _sums4x4(xp, c0, c1, c2, c3, offs, wk, o)
+        return _word32(
+            o,
+            bias,
+            sthr,
+            _max4(a[0], a[4], a[8], a[12]),
+            _max4(a[1], a[5], a[9], a[13]),
+            _max4(a[2], a[6], a[10], a[14]),
+            _max4(a[3], a[7], a[11], a[15]),
+        )
+    a = _sums4x2(xp, c0, c1, c2, c3, offs, wk, o)
+    return _word8(o, bias, sthr, _max4(a[0], a[2], a[4], a[6]), _max4(a[1], a[3], a[5], a[7]))
 
 
 @njit(cache=True, inline="always")
@@ -97,14 +175,9 @@ def _window_rows(xp, s, pi, wp, c, stride, offs, wk, bias, sthr, out):
         c2, c3 = (row1 + col0) * c, (row1 + col1) * c
         for kk in range(out.shape[3]):
             word = np.uint64(0)
-            for half in range(2):
-                o = kk * 64 + half * 4 * _W
-                a = _sums4x4(xp, c0, c1, c2, c3, offs, wk, o)
-                m0 = _max4(a[0], a[4], a[8], a[12])
-                m1 = _max4(a[1], a[5], a[9], a[13])
-                m2 = _max4(a[2], a[6], a[10], a[14])
-                m3 = _max4(a[3], a[7], a[11], a[15])
-                word |= _word32(o, bias, sthr, m0, m1, m2, m3) << np.uint64(half * 32)
+            for t in range(0, 64, _TILE):
+                bits = _tile_window(xp, c0, c1, c2, c3, offs, wk, bias, sthr, kk * 64 + t)
+                word |= bits << np.uint64(t)
             out[s, pi, px, kk] = word
 
 
@@ -116,14 +189,15 @@ def _row_bits(buf, taps, wk, bias, sthr, bits):
     flat = buf.reshape(-1)
     bits[:] = 0
     r4 = n_rows - n_rows % 4
-    for o in range(0, wk.shape[1], 4 * _W):
+    for o in range(0, wk.shape[1], _TILE):
         sh = np.uint64(o % 64)
         for r in range(0, r4, 4):
-            a = _sums4x4(flat, r * n_k, (r + 1) * n_k, (r + 2) * n_k, (r + 3) * n_k, taps, wk, o)
-            bits[r, o // 64] |= _word32(o, bias, sthr, a[0], a[1], a[2], a[3]) << sh
-            bits[r + 1, o // 64] |= _word32(o, bias, sthr, a[4], a[5], a[6], a[7]) << sh
-            bits[r + 2, o // 64] |= _word32(o, bias, sthr, a[8], a[9], a[10], a[11]) << sh
-            bits[r + 3, o // 64] |= _word32(o, bias, sthr, a[12], a[13], a[14], a[15]) << sh
+            c = (r * n_k, (r + 1) * n_k, (r + 2) * n_k, (r + 3) * n_k)
+            b = _tile_rows(flat, c[0], c[1], c[2], c[3], taps, wk, bias, sthr, o)
+            bits[r, o // 64] |= b[0] << sh
+            bits[r + 1, o // 64] |= b[1] << sh
+            bits[r + 2, o // 64] |= b[2] << sh
+            bits[r + 3, o // 64] |= b[3] << sh
     for r in range(r4, n_rows):
         for o in range(0, wk.shape[1], _W):
             acc = fv_zero(_W)

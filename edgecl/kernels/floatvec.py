@@ -25,6 +25,7 @@ __all__ = [
     "fv_load",
     "fv_max",
     "fv_splat",
+    "fv_splat_at",
     "fv_store",
     "fv_threshold_bits",
     "fv_zero",
@@ -110,6 +111,24 @@ def fv_splat(typingctx, lanes, x):
         return builder.shuffle_vector(vec, ir.Constant(vty, ir.Undefined), mask)
 
     return FloatVecType(n)(lanes, x), codegen
+
+
+@intrinsic
+def fv_splat_at(typingctx, lanes, arr, idx):
+    """``lanes`` copies of ``arr[idx]`` (C-contiguous float64, ``idx`` a tuple with one
+    index per axis): one broadcast load, no bounds check and no negative-index wrap."""
+    n = _lanes_of(lanes)
+    if n is None or not _floats_array(arr, idx):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _item_pointer(context, builder, sig.args[1], args[1], sig.args[2], args[2])
+        vty = ir.VectorType(_F64, n)
+        vec = builder.insert_element(ir.Constant(vty, ir.Undefined), builder.load(ptr), _I32(0))
+        mask = ir.Constant(ir.VectorType(_I32, n), [0] * n)
+        return builder.shuffle_vector(vec, ir.Constant(vty, ir.Undefined), mask)
+
+    return FloatVecType(n)(lanes, arr, idx), codegen
 
 
 @intrinsic

@@ -24,6 +24,8 @@ import sys
 import llvmlite.binding as ll
 import pytest
 
+from edgecl.machine import avx2_only_env
+
 _HOST_ARCH = ll.get_process_triple().split("-")[0]
 _HOST_FEATURES = ll.get_host_cpu_features()
 
@@ -87,11 +89,7 @@ def _count(mnemonic: str, text: str) -> int:
 
 
 def _avx2_env() -> dict:
-    off = ("avx512", "avx10", "amx", "evex512")
-    spec = ",".join(
-        ("-" if k.startswith(off) else ("+" if v else "-")) + k for k, v in _HOST_FEATURES.items()
-    )
-    return {"NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": spec}
+    return dict(avx2_only_env(), NUMBA_CPU_NAME="haswell")
 
 
 @pytest.mark.skipif(

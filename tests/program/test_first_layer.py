@@ -3,6 +3,13 @@ on odd sizes, ties and NaN included, keeps tail bits zero and refuses wrong arra
 
 from __future__ import annotations
 
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import llvmlite.binding as ll
 import numpy as np
 import pytest
 
@@ -26,21 +33,26 @@ def _layer(rng, o, c, k, *, bias):
     return w, b, t, flip
 
 
-@pytest.mark.parametrize("o", [1, 63, 64, 65, 127])
-@pytest.mark.parametrize(
-    "h,w,c,k,stride,pads,pool,bias,pad_value",
-    [
-        (28, 28, 1, 3, 1, (1, 1, 1, 1), (2, 2), False, 0.0),
-        (9, 7, 3, 3, 2, (1, 0, 0, 1), (2, 1), True, -0.4),
-        (5, 6, 2, 1, 1, (0, 0, 0, 0), (0, 1), True, 0.0),  # fewer taps than TAIL_TAPS
-        (7, 5, 5, 2, 1, (0, 1, 1, 0), (3, 2), True, 1.5),  # head taps before the tail
-        (6, 13, 3, 3, 1, (1, 1, 1, 1), (0, 1), True, 0.0),  # no pool: 4 pixels + 1 a row
-        (10, 9, 5, 3, 2, (1, 1, 0, 2), (0, 1), False, 0.25),  # 45 taps, strided, 2 + 1
-        (12, 11, 2, 3, 2, (1, 1, 1, 1), (2, 2), True, 0.3),  # 2x2 windows of a strided conv
-    ],
-)
+CASES = [
+    (28, 28, 1, 3, 1, (1, 1, 1, 1), (2, 2), False, 0.0),
+    (9, 7, 3, 3, 2, (1, 0, 0, 1), (2, 1), True, -0.4),
+    (5, 6, 2, 1, 1, (0, 0, 0, 0), (0, 1), True, 0.0),  # fewer taps than TAIL_TAPS
+    (7, 5, 5, 2, 1, (0, 1, 1, 0), (3, 2), True, 1.5),  # head taps before the tail
+    (6, 13, 3, 3, 1, (1, 1, 1, 1), (0, 1), True, 0.0),  # no pool: 4 pixels + 1 a row
+    (10, 9, 5, 3, 2, (1, 1, 0, 2), (0, 1), False, 0.25),  # 45 taps, strided, 2 + 1
+    (12, 11, 2, 3, 2, (1, 1, 1, 1), (2, 2), True, 0.3),  # 2x2 windows of a strided conv
+]
+OUTS = [1, 63, 64, 65, 127]
+
+
+@pytest.mark.parametrize("o", OUTS)
+@pytest.mark.parametrize("h,w,c,k,stride,pads,pool,bias,pad_value", CASES)
 @pytest.mark.parametrize("pass_taps", [3, 9])
 def test_fused_equals_twin(o, h, w, c, k, stride, pads, pool, bias, pad_value, pass_taps):
+    _check_case(o, h, w, c, k, stride, pads, pool, bias, pad_value, pass_taps)
+
+
+def _check_case(o, h, w, c, k, stride, pads, pool, bias, pad_value, pass_taps):
     rng = np.random.default_rng(o * 31 + h)
     weight, b, t, flip = _layer(rng, o, c, k, bias=bias)
     opts = dict(pads=pads, stride=stride, pad_value=pad_value, pool=pool[0], pool_stride=pool[1])
@@ -58,6 +70,38 @@ def test_fused_equals_twin(o, h, w, c, k, stride, pads, pool, bias, pad_value, p
     if o % 64:
         assert not (got[..., -1] >> np.uint64(o % 64)).any()  # tail bits stay zero
     assert not (got[..., 0] & np.uint64(1)).any()  # the +inf threshold channel
+
+
+_AVX2_CHILD = r"""
+import json, sys
+import edgecl.kernels.first_layer_gemm as gemm
+sys.path.insert(0, sys.argv[1])
+from test_first_layer import CASES, OUTS, _check_case
+assert not gemm._WIDE and gemm._W == 4, "expected the AVX2 tiles"
+for case in CASES:
+    for o in OUTS:
+        _check_case(o, *case, 9)
+print(json.dumps(len(CASES) * len(OUTS)))
+"""
+
+
+@pytest.mark.skipif(
+    platform.machine() != "x86_64" or not ll.get_host_cpu_features().get("avx2"),
+    reason="needs an x86-64 AVX2 host",
+)
+def test_avx2_tiles_equal_twin(tmp_path):
+    """The register tiles as an AVX2-only core compiles them (4 patches x 2 vectors of 4
+    float64) give the twin's bits on every case, in a child with AVX-512 turned off."""
+    from edgecl.machine import avx2_only_env
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_CPU_")}
+    env.update(avx2_only_env(), NUMBA_CACHE_DIR=str(tmp_path))
+    here = os.path.dirname(os.path.abspath(__file__))
+    proc = subprocess.run(
+        [sys.executable, "-c", _AVX2_CHILD, here], capture_output=True, text=True, env=env
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.splitlines()[-1]) == len(CASES) * len(OUTS)
 
 
 def test_ties_fire_on_both_sides():
@@ -86,7 +130,7 @@ def test_twin_is_conv_then_threshold():
     want = np.unpackbits(got.view(np.uint8), axis=-1, bitorder="little")[..., :10]
     np.testing.assert_array_equal(want.astype(bool), bits)
     assert TAIL_TAPS == 3
-    assert default_pass_taps() in (3, 9)
+    assert default_pass_taps() == 9
 
 
 def test_wrong_arrays_are_refused():
