@@ -22,7 +22,6 @@ from edgecl.kernels.bits import WORD_DTYPE, n_words
 from edgecl.kernels.block import gather_patch, tap_offsets
 from edgecl.kernels.first_layer_gemm import fill_padded, first_layer_rows
 from edgecl.kernels.pool import maxpool_bits_reference
-from edgecl.kernels.popcount import numba_target
 from edgecl.kernels.threshold import threshold_float_reference
 
 __all__ = [
@@ -33,6 +32,7 @@ __all__ = [
     "conv_threshold_pool_reference",
     "default_pass_taps",
     "prepare_first_layer",
+    "sum_thresholds",
 ]
 
 
@@ -263,7 +263,9 @@ class FirstLayer:
     taps in (di, dj, c) order, zero taps appended and the outputs padded to whole words
     with zero weights; ``bias`` (O64,) float64; ``sgn``/``sthr``: ``sgn * y >= sthr`` is
     the bit (padded outputs: threshold +inf, bit 0); ``pass_taps``: taps per pass, 3 or 9
-    (:func:`default_pass_taps`)."""
+    (:func:`default_pass_taps`); ``wk_signed``: ``wk`` times each output's ``sgn`` and
+    ``sum_thr``: :func:`sum_thresholds` (the register tiles' constants; None with 3 taps
+    per pass)."""
 
     wk: np.ndarray
     bias: np.ndarray
@@ -279,6 +281,8 @@ class FirstLayer:
     pool: int
     pool_stride: int
     pass_taps: int = TAIL_TAPS
+    wk_signed: np.ndarray | None = None
+    sum_thr: np.ndarray | None = None
 
     def out_shape(self, h: int, w: int) -> tuple[int, int, int]:
         """(Ho, Wo, n_words(O)) of the fused layer on an (h, w) input."""
@@ -307,6 +311,49 @@ def default_pass_taps() -> int:
     (MNIST's first layer: 35 -> 17 us with AVX-512, 39 -> 26 us with AVX2). 3 stays
     selectable: the bits are the same."""
     return WIDE_TAPS
+
+
+def _ordered(v: np.ndarray) -> np.ndarray:
+    """float64 (no NaN) as uint64 keys in the same order (-0.0 just below +0.0)."""
+    bits = v.view(np.uint64)
+    return np.where(bits >> np.uint64(63), ~bits, bits | np.uint64(1 << 63))
+
+
+def _from_ordered(k: np.ndarray) -> np.ndarray:
+    bits = np.where(k >> np.uint64(63), k & np.uint64((1 << 63) - 1), ~k)
+    return bits.view(np.float64)
+
+
+def _fires(s: np.ndarray, bias: np.ndarray, sthr: np.ndarray) -> np.ndarray:
+    with np.errstate(over="ignore", invalid="ignore"):
+        return (s + bias).astype(np.float32) >= sthr
+
+
+def sum_thresholds(bias: np.ndarray, sthr: np.ndarray) -> np.ndarray | None:
+    """Per channel the least float64 sum ``m`` with ``float32(m + bias) >= sthr`` (float64
+    ``bias``, float32 ``sthr``): float64 addition and the float32 rounding are monotone, so
+    the bit is ``sum >= m`` for every sum, NaN included (its compare is false), and a pool
+    window's bit is ``any(sum >= m)``. ``m`` is found by bisection over the float64 values
+    in order (NaN: no sum fires). None where a channel's bit is not of that form (a bias
+    of -inf: ``+inf + -inf`` is NaN); checked at the infinities, around zero and at ``m``."""
+    b = np.asarray(bias, np.float64)
+    t = np.asarray(sthr, np.float32)
+    inf = np.full(len(b), np.inf)
+    lo, hi = _ordered(-inf), _ordered(inf)  # fires(hi) wherever any sum fires
+    never = ~_fires(inf, b, t)
+    for _ in range(64):
+        mid = lo + (hi - lo) // np.uint64(2)
+        up = _fires(_from_ordered(mid), b, t)
+        hi, lo = np.where(up, mid, hi), np.where(up, lo, mid)
+    m = np.where(_fires(-inf, b, t), -np.inf, _from_ordered(hi))
+    m[never] = np.nan
+    big = np.finfo(np.float64).max
+    probes = [-inf, inf, -big * (inf > 0), big * (inf > 0), -0.0 * (inf > 0), 0.0 * (inf > 0)]
+    probes += [m, np.where(np.isfinite(m), np.nextafter(m, -np.inf), m)]
+    with np.errstate(invalid="ignore"):
+        if any((_fires(s, b, t) != (s >= m)).any() for s in probes):
+            return None
+    return m
 
 
 def _check_layer(weight, bias, thresholds, flip, pads, stride, pool, pool_stride):
@@ -350,7 +397,8 @@ def prepare_first_layer(
     ``weight`` (O, kh, kw, C) float32, ``bias`` (O,) float32 or None, ``thresholds``
     (O,) float32 and ``flip`` (O,) bool (the bit is ``y >= t``, ``y <= t`` where
     flipped); ``pool`` 0 means no pooling; ``pass_taps`` 3 or 9 (None:
-    :func:`default_pass_taps`; the bits are the same either way)."""
+    :func:`default_pass_taps`; the bits are the same either way; 9 becomes 3 where a
+    bias of -inf leaves no :func:`sum_thresholds`)."""
     ptaps = default_pass_taps() if pass_taps is None else pass_taps
     if ptaps not in (3, 9) or isinstance(ptaps, bool):
         raise ValueError(f"expected pass_taps 3 or 9 (or None), got {pass_taps!r}")
@@ -372,6 +420,10 @@ def prepare_first_layer(
     sgn[:o] = np.where(flip, np.float32(-1), np.float32(1))
     sthr = np.full(o64, np.inf, np.float32)
     sthr[:o] = np.where(flip, -t, t)
+    signs = sgn.astype(np.float64)
+    sum_thr = sum_thresholds(b * signs, sthr) if ptaps == WIDE_TAPS else None
+    if sum_thr is None:
+        ptaps = TAIL_TAPS  # a bias of -inf: the bit is not a compare of the sum
     return FirstLayer(
         wk=wk,
         bias=b,
@@ -387,6 +439,8 @@ def prepare_first_layer(
         pool=int(pool),
         pool_stride=int(pool_stride),
         pass_taps=ptaps,
+        wk_signed=wk * signs if ptaps == WIDE_TAPS else None,
+        sum_thr=sum_thr,
     )
 
 
@@ -397,8 +451,15 @@ def conv_threshold_pool(x: np.ndarray, layer: FirstLayer) -> np.ndarray:
         raise ValueError(f"expected (N, H, W, {layer.n_channels}) samples, got {x.shape}")
     oh, ow, ow_words = layer.out_shape(x.shape[1], x.shape[2])
     out = np.empty((x.shape[0], oh, ow, ow_words), WORD_DTYPE)
-    args = (
-        np.ascontiguousarray(x, np.float32),
+    xc = np.ascontiguousarray(x, np.float32)
+    geom = (layer.kh, layer.kw, layer.pads, layer.stride, layer.pad_value)
+    if layer.pass_taps == WIDE_TAPS:
+        first_layer_rows(
+            xc, layer.wk_signed, layer.sum_thr, *geom, layer.pool, layer.pool_stride, out
+        )
+        return out
+    _conv_thr_pool(
+        xc,
         layer.wk,
         layer.kh,
         layer.kw,
@@ -410,11 +471,8 @@ def conv_threshold_pool(x: np.ndarray, layer: FirstLayer) -> np.ndarray:
         layer.sthr,
         layer.pool,
         layer.pool_stride,
+        out,
     )
-    if layer.pass_taps == WIDE_TAPS:
-        first_layer_rows(*args, out)
-    else:
-        _conv_thr_pool(*args, out)
     return out
 
 

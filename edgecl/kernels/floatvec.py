@@ -21,13 +21,13 @@ from edgecl.kernels.wordvec import _item_pointer, _lanes_of, c_array_at
 
 __all__ = [
     "FloatVecType",
+    "fv_any_ge_bits",
     "fv_fma",
+    "fv_ge_bits",
     "fv_load",
-    "fv_max",
     "fv_splat",
     "fv_splat_at",
     "fv_store",
-    "fv_threshold_bits",
     "fv_zero",
 ]
 
@@ -147,32 +147,32 @@ def fv_fma(typingctx, a, b, c):
 
 
 @intrinsic
-def fv_max(typingctx, a, b):
-    """Lane-wise maximum that ignores a NaN (``llvm.maxnum``: NaN only where both are)."""
-    if not isinstance(a, FloatVecType) or a != b:
-        return None
-
-    def codegen(context, builder, sig, args):
-        vty = ir.VectorType(_F64, sig.args[0].lanes)
-        fnty = ir.FunctionType(vty, [vty, vty])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.maxnum.v{vty.count}f64")
-        return builder.call(fn, args)
-
-    return a(a, b), codegen
-
-
-@intrinsic
-def fv_threshold_bits(typingctx, acc, bias, sthr):
-    """Bit ``i`` set where ``float32(acc[i] + bias[i]) >= sthr[i]`` (``sthr`` float32
-    values held as float64; NaN gives 0), as ``uint64``: the float32 rounding, an exact
-    widening and one ordered compare (a mask register)."""
-    if not (isinstance(acc, FloatVecType) and acc == bias and acc == sthr):
+def fv_ge_bits(typingctx, acc, thr):
+    """Bit ``i`` set where ``acc[i] >= thr[i]`` (ordered: a NaN gives 0), as ``uint64``: one
+    compare into a mask."""
+    if not (isinstance(acc, FloatVecType) and acc == thr):
         return None
 
     def codegen(context, builder, sig, args):
         n = acc.lanes
-        y = builder.fptrunc(builder.fadd(args[0], args[1]), ir.VectorType(ir.FloatType(), n))
-        hit = builder.fcmp_ordered(">=", builder.fpext(y, ir.VectorType(_F64, n)), args[2])
+        hit = builder.fcmp_ordered(">=", args[0], args[1])
         return builder.zext(builder.bitcast(hit, ir.IntType(n)), ir.IntType(64))
 
-    return types.uint64(acc, bias, sthr), codegen
+    return types.uint64(acc, thr), codegen
+
+
+@intrinsic
+def fv_any_ge_bits(typingctx, a, b, c, d, thr):
+    """Bit ``i`` set where any of ``a[i] .. d[i]`` is ``>= thr[i]`` (ordered: NaN lanes
+    never count), as ``uint64``: four compares ORed as masks."""
+    if not (isinstance(a, FloatVecType) and a == b == c == d == thr):
+        return None
+
+    def codegen(context, builder, sig, args):
+        n = a.lanes
+        hit = builder.fcmp_ordered(">=", args[0], args[4])
+        for v in args[1:4]:
+            hit = builder.or_(hit, builder.fcmp_ordered(">=", v, args[4]))
+        return builder.zext(builder.bitcast(hit, ir.IntType(n)), ir.IntType(64))
+
+    return types.uint64(a, b, c, d, thr), codegen

@@ -27,6 +27,7 @@ from edgecl.kernels.wordvec import (
     wv_nibble_counts,
     wv_range_bits,
     wv_splat,
+    wv_splat_at,
     wv_store,
     wv_xor,
     wv_zero,
@@ -206,8 +207,8 @@ def _group_bits(patch, p0, n_pix, n_k, wn, lo, width, q, lanes):
     for p in range(p0, p0 + n_pix):
         a0 = a1 = a2 = a3 = wv_zero(lanes)
         for k in range(0, 2 * n_k, 2):
-            xl = wv_splat(lanes, patch[p, k])
-            xh = wv_splat(lanes, patch[p, k + 1])
+            xl = wv_splat_at(lanes, patch, (p, k))
+            xh = wv_splat_at(lanes, patch, (p, k + 1))
             a0 = _nibble_step(a0, xl, xh, wn, k, q, lanes)
             a1 = _nibble_step(a1, xl, xh, wn, k, q + lanes, lanes)
             a2 = _nibble_step(a2, xl, xh, wn, k, q + 2 * lanes, lanes)
@@ -240,7 +241,7 @@ def _group_bits_words(patch, p0, n_pix, n_k, wk, lo, width, q, lanes):
     for p in range(p0, p0 + n_pix):
         a0 = a1 = a2 = a3 = wv_zero(lanes)
         for k in range(n_k):
-            xv = wv_splat(lanes, patch[p, k])
+            xv = wv_splat_at(lanes, patch, (p, k))
             a0 = _step(a0, xv, wv_load(lanes, wk, (k, q)))
             a1 = _step(a1, xv, wv_load(lanes, wk, (k, q + lanes)))
             a2 = _step(a2, xv, wv_load(lanes, wk, (k, q + 2 * lanes)))

@@ -154,6 +154,23 @@ def wv_splat(typingctx, lanes, x):
     return WordVecType(n)(lanes, x), codegen
 
 
+@intrinsic
+def wv_splat_at(typingctx, lanes, arr, idx):
+    """``lanes`` copies of the word ``arr[idx]`` (C-contiguous uint64, ``idx`` a tuple with
+    one index per axis): one broadcast load, no bounds check and no negative-index wrap."""
+    n = _lanes_of(lanes)
+    if n is None or not _words_array(arr, idx):
+        return None
+
+    def codegen(context, builder, sig, args):
+        ptr = _item_pointer(context, builder, sig.args[1], args[1], sig.args[2], args[2])
+        vec = builder.insert_element(ir.Constant(_vec(n), ir.Undefined), builder.load(ptr), _I32(0))
+        mask = ir.Constant(ir.VectorType(_I32, n), [0] * n)
+        return builder.shuffle_vector(vec, ir.Constant(_vec(n), ir.Undefined), mask)
+
+    return WordVecType(n)(lanes, arr, idx), codegen
+
+
 def _binary(op):
     def typer(typingctx, a, b):
         if not isinstance(a, WordVecType) or a != b:
@@ -361,6 +378,7 @@ __all__ = [
     "wv_nibble_counts",
     "wv_range_bits",
     "wv_splat",
+    "wv_splat_at",
     "wv_store",
     "wv_store_dots",
     "wv_total",

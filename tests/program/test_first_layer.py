@@ -21,6 +21,7 @@ from edgecl.kernels.first_layer import (
     conv_threshold_pool_reference,
     default_pass_taps,
     prepare_first_layer,
+    sum_thresholds,
 )
 
 
@@ -155,3 +156,58 @@ def test_wrong_arrays_are_refused():
         conv_threshold_pool(np.zeros((1, 5, 5, 2), np.float32), layer)
     with pytest.raises(ValueError, match="large enough for a 3x3 kernel"):
         conv_threshold_pool(np.zeros((1, 2, 2, 2), np.float32), layer)
+
+
+def _neighbours(m: np.ndarray, rng) -> list[np.ndarray]:
+    """Sums around each channel's threshold (a few float64 steps either side), random sums
+    of every scale, the infinities, zeros and NaN."""
+    out, up, down = [], m.copy(), m.copy()
+    for _ in range(4):
+        out += [up, down]
+        up, down = np.nextafter(up, np.inf), np.nextafter(down, -np.inf)
+    n = len(m)
+    out.append(rng.normal(size=n) * 10.0 ** rng.integers(-40, 40, n))
+    for v in (np.inf, -np.inf, 0.0, -0.0, np.nan, 5e-324, -5e-324):
+        out.append(np.full(n, v))
+    return out
+
+
+def test_sum_thresholds_are_the_float32_threshold_exactly():
+    """``sum >= m`` fires exactly where ``float32(sum + bias) >= sthr`` does, on sums next to
+    ``m`` and everywhere else, for thresholds and biases of every kind (ties of the
+    float32 rounding, subnormals, overflow to inf, +-inf thresholds, zero and huge biases)."""
+    rng = np.random.default_rng(11)
+    f32 = np.finfo(np.float32)
+    t = np.concatenate(
+        [
+            rng.normal(size=200).astype(np.float32) * np.float32(10) ** rng.integers(-30, 30, 200),
+            np.array([0, -0.0, np.inf, -np.inf, f32.max, -f32.max, f32.tiny, 1e-45, 1, -1]),
+        ]
+    ).astype(np.float32)
+    b = rng.normal(size=len(t)) * 10.0 ** rng.integers(-30, 30, len(t))
+    b[::7] = 0.0
+    b[3::11] = np.float32(rng.normal()) * 1e38
+    m = sum_thresholds(b, t)
+    assert m is not None and m.dtype == np.float64
+    for s in _neighbours(m, rng):
+        with np.errstate(over="ignore", invalid="ignore"):
+            want = (s + b).astype(np.float32) >= t
+            np.testing.assert_array_equal(s >= m, want)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered in add")
+def test_a_bias_of_minus_inf_falls_back_to_three_taps():
+    """With a bias of -inf the bit is not a compare of the sum (``+inf + -inf`` is NaN):
+    no sum thresholds, and the layer runs the 3-tap core with the twin's bits."""
+    assert sum_thresholds(np.array([-np.inf]), np.array([-np.inf], np.float32)) is None
+    rng = np.random.default_rng(4)
+    weight, b, t, flip = _layer(rng, 5, 1, 3, bias=True)
+    b[1], t[1], flip[1] = -np.inf, -np.inf, False
+    x = rng.normal(size=(2, 6, 6, 1)).astype(np.float32)
+    x[0, 2, 2, 0] = np.inf
+    layer = prepare_first_layer(weight, b, t, flip, pads=(1, 1, 1, 1), pool=2, pool_stride=2)
+    assert layer.pass_taps == TAIL_TAPS and layer.sum_thr is None
+    want = conv_threshold_pool_reference(
+        x, weight, b, t, flip, pads=(1, 1, 1, 1), pool=2, pool_stride=2
+    )
+    np.testing.assert_array_equal(conv_threshold_pool(x, layer), want)
