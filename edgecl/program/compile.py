@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from edgecl.kernels.block import BinaryBlock, block_runner, prepare_block
+from edgecl.kernels.dense_bits import dense_bits_runner, prepare_dense_bits
 from edgecl.kernels.first_layer import FirstLayer, conv_threshold_pool, prepare_first_layer
 from edgecl.program.kernelset import fast_kernels
 from edgecl.program.ops import (
@@ -109,6 +110,8 @@ def _conv_step(blk: BinaryBlock, threads: int) -> Step:
 
 
 def _dense_step(blk: BinaryBlock, threads: int) -> Step:
+    if threads == 1 and blk.repeat == 1:  # the counts thresholded in the registers
+        return dense_bits_runner(prepare_dense_bits(blk))
     run = block_runner(blk, threads=threads)
 
     def step(v: np.ndarray) -> np.ndarray:
