@@ -24,6 +24,7 @@ from edgecl.kernels.wordvec import (
     wv_byte_counts,
     wv_lane_sums,
     wv_load,
+    wv_max_small,
     wv_nibble_counts,
     wv_range_bits,
     wv_splat,
@@ -190,20 +191,28 @@ def _gather_nibbles(patch, p, flat, corner, offs, n):
 
 
 @njit(cache=True, inline="always")
-def _group_bits(patch, p0, n_pix, n_k, wn, lo, width, q, lanes):
-    """Bits of channels ``q .. q + 4 * lanes - 1``: ``lo <= popcount <= lo + width`` for
-    each conv output of the pool window (the patch rows ``0 .. n_pix - 1``, in nibbles
-    as ``wn``: :func:`nibble_split`), ORed; ``n_k <= BYTE_STEPS`` (no widening on the way)."""
-    bits = np.uint64(0)
-    lo0 = wv_load(lanes, lo, (q,))
-    lo1 = wv_load(lanes, lo, (q + lanes,))
-    lo2 = wv_load(lanes, lo, (q + 2 * lanes,))
-    lo3 = wv_load(lanes, lo, (q + 3 * lanes,))
-    wd0 = wv_load(lanes, width, (q,))
-    wd1 = wv_load(lanes, width, (q + lanes,))
-    wd2 = wv_load(lanes, width, (q + 2 * lanes,))
-    wd3 = wv_load(lanes, width, (q + 3 * lanes,))
+def _window_bits(m0, m1, m2, m3, lo, width, q, lanes):
+    """The bits of channels ``q .. q + 4 * lanes - 1`` from their largest counts."""
     sh = np.uint64(lanes)
+    b = wv_range_bits(m0, wv_load(lanes, lo, (q,)), wv_load(lanes, width, (q,)))
+    b |= (
+        wv_range_bits(m1, wv_load(lanes, lo, (q + lanes,)), wv_load(lanes, width, (q + lanes,)))
+        << sh
+    )
+    q2, q3 = q + 2 * lanes, q + 3 * lanes
+    b |= wv_range_bits(m2, wv_load(lanes, lo, (q2,)), wv_load(lanes, width, (q2,))) << (sh + sh)
+    b |= wv_range_bits(m3, wv_load(lanes, lo, (q3,)), wv_load(lanes, width, (q3,))) << (3 * sh)
+    return b
+
+
+@njit(cache=True, inline="always")
+def _group_bits(patch, p0, n_pix, n_k, wn, lo, width, q, lanes):
+    """Bits of channels ``q .. q + 4 * lanes - 1`` of the pool window (the patch rows
+    ``p0 .. p0 + n_pix - 1``, in nibbles as ``wn``: :func:`nibble_split`): the counts in
+    :func:`ge_form` (each fires at ``count >= lo``), so the window's bit is that of its
+    largest count: one range test per window; ``n_k <= BYTE_STEPS`` (no widening on the
+    way)."""
+    m0 = m1 = m2 = m3 = wv_zero(lanes)
     for p in range(p0, p0 + n_pix):
         a0 = a1 = a2 = a3 = wv_zero(lanes)
         for k in range(0, 2 * n_k, 2):
@@ -213,31 +222,15 @@ def _group_bits(patch, p0, n_pix, n_k, wn, lo, width, q, lanes):
             a1 = _nibble_step(a1, xl, xh, wn, k, q + lanes, lanes)
             a2 = _nibble_step(a2, xl, xh, wn, k, q + 2 * lanes, lanes)
             a3 = _nibble_step(a3, xl, xh, wn, k, q + 3 * lanes, lanes)
-        s0 = wv_lane_sums(a0)
-        s1 = wv_lane_sums(a1)
-        s2 = wv_lane_sums(a2)
-        s3 = wv_lane_sums(a3)
-        b = wv_range_bits(s0, lo0, wd0)
-        b |= wv_range_bits(s1, lo1, wd1) << sh
-        b |= wv_range_bits(s2, lo2, wd2) << (sh + sh)
-        b |= wv_range_bits(s3, lo3, wd3) << (sh + sh + sh)
-        bits |= b
-    return bits
+        m0, m1 = wv_max_small(m0, wv_lane_sums(a0)), wv_max_small(m1, wv_lane_sums(a1))
+        m2, m3 = wv_max_small(m2, wv_lane_sums(a2)), wv_max_small(m3, wv_lane_sums(a3))
+    return _window_bits(m0, m1, m2, m3, lo, width, q, lanes)
 
 
 @njit(cache=True, inline="always")
 def _group_bits_words(patch, p0, n_pix, n_k, wk, lo, width, q, lanes):
     """:func:`_group_bits` on whole words (``wk`` and the patch as they are)."""
-    bits = np.uint64(0)
-    lo0 = wv_load(lanes, lo, (q,))
-    lo1 = wv_load(lanes, lo, (q + lanes,))
-    lo2 = wv_load(lanes, lo, (q + 2 * lanes,))
-    lo3 = wv_load(lanes, lo, (q + 3 * lanes,))
-    wd0 = wv_load(lanes, width, (q,))
-    wd1 = wv_load(lanes, width, (q + lanes,))
-    wd2 = wv_load(lanes, width, (q + 2 * lanes,))
-    wd3 = wv_load(lanes, width, (q + 3 * lanes,))
-    sh = np.uint64(lanes)
+    m0 = m1 = m2 = m3 = wv_zero(lanes)
     for p in range(p0, p0 + n_pix):
         a0 = a1 = a2 = a3 = wv_zero(lanes)
         for k in range(n_k):
@@ -246,24 +239,44 @@ def _group_bits_words(patch, p0, n_pix, n_k, wk, lo, width, q, lanes):
             a1 = _step(a1, xv, wv_load(lanes, wk, (k, q + lanes)))
             a2 = _step(a2, xv, wv_load(lanes, wk, (k, q + 2 * lanes)))
             a3 = _step(a3, xv, wv_load(lanes, wk, (k, q + 3 * lanes)))
-        s0 = wv_lane_sums(a0)
-        s1 = wv_lane_sums(a1)
-        s2 = wv_lane_sums(a2)
-        s3 = wv_lane_sums(a3)
-        b = wv_range_bits(s0, lo0, wd0)
-        b |= wv_range_bits(s1, lo1, wd1) << sh
-        b |= wv_range_bits(s2, lo2, wd2) << (sh + sh)
-        b |= wv_range_bits(s3, lo3, wd3) << (sh + sh + sh)
-        bits |= b
-    return bits
+        m0, m1 = wv_max_small(m0, wv_lane_sums(a0)), wv_max_small(m1, wv_lane_sums(a1))
+        m2, m3 = wv_max_small(m2, wv_lane_sums(a2)), wv_max_small(m3, wv_lane_sums(a3))
+    return _window_bits(m0, m1, m2, m3, lo, width, q, lanes)
+
+
+def ge_form(
+    wk: np.ndarray,
+    sgn: np.ndarray,
+    lo: np.ndarray,
+    width: np.ndarray,
+    ones: np.ndarray,
+    n_k: int,
+    n_bits: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The byte cores' form of the fast path's weights ``wk`` (rows ``0 .. n_k - 1`` the
+    patch words) and count ranges (:func:`count_ranges`): every channel fires where its
+    count reaches ``lo`` (``width`` = ``n``), so a pool window's bit is
+    its largest count's. A channel that fires at small counts (``sgn > 0``: ``count <=
+    b``) has the valid bits of its weights inverted (``ones`` per patch word), which
+    makes its count ``n - count`` (``>= n - b``); empty ranges stay empty. ``n_bits``:
+    the patch bits ``n``."""
+    lo64, width64 = lo.astype(np.int64), width.astype(np.int64)
+    empty = lo64 > n_bits
+    small = (np.asarray(sgn) > 0) & ~empty
+    wk_ge = wk.copy()
+    mask = ones[np.arange(n_k) % len(ones)]
+    wk_ge[:n_k, small] ^= mask[:, None]
+    lo_ge = np.where(empty, n_bits + 1, np.where(small, n_bits - (lo64 + width64), lo64))
+    return wk_ge, lo_ge.astype(np.uint64), np.full(len(lo), n_bits, np.uint64)
 
 
 @njit(cache=True, inline="always")
 def fast_row_bytes(xflat, r, wk, offs, lo, width, geom, out, patch, cnt, lanes):
     """Pooled output row ``r`` of the one-padded fast path (as ``block._fast_row``) with
     byte accumulators, 4 vectors of channels at a time over every conv output of the pool
-    window: the counts never leave the registers; the threshold is the count range
-    ``lo <= popcount <= lo + width`` (:func:`count_ranges`), the pool an OR of the bits.
+    window: the counts never leave the registers; in :func:`ge_form` the pool window's bit
+    is its largest count's, thresholded once by the count range ``lo <= count <= lo +
+    width``.
     ``geom`` ends with ``nibbles``: 1 when ``wk`` holds the weights as
     :func:`nibble_split` makes them (``patch`` at least as wide), 0 for plain words;
     ``patch`` has a row per conv output of the pooled row (``Wo * pool**2``);
@@ -377,6 +390,7 @@ __all__ = [
     "count_ranges",
     "fast_input",
     "fast_row_bytes",
+    "ge_form",
     "gather_patch",
     "nibble_split",
     "pad_counts",

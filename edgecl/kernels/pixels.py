@@ -16,9 +16,10 @@ __all__ = ["normalize_uint8", "normalize_uint8_reference"]
 
 @njit(cache=True)
 def _lookup(x, table, out):
-    c = table.shape[1]
-    for i in range(x.shape[0]):
-        out[i] = table[x[i], i % c]
+    """``out[p, c] = table[x[p, c], c]`` over pixels ``p`` (no index wrap, no modulo)."""
+    for p in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            out[p, c] = table[np.intp(x[p, c]), c]
 
 
 def _check(x: np.ndarray, table: np.ndarray) -> None:
@@ -36,7 +37,8 @@ def normalize_uint8(x: np.ndarray, table: np.ndarray) -> np.ndarray:
     """``table[x[..., c], c]`` as float32 of ``x``'s shape (channels last)."""
     _check(x, table)
     out = np.empty(x.shape, np.float32)
-    _lookup(np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(table), out.reshape(-1))
+    c = table.shape[1]
+    _lookup(np.ascontiguousarray(x).reshape(-1, c), np.ascontiguousarray(table), out.reshape(-1, c))
     return out
 
 

@@ -363,6 +363,22 @@ def wv_range_bits(typingctx, v, lo, width):
     return types.uint64(v, lo, width), codegen
 
 
+@intrinsic
+def wv_max_small(typingctx, a, b):
+    """Word-wise maximum of words below ``2**32`` (counts): the unsigned maximum of their
+    32-bit halves (``vpmaxud``; AVX2 has no 64-bit one), the high halves being 0."""
+    if not (isinstance(a, WordVecType) and a == b):
+        return None
+
+    def codegen(context, builder, sig, args):
+        h = ir.VectorType(_I32, 2 * a.lanes)
+        x, y = builder.bitcast(args[0], h), builder.bitcast(args[1], h)
+        m = builder.select(builder.icmp_unsigned(">", x, y), x, y)
+        return builder.bitcast(m, _vec(a.lanes))
+
+    return a(a, b), codegen
+
+
 wv_add = intrinsic(_binary(lambda b, x, y: b.add(x, y)))
 wv_add.__doc__ = "Word-wise 64-bit add."
 
@@ -374,6 +390,7 @@ __all__ = [
     "wv_add_bytes",
     "wv_byte_counts",
     "wv_lane_sums",
+    "wv_max_small",
     "wv_load",
     "wv_nibble_counts",
     "wv_range_bits",

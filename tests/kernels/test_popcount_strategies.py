@@ -300,3 +300,27 @@ def test_fused_fast_path_every_threshold(words, name, case):
     want = binary_conv_threshold_pool_reference(x, w, C, t, f, **opts)
     for threads in THREADS:
         np.testing.assert_array_equal(run_block_strategy(x, blk, threads, name), want)
+
+
+@pytest.mark.parametrize("name", ["avx2", "neon", "avx512bw"])
+@pytest.mark.parametrize("case", FAST_EDGE_CASES)
+def test_nibble_weights_every_byte_strategy(words, name, case, monkeypatch):
+    """The byte cores' nibble weights (taken where the target has no GFNI) give the same
+    bits as the reference twin, whatever this CPU has."""
+    import edgecl.kernels.block as block_module
+
+    monkeypatch.setattr(block_module, "numba_target", lambda: _target("x86_64", "avx2"))
+    H, W, C, O, stride, pads, pool = case
+    rng = np.random.default_rng(zlib.crc32(repr(("nibbles", name, case)).encode()))
+    x = words(rng, (2, H, W), C)
+    w = words(rng, (O, 3, 3), C)
+    fan_in = 9 * C
+    t = rng.integers(-fan_in - 3, fan_in + 4, O).astype(np.int32)
+    f = rng.random(O) < 0.5
+    opts = dict(stride=stride, padding=pads, pool=pool, pool_stride=2 if pool else 1)
+    blk = prepare_block(w, C, t, f, **opts)
+    fits = 2 * blk.fast[0].nbytes <= block_module.NIBBLE_BYTES
+    assert (blk.fast[5] is not None) == fits  # the nibble weights, where they fit L1
+    want = binary_conv_threshold_pool_reference(x, w, C, t, f, **opts)
+    for threads in THREADS:
+        np.testing.assert_array_equal(run_block_strategy(x, blk, threads, name), want)
