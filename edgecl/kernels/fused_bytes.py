@@ -229,18 +229,23 @@ def _group_bits(patch, p0, n_pix, n_k, wn, lo, width, q, lanes):
 
 @njit(cache=True, inline="always")
 def _group_bits_words(patch, p0, n_pix, n_k, wk, lo, width, q, lanes):
-    """:func:`_group_bits` on whole words (``wk`` and the patch as they are)."""
+    """:func:`_group_bits` on whole words (``wk`` and the patch as they are), any ``n_k``
+    (the byte lanes widened every :data:`~edgecl.kernels.wordvec.BYTE_STEPS` words)."""
     m0 = m1 = m2 = m3 = wv_zero(lanes)
     for p in range(p0, p0 + n_pix):
-        a0 = a1 = a2 = a3 = wv_zero(lanes)
-        for k in range(n_k):
-            xv = wv_splat_at(lanes, patch, (p, k))
-            a0 = _step(a0, xv, wv_load(lanes, wk, (k, q)))
-            a1 = _step(a1, xv, wv_load(lanes, wk, (k, q + lanes)))
-            a2 = _step(a2, xv, wv_load(lanes, wk, (k, q + 2 * lanes)))
-            a3 = _step(a3, xv, wv_load(lanes, wk, (k, q + 3 * lanes)))
-        m0, m1 = wv_max_small(m0, wv_lane_sums(a0)), wv_max_small(m1, wv_lane_sums(a1))
-        m2, m3 = wv_max_small(m2, wv_lane_sums(a2)), wv_max_small(m3, wv_lane_sums(a3))
+        s0 = s1 = s2 = s3 = wv_zero(lanes)
+        for k0 in range(0, n_k, BYTE_STEPS):  # byte lanes widened every BYTE_STEPS words
+            a0 = a1 = a2 = a3 = wv_zero(lanes)
+            for k in range(k0, min(k0 + BYTE_STEPS, n_k)):
+                xv = wv_splat_at(lanes, patch, (p, k))
+                a0 = _step(a0, xv, wv_load(lanes, wk, (k, q)))
+                a1 = _step(a1, xv, wv_load(lanes, wk, (k, q + lanes)))
+                a2 = _step(a2, xv, wv_load(lanes, wk, (k, q + 2 * lanes)))
+                a3 = _step(a3, xv, wv_load(lanes, wk, (k, q + 3 * lanes)))
+            s0, s1 = wv_add(s0, wv_lane_sums(a0)), wv_add(s1, wv_lane_sums(a1))
+            s2, s3 = wv_add(s2, wv_lane_sums(a2)), wv_add(s3, wv_lane_sums(a3))
+        m0, m1 = wv_max_small(m0, s0), wv_max_small(m1, s1)
+        m2, m3 = wv_max_small(m2, s2), wv_max_small(m3, s3)
     return _window_bits(m0, m1, m2, m3, lo, width, q, lanes)
 
 

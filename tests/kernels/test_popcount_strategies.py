@@ -247,7 +247,7 @@ def test_fused_block_every_strategy_asymmetric_pads(words, name, case):
     opts.update(pool=pool, pool_stride=2 if pool else 1)
     blk = prepare_block(w, C, t, f, **opts)
     assert blk.pads == pads
-    fast = pad_value == 1 and repeat == 1 and kh * kw * n_words(C) <= 18
+    fast = pad_value == 1 and repeat == 1 and kh * kw * n_words(C) <= 36
     assert (blk.fast is not None) == fast  # both paths are covered
     want = binary_conv_threshold_pool_reference(x, w, C, t, f, **opts)
     for threads in THREADS:
@@ -280,6 +280,8 @@ FAST_EDGE_CASES = [
     (7, 7, 64, 130, 1, (1, 1, 1, 1), 2),
     (8, 5, 65, 37, 2, (1, 0, 0, 1), 0),
     (6, 9, 127, 200, 1, (0, 2, 2, 0), 3),
+    (6, 5, 250, 70, 1, (1, 1, 1, 1), 2),  # 36 patch words: the byte lanes widened once
+    (5, 6, 256, 65, 2, (0, 1, 1, 0), 0),
 ]
 
 
@@ -319,8 +321,28 @@ def test_nibble_weights_every_byte_strategy(words, name, case, monkeypatch):
     f = rng.random(O) < 0.5
     opts = dict(stride=stride, padding=pads, pool=pool, pool_stride=2 if pool else 1)
     blk = prepare_block(w, C, t, f, **opts)
-    fits = 2 * blk.fast[0].nbytes <= block_module.NIBBLE_BYTES
+    fits = 2 * blk.fast[0].nbytes <= block_module.NIBBLE_BYTES and 9 * n_words(C) <= 31
     assert (blk.fast[5] is not None) == fits  # the nibble weights, where they fit L1
     want = binary_conv_threshold_pool_reference(x, w, C, t, f, **opts)
     for threads in THREADS:
         np.testing.assert_array_equal(run_block_strategy(x, blk, threads, name), want)
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("c", [250, 256])
+def test_fused_fast_path_counts_past_the_byte_limit(name, c):
+    """All-ones images (and pads): against all-zero weights (flipped channels) every byte
+    of every patch word counts 8, against all-one weights (plain channels, whose weights
+    the byte cores invert) too, so 36 patch words reach 288 in a byte lane unless it is
+    widened on the way. Every channel fires at the extreme count only."""
+    n = 9 * c
+    x = pack_bits(np.ones((1, 4, 4, c), np.uint8))
+    w = pack_bits(np.ones((4, 3, 3, c), np.uint8))
+    w[:2] = 0
+    t = np.array([-n, -n + 2, n, n - 2], np.int32)
+    f = np.array([True, True, False, False])
+    blk = prepare_block(w, c, t, f)  # one-padded: the pads are all-ones pixels too
+    assert blk.fast is not None
+    want = binary_conv_threshold_pool_reference(x, w, c, t, f)
+    np.testing.assert_array_equal(want[..., 0], np.uint64(0b1111))
+    np.testing.assert_array_equal(run_block_strategy(x, blk, 1, name), want)
