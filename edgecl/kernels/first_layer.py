@@ -264,8 +264,9 @@ class FirstLayer:
     with zero weights; ``bias`` (O64,) float64; ``sgn``/``sthr``: ``sgn * y >= sthr`` is
     the bit (padded outputs: threshold +inf, bit 0); ``pass_taps``: taps per pass, 3 or 9
     (:func:`default_pass_taps`); ``wk_signed``: ``wk`` times each output's ``sgn`` and
-    ``sum_thr``: :func:`sum_thresholds` (the register tiles' constants; None with 3 taps
-    per pass)."""
+    ``sum_thr``: :func:`sum_thresholds`, ``wk_signed32`` the same weights in float32 and
+    ``wk_l1`` (O64,) each channel's ``sum |w|`` (the register tiles' constants; None with 3
+    taps per pass)."""
 
     wk: np.ndarray
     bias: np.ndarray
@@ -283,6 +284,8 @@ class FirstLayer:
     pass_taps: int = TAIL_TAPS
     wk_signed: np.ndarray | None = None
     sum_thr: np.ndarray | None = None
+    wk_signed32: np.ndarray | None = None
+    wk_l1: np.ndarray | None = None
 
     def out_shape(self, h: int, w: int) -> tuple[int, int, int]:
         """(Ho, Wo, n_words(O)) of the fused layer on an (h, w) input."""
@@ -306,10 +309,10 @@ class FirstLayer:
 
 def default_pass_taps() -> int:
     """Taps per pass by default: 9, the register tiles of
-    :mod:`edgecl.kernels.first_layer_gemm` on every target (4 patches x 32 channels with
-    AVX-512, 4 x 8 with AVX2's 16 registers), measured faster than 3 taps per pass on both
-    (MNIST's first layer: 35 -> 17 us with AVX-512, 39 -> 26 us with AVX2). 3 stays
-    selectable: the bits are the same."""
+    :mod:`edgecl.kernels.first_layer_gemm` on every target (float32 tiles of 4 patches x
+    64 channels with AVX-512, 4 x 16 with AVX2's 16 registers), measured faster than 3 taps
+    per pass on both (MNIST's first layer: 36 -> 10 us with AVX-512, 39 -> 16 us with
+    AVX2). 3 stays selectable: the bits are the same."""
     return WIDE_TAPS
 
 
@@ -424,6 +427,8 @@ def prepare_first_layer(
     sum_thr = sum_thresholds(b * signs, sthr) if ptaps == WIDE_TAPS else None
     if sum_thr is None:
         ptaps = TAIL_TAPS  # a bias of -inf: the bit is not a compare of the sum
+    wide = ptaps == WIDE_TAPS
+    wk_signed = wk * signs if wide else None
     return FirstLayer(
         wk=wk,
         bias=b,
@@ -439,8 +444,10 @@ def prepare_first_layer(
         pool=int(pool),
         pool_stride=int(pool_stride),
         pass_taps=ptaps,
-        wk_signed=wk * signs if ptaps == WIDE_TAPS else None,
+        wk_signed=wk_signed,
         sum_thr=sum_thr,
+        wk_signed32=wk_signed.astype(np.float32) if wide else None,
+        wk_l1=np.abs(wk_signed).sum(axis=0) if wide else None,
     )
 
 
@@ -455,7 +462,15 @@ def conv_threshold_pool(x: np.ndarray, layer: FirstLayer) -> np.ndarray:
     geom = (layer.kh, layer.kw, layer.pads, layer.stride, layer.pad_value)
     if layer.pass_taps == WIDE_TAPS:
         first_layer_rows(
-            xc, layer.wk_signed, layer.sum_thr, *geom, layer.pool, layer.pool_stride, out
+            xc,
+            layer.wk_signed32,
+            layer.wk_signed,
+            layer.wk_l1,
+            layer.sum_thr,
+            *geom,
+            layer.pool,
+            layer.pool_stride,
+            out,
         )
         return out
     _conv_thr_pool(

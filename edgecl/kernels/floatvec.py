@@ -1,11 +1,10 @@
-"""float64 vectors for the first layer's register tiles (``@intrinsic`` LLVM IR).
+"""float32 vectors for the first layer's register tiles (``@intrinsic`` LLVM IR).
 
-A :class:`FloatVecType` value is an LLVM ``<lanes x double>``: ``lanes`` consecutive
-float64 of one operand (8 = one AVX-512 zmm register, 4 = one AVX2 ymm). Written out, these
-are as wide as the target's registers; LLVM's own loop vectoriser keeps to 256 bits on the
-Intel cores whose tuning prefers them, and spends half of AVX-512 there.
-:func:`fv_fma` is ``llvm.fma``: one rounding of ``a * b + c``, which for a float32 x float32
-product (exact in float64) is the rounding of the separate multiply and add.
+A :class:`FloatVecType` value is an LLVM ``<lanes x float>``: ``lanes`` consecutive
+float32 of one operand (16 = one AVX-512 zmm register, 8 = one AVX2 ymm, 4 = one NEON q).
+Written out, these are as wide as the target's registers; LLVM's own loop vectoriser keeps
+to 256 bits on the Intel cores whose tuning prefers them, and spends half of AVX-512 there.
+:func:`fv_fma` is ``llvm.fma``: one rounding of ``a * b + c``.
 Only callable from ``@njit`` code; nothing here compiles at import.
 """
 
@@ -17,7 +16,7 @@ from numba.core import cgutils
 from numba.core.datamodel import models, register_default
 from numba.core.extending import intrinsic
 
-from edgecl.kernels.wordvec import _item_pointer, _lanes_of, c_array_at
+from edgecl.kernels.wordvec import _item_pointer, c_array_at
 
 __all__ = [
     "FloatVecType",
@@ -31,12 +30,12 @@ __all__ = [
     "fv_zero",
 ]
 
-_F64 = ir.DoubleType()
+_F32 = ir.FloatType()
 _I32 = ir.IntType(32)
 
 
 class FloatVecType(types.Type):
-    """``lanes`` float64 in one LLVM vector register."""
+    """``lanes`` float32 in one LLVM vector register."""
 
     def __init__(self, lanes: int):
         self.lanes = lanes
@@ -46,16 +45,22 @@ class FloatVecType(types.Type):
 @register_default(FloatVecType)
 class _FloatVecModel(models.PrimitiveModel):
     def __init__(self, dmm, fe_type):
-        super().__init__(dmm, fe_type, ir.VectorType(_F64, fe_type.lanes))
+        super().__init__(dmm, fe_type, ir.VectorType(_F32, fe_type.lanes))
+
+
+def _lanes_of(lanes) -> int | None:
+    if isinstance(lanes, types.IntegerLiteral) and lanes.literal_value in (4, 8, 16):
+        return lanes.literal_value
+    return None
 
 
 def _floats_array(arr, idx) -> bool:
-    return c_array_at(arr, idx, types.float64)
+    return c_array_at(arr, idx, types.float32)
 
 
 @intrinsic
 def fv_load(typingctx, lanes, arr, idx):
-    """``arr[idx] .. arr[idx + lanes - 1]`` along the last axis (C-contiguous float64,
+    """``arr[idx] .. arr[idx + lanes - 1]`` along the last axis (C-contiguous float32,
     ``idx`` a tuple with one index per axis; no bounds check)."""
     n = _lanes_of(lanes)
     if n is None or not _floats_array(arr, idx):
@@ -63,7 +68,7 @@ def fv_load(typingctx, lanes, arr, idx):
 
     def codegen(context, builder, sig, args):
         ptr = _item_pointer(context, builder, sig.args[1], args[1], sig.args[2], args[2])
-        return builder.load(builder.bitcast(ptr, ir.VectorType(_F64, n).as_pointer()), align=8)
+        return builder.load(builder.bitcast(ptr, ir.VectorType(_F32, n).as_pointer()), align=4)
 
     return FloatVecType(n)(lanes, arr, idx), codegen
 
@@ -76,8 +81,8 @@ def fv_store(typingctx, arr, idx, v):
 
     def codegen(context, builder, sig, args):
         ptr = _item_pointer(context, builder, sig.args[0], args[0], sig.args[1], args[1])
-        vty = ir.VectorType(_F64, sig.args[2].lanes)
-        builder.store(args[2], builder.bitcast(ptr, vty.as_pointer()), align=8)
+        vty = ir.VectorType(_F32, sig.args[2].lanes)
+        builder.store(args[2], builder.bitcast(ptr, vty.as_pointer()), align=4)
         return context.get_dummy_value()
 
     return types.none(arr, idx, v), codegen
@@ -91,21 +96,21 @@ def fv_zero(typingctx, lanes):
         return None
 
     def codegen(context, builder, sig, args):
-        return ir.Constant(ir.VectorType(_F64, n), [0.0] * n)
+        return ir.Constant(ir.VectorType(_F32, n), [0.0] * n)
 
     return FloatVecType(n)(lanes), codegen
 
 
 @intrinsic
 def fv_splat(typingctx, lanes, x):
-    """``lanes`` copies of the float ``x`` (as float64)."""
+    """``lanes`` copies of the float ``x`` (as float32)."""
     n = _lanes_of(lanes)
     if n is None or not isinstance(x, types.Float):
         return None
 
     def codegen(context, builder, sig, args):
-        val = context.cast(builder, args[1], sig.args[1], types.float64)
-        vty = ir.VectorType(_F64, n)
+        val = context.cast(builder, args[1], sig.args[1], types.float32)
+        vty = ir.VectorType(_F32, n)
         vec = builder.insert_element(ir.Constant(vty, ir.Undefined), val, _I32(0))
         mask = ir.Constant(ir.VectorType(_I32, n), [0] * n)
         return builder.shuffle_vector(vec, ir.Constant(vty, ir.Undefined), mask)
@@ -115,7 +120,7 @@ def fv_splat(typingctx, lanes, x):
 
 @intrinsic
 def fv_splat_at(typingctx, lanes, arr, idx):
-    """``lanes`` copies of ``arr[idx]`` (C-contiguous float64, ``idx`` a tuple with one
+    """``lanes`` copies of ``arr[idx]`` (C-contiguous float32, ``idx`` a tuple with one
     index per axis): one broadcast load, no bounds check and no negative-index wrap."""
     n = _lanes_of(lanes)
     if n is None or not _floats_array(arr, idx):
@@ -123,7 +128,7 @@ def fv_splat_at(typingctx, lanes, arr, idx):
 
     def codegen(context, builder, sig, args):
         ptr = _item_pointer(context, builder, sig.args[1], args[1], sig.args[2], args[2])
-        vty = ir.VectorType(_F64, n)
+        vty = ir.VectorType(_F32, n)
         vec = builder.insert_element(ir.Constant(vty, ir.Undefined), builder.load(ptr), _I32(0))
         mask = ir.Constant(ir.VectorType(_I32, n), [0] * n)
         return builder.shuffle_vector(vec, ir.Constant(vty, ir.Undefined), mask)
@@ -138,9 +143,9 @@ def fv_fma(typingctx, a, b, c):
         return None
 
     def codegen(context, builder, sig, args):
-        vty = ir.VectorType(_F64, sig.args[0].lanes)
+        vty = ir.VectorType(_F32, sig.args[0].lanes)
         fnty = ir.FunctionType(vty, [vty, vty, vty])
-        fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.fma.v{vty.count}f64")
+        fn = cgutils.get_or_insert_function(builder.module, fnty, f"llvm.fma.v{vty.count}f32")
         return builder.call(fn, args)
 
     return a(a, b, c), codegen

@@ -78,7 +78,7 @@ import json, sys
 import edgecl.kernels.first_layer_gemm as gemm
 sys.path.insert(0, sys.argv[1])
 from test_first_layer import CASES, OUTS, _check_case
-assert not gemm._WIDE and gemm._W == 4, "expected the AVX2 tiles"
+assert not gemm._WIDE and gemm._W == 8, "expected the AVX2 tiles"
 for case in CASES:
     for o in OUTS:
         _check_case(o, *case, 9)
@@ -91,8 +91,8 @@ print(json.dumps(len(CASES) * len(OUTS)))
     reason="needs an x86-64 AVX2 host",
 )
 def test_avx2_tiles_equal_twin(tmp_path):
-    """The register tiles as an AVX2-only core compiles them (4 patches x 2 vectors of 4
-    float64) give the twin's bits on every case, in a child with AVX-512 turned off."""
+    """The register tiles as an AVX2-only core compiles them (4 patches x 2 vectors of 8
+    float32) give the twin's bits on every case, in a child with AVX-512 turned off."""
     from edgecl.machine import avx2_only_env
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("NUMBA_CPU_")}
@@ -211,3 +211,48 @@ def test_a_bias_of_minus_inf_falls_back_to_three_taps():
         x, weight, b, t, flip, pads=(1, 1, 1, 1), pool=2, pool_stride=2
     )
     np.testing.assert_array_equal(conv_threshold_pool(x, layer), want)
+
+
+def test_float32_sums_near_the_threshold_are_decided_exactly():
+    """Thresholds at actual outputs of random float data put float64 sums within float32
+    rounding of them (outputs the float32 tiles cannot decide): the bits stay the twin's."""
+    from edgecl.kernels.first_layer_gemm import image_bounds
+
+    rng = np.random.default_rng(11)
+    o, c, k = 70, 3, 3
+    weight = rng.normal(size=(o, k, k, c)).astype(np.float32)
+    x = rng.normal(size=(2, 9, 9, c)).astype(np.float32)
+    y = conv2d_float(x, weight, None, pads=(1, 1, 1, 1))
+    t = y[0, 4, 4].copy()
+    for flip in (np.zeros(o, bool), rng.random(o) < 0.5):
+        for pool in ((0, 1), (2, 2)):
+            opts = dict(pads=(1, 1, 1, 1), pool=pool[0], pool_stride=pool[1])
+            layer = prepare_first_layer(weight, None, t, flip, **opts)
+            got = conv_threshold_pool(x, layer)
+            want = conv_threshold_pool_reference(x, weight, None, t, flip, **opts)
+            np.testing.assert_array_equal(got, want)
+    # the case reaches the exact decision: a float32 sum between the bounds
+    xp = np.pad(x[0], ((1, 1), (1, 1), (0, 0))).reshape(-1)
+    hi, lo = np.empty(128, np.float32), np.empty(128, np.float32)
+    assert image_bounds(xp, layer.wk_l1, layer.sum_thr, layer.wk_signed32.shape[0], hi, lo)
+    s32 = conv2d_float(x[:1], weight * layer.sgn[:o, None, None, None], None, pads=(1, 1, 1, 1))
+    assert ((s32 >= lo[:o]) & (s32 < hi[:o])).any()
+
+
+def test_images_that_overflow_float32_and_infinite_weights_are_decided_exactly():
+    rng = np.random.default_rng(12)
+    o, c, k = 65, 1, 3
+    weight = rng.normal(size=(o, k, k, c)).astype(np.float32) * 8
+    t = rng.normal(size=o).astype(np.float32) * 1e37
+    flip = rng.random(o) < 0.5
+    x = rng.normal(size=(2, 8, 8, c)).astype(np.float32) * np.float32(3e37)  # products overflow
+    x[1] = rng.normal(size=(8, 8, c))  # the second image: float32 tiles
+    x[1, 0, 0, 0] = np.inf
+    for w in (weight, np.where(np.arange(o)[:, None, None, None] == 3, np.inf, weight)):
+        for pool in ((0, 1), (2, 2)):
+            opts = dict(pads=(1, 1, 1, 1), pool=pool[0], pool_stride=pool[1])
+            w32 = w.astype(np.float32)
+            got = conv_threshold_pool(x, prepare_first_layer(w32, None, t, flip, **opts))
+            with np.errstate(over="ignore", invalid="ignore"):
+                want = conv_threshold_pool_reference(x, w32, None, t, flip, **opts)
+            np.testing.assert_array_equal(got, want)
