@@ -26,7 +26,7 @@ from edgecl.kernels._check import check_count, check_words
 from edgecl.kernels._threads import check_threads, num_threads
 from edgecl.kernels.bits import unpack_bits
 from edgecl.kernels.bytegemm import bytes_range
-from edgecl.kernels.outvec import outvec_range
+from edgecl.kernels.outvec import TILE_CHANNELS, outvec_tiles_range
 from edgecl.kernels.popcount import (
     WORD_NARROW,
     WORD_WIDE,
@@ -279,31 +279,33 @@ def binary_dense_reference(x_words: np.ndarray, w_words: np.ndarray, n: int) -> 
 
 
 @njit(cache=True)
-def _by_input_serial(x, wt, nbits, out):
-    outvec_range(x, wt, nbits, out, 0, wt.shape[1])
+def _tiles_serial(x, tiles, nbits, out):
+    outvec_tiles_range(x, tiles, nbits, out, 0, tiles.shape[0])
 
 
 @njit(cache=True, parallel=True)
-def _by_input_parallel(x, wt, nbits, out):
-    n_out = wt.shape[1]
-    n_chunks = (n_out + _CHUNK - 1) // _CHUNK
-    for c in prange(n_chunks):
-        o0 = c * _CHUNK
-        outvec_range(x, wt, nbits, out, o0, min(o0 + _CHUNK, n_out))
+def _tiles_parallel(x, tiles, nbits, out):
+    per_task = _CHUNK // TILE_CHANNELS
+    n_tiles = tiles.shape[0]
+    for c in prange((n_tiles + per_task - 1) // per_task):
+        t0 = c * per_task
+        outvec_tiles_range(x, tiles, nbits, out, t0, min(t0 + per_task, n_tiles))
 
 
 @dataclass(frozen=True)
 class DenseWeights:
     """A binary dense layer's packed weights, laid out once for a popcount strategy
     (:func:`prepare_dense`), as a converted model keeps them: ``words`` (O, W) as given;
-    ``by_input`` the same bits as (W, O) where the strategy runs the output-vectorised GEMM
-    (``vpopcntdq``: 8 output channels per ``vpopcntq``, :mod:`edgecl.kernels.outvec`),
-    else None. Both arrays are read-only copies."""
+    ``tiles`` the same bits as (T, W, 32) where the strategy runs the output-vectorised
+    GEMM (``vpopcntdq``: 8 output channels per ``vpopcntq``,
+    :func:`~edgecl.kernels.outvec.outvec_tiles_range`): channels ``32 t ..`` of tile ``t``,
+    each tile's words contiguous, the channels past O zero; else None. Both arrays are
+    read-only copies."""
 
     words: np.ndarray
     n: int
     strategy: PopcountStrategy
-    by_input: np.ndarray | None
+    tiles: np.ndarray | None
 
 
 def prepare_dense(w_words: np.ndarray, n: int, *, strategy: str | None = None) -> DenseWeights:
@@ -315,11 +317,15 @@ def prepare_dense(w_words: np.ndarray, n: int, *, strategy: str | None = None) -
     strat = get_strategy(strategy)
     words = np.array(w, dtype=np.uint64, order="C", copy=True)
     words.flags.writeable = False
-    by_input = None
+    tiles = None
     if strat.mode == WORD_WIDE:
-        by_input = np.ascontiguousarray(words.T)
-        by_input.flags.writeable = False
-    return DenseWeights(words, n, strat, by_input)
+        n_out, n_w = words.shape
+        n_tiles = -(-n_out // TILE_CHANNELS)
+        padded = np.zeros((n_tiles * TILE_CHANNELS, n_w), np.uint64)
+        padded[:n_out] = words
+        tiles = np.ascontiguousarray(padded.reshape(n_tiles, TILE_CHANNELS, n_w).transpose(0, 2, 1))
+        tiles.flags.writeable = False
+    return DenseWeights(words, n, strat, tiles)
 
 
 def binary_dense_prepared(
@@ -333,15 +339,15 @@ def binary_dense_prepared(
     x = check_words(x_words, "x_words", (1, 2), n, "(B, W) or (W,)")
     threads = check_threads(threads)
     rows = x.reshape(-1, x.shape[-1])
-    if weights.by_input is None:
+    if weights.tiles is None:
         out = dense_words(rows, weights.words, n, threads, weights.strategy.name)
     else:
-        out = np.empty((rows.shape[0], weights.by_input.shape[1]), np.int32)
+        out = np.empty((rows.shape[0], weights.words.shape[0]), np.int32)
         if threads == 1:
-            _by_input_serial(rows, weights.by_input, n, out)
+            _tiles_serial(rows, weights.tiles, n, out)
         else:
             with num_threads(threads):
-                _by_input_parallel(rows, weights.by_input, n, out)
+                _tiles_parallel(rows, weights.tiles, n, out)
     return out[0] if x.ndim == 1 else out
 
 

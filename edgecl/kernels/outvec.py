@@ -10,7 +10,9 @@ is a few dozen words (a 3x3 conv on 256 channels: 36 words). Register tiles of 4
 vectors, leftover channel vectors one at a time, the last ``O % 8`` channels by
 ``popcount64``.
 
-Two epilogues on the same tiles: :func:`outvec_range` stores the ±1 dots (int32);
+Two epilogues on the same tiles: :func:`outvec_range` stores the ±1 dots (int32)
+(:func:`outvec_tiles_range` the same from weights laid out in contiguous 32-channel tiles,
+for long reductions whose weights stream from memory);
 :func:`outvec_bits_range` tests each count against a range and ORs the hits into packed
 words (bit ``o % 64`` of word ``o // 64``), so a fused block never stores its dots.
 """
@@ -36,6 +38,8 @@ from edgecl.kernels.wordvec import (
 SHORT_K = 64
 
 _L = 8  # output channels per vector (one zmm register of words)
+#: output channels of one tile of :func:`outvec_tiles_range`'s weights
+TILE_CHANNELS = 4 * _L
 
 
 @njit(cache=True, inline="always")
@@ -138,6 +142,38 @@ def outvec_range(x, wt, nbits, out, o0, o1):
             out[b, o] = nbits - 2 * np.int64(_count1(x, wt, b, o))
 
 
+@njit(cache=True)
+def outvec_tiles_range(x, tiles, nbits, out, t0, t1):
+    """Tiles ``t0 .. t1 - 1`` of the packed product of ``x`` (B, K) and weights laid out
+    as ``tiles`` (T, K, 32): channels ``32 t .. 32 t + 31`` of the product, their (K, 32)
+    words contiguous (one sequential stream a tile, where (K, O) strides a row of O words
+    between words of the same channel); ``out`` (B, O) C-contiguous int32, ``O <= 32 T``
+    (the pad channels of the last tile are computed, never stored)."""
+    n_b, n_out = x.shape[0], out.shape[1]
+    b4 = n_b - n_b % 4
+    part = np.empty((4, 4 * _L), np.int32)  # a partial last tile's dots, before the copy
+    for t in range(t0, t1):
+        wt = tiles[t]
+        o = t * 4 * _L
+        n_keep = min(4 * _L, n_out - o)
+        whole = n_keep == 4 * _L
+        dst, o_dst = (out, o) if whole else (part, 0)
+        for b in range(0, b4, 4):
+            r = b if whole else 0
+            a = _counts4x4(x, wt, b, 0)
+            _dots4(dst, r, o_dst, nbits, a[0], a[1], a[2], a[3])
+            _dots4(dst, r + 1, o_dst, nbits, a[4], a[5], a[6], a[7])
+            _dots4(dst, r + 2, o_dst, nbits, a[8], a[9], a[10], a[11])
+            _dots4(dst, r + 3, o_dst, nbits, a[12], a[13], a[14], a[15])
+            if not whole:
+                out[b : b + 4, o : o + n_keep] = part[:, :n_keep]
+        for b in range(b4, n_b):
+            a4 = _counts1x4(x, wt, b, 0)
+            _dots4(dst, b if whole else 0, o_dst, nbits, a4[0], a4[1], a4[2], a4[3])
+            if not whole:
+                out[b, o : o + n_keep] = part[0, :n_keep]
+
+
 @njit(cache=True, inline="always")
 def _or_bits(out, b, o, bits):
     """OR the 8 channel bits ``bits`` of channels ``o .. o + 7`` into row ``b``."""
@@ -191,4 +227,4 @@ def outvec_bits_range(x, wt, lo, width, out):
             out[b, o // 64] |= np.uint64(hit) << np.uint64(o % 64)
 
 
-__all__ = ["SHORT_K", "outvec_bits_range", "outvec_range"]
+__all__ = ["SHORT_K", "TILE_CHANNELS", "outvec_bits_range", "outvec_range", "outvec_tiles_range"]

@@ -101,7 +101,7 @@ def test_prepared_weights_match_reference_on_every_strategy(words, strategy, n, 
     x = words(rng, (batch,), n)
     w = words(rng, (n_out,), n)
     prepared = prepare_dense(w, n, strategy=strategy)
-    assert (prepared.by_input is not None) == (strategy == "vpopcntdq")
+    assert (prepared.tiles is not None) == (strategy == "vpopcntdq")
     got = binary_dense_prepared(x, prepared)
     assert got.dtype == np.int32 and got.shape == (batch, n_out)
     np.testing.assert_array_equal(got, binary_dense_reference(x, w, n))
@@ -133,7 +133,7 @@ def test_prepared_weights_are_a_read_only_copy(words):
     w[:] = 0  # the caller's array changes after preparing: the prepared weights do not
     np.testing.assert_array_equal(binary_dense_prepared(x, prepared), want)
     with pytest.raises(ValueError, match="read-only"):
-        prepared.by_input[0, 0] = 1
+        prepared.tiles[0, 0, 0] = 1
 
 
 def test_prepared_weights_bad_input(words):
