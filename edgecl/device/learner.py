@@ -227,12 +227,14 @@ class Learner:
         z = check_words(z_words, self.n_bits)
         return self.ort.scores(z, self.head.weight, self.head.bias, *inputs, 0.0)[0]
 
-    def scores(self, z_words: np.ndarray) -> np.ndarray:
+    def scores(self, z_words: np.ndarray, *, trusted: bool = False) -> np.ndarray:
         """What predictions rank (float64 (n, C)): the head logits, or with ``gbm_weight``
         lambda > 0 ``log_softmax(logits) + lambda * log_softmax(log p(z | class))``
-        (:func:`edgecl.device.scores.combined_scores`; the ``scores`` graph on onnxruntime)."""
+        (:func:`edgecl.device.scores.combined_scores`; the ``scores`` graph on onnxruntime);
+        ``trusted``: words the runtime's own embed made (as :meth:`logits`)."""
         if self.ort is None:
-            return combined_scores(self.head, self.memory, self.settings.gbm_weight, z_words)
+            lam = self.settings.gbm_weight
+            return combined_scores(self.head, self.memory, lam, z_words, trusted=trusted)
         z = check_words(z_words, self.n_bits)
         head = self.head
         lam = self.settings.gbm_weight

@@ -131,6 +131,7 @@ class Runtime:
             threads=threads,
         )
         self.backend = backend
+        self._names: tuple[tuple[str, ...], np.ndarray] | None = None
         self._ort = self.learner.ort
         if self._ort is None:
             from edgecl.kernels.pixels import normalize_uint8
@@ -182,7 +183,16 @@ class Runtime:
     @property
     def classes_(self) -> np.ndarray:
         """The class names, in the order of the head's columns (an array of str)."""
-        return np.asarray(self.learner.classes, dtype=str)
+        return self._class_names().copy()
+
+    def _class_names(self) -> np.ndarray:
+        """:attr:`classes_`, kept (read-only) until the head's classes change."""
+        classes = self.learner.classes
+        if self._names is None or self._names[0] is not classes:
+            names = np.asarray(classes, dtype=str)
+            names.flags.writeable = False
+            self._names = (classes, names)
+        return self._names[1]
 
     @property
     def head_weight(self) -> np.ndarray:
@@ -238,7 +248,7 @@ class Runtime:
         """Softmax probabilities (float64 (n, n_classes)), columns in ``classes_`` order
         (of the head logits, or of the combined scores when the bundle's head sets
         ``gbm_weight``, :meth:`edgecl.device.learner.Learner.scores`)."""
-        z = self.learner.scores(self.embed(x))
+        z = self.learner.scores(self.embed(x), trusted=True)  # words embed made
         z -= z.max(axis=1, keepdims=True)
         np.exp(z, out=z)
         z /= z.sum(axis=1, keepdims=True)
@@ -247,7 +257,8 @@ class Runtime:
     def predict(self, x: object) -> np.ndarray:
         """The class name of the largest logit (or combined score, see ``predict_proba``)
         for every sample (an array of str)."""
-        return self.classes_[np.argmax(self.learner.scores(self.embed(x)), axis=1)]
+        best = np.argmax(self.learner.scores(self.embed(x), trusted=True), axis=1)
+        return self._class_names()[best]
 
     # -- learning (delegated to edgecl.device.learner.Learner) --------------------------
 

@@ -36,15 +36,22 @@ def class_log_likelihood(
 
 
 def combined_scores(
-    head: Head, memory: ClassMemory | None, gbm_weight: float, z_words: np.ndarray
+    head: Head,
+    memory: ClassMemory | None,
+    gbm_weight: float,
+    z_words: np.ndarray,
+    *,
+    trusted: bool = False,
 ) -> np.ndarray:
     """float64 (n, C): the head logits, or with ``gbm_weight`` lambda > 0 and a generative
-    memory ``log_softmax(logits) + lambda * log_softmax(log p(z | class))``."""
+    memory ``log_softmax(logits) + lambda * log_softmax(log p(z | class))``. ``trusted``:
+    words ``Runtime.embed`` made (:meth:`edgecl.device.head.Head.logits`; their checks
+    skipped, the same scores)."""
     if gbm_weight > 0:
-        fused = _fused_scores(head, memory, gbm_weight, z_words)
+        fused = _fused_scores(head, memory, gbm_weight, z_words, trusted)
         if fused is not None:
             return fused
-    logits = head.logits(z_words).astype(np.float64)
+    logits = head.logits(z_words, trusted=trusted).astype(np.float64)
     if gbm_weight <= 0:
         return logits
     ll = class_log_likelihood(head, memory, z_words)
@@ -54,7 +61,7 @@ def combined_scores(
 
 
 def _fused_scores(
-    head: Head, memory: ClassMemory | None, gbm_weight: float, z_words: np.ndarray
+    head: Head, memory: ClassMemory | None, gbm_weight: float, z_words: np.ndarray, trusted: bool
 ) -> np.ndarray | None:
     """The combined score in one Numba pass (:func:`edgecl.kernels.scores.combined_scores`)
     when the memory lays out its likelihood tables (``likelihood_tables``:
@@ -65,9 +72,15 @@ def _fused_scores(
     stored = set(memory.classes)
     if any(c not in stored for c in head.classes):
         return None
-    from edgecl.kernels.scores import combined_scores as fused  # (Numba, loaded on first use)
+    # (Numba, loaded on first use)
+    from edgecl.kernels.scores import combined_scores as fused
+    from edgecl.kernels.scores import combined_scores_trusted
 
     a, const, offsets = tables(head.classes)
+    if trusted and head.threads == 1:  # the memory's own tables, the runtime's own words
+        return combined_scores_trusted(
+            z_words, head.weight, head.bias, a, const, offsets, gbm_weight
+        )
     return fused(
         z_words,
         head.weight,

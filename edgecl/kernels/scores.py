@@ -22,7 +22,7 @@ from edgecl.kernels.float_dense import (
     binary_float_dense_reference,
 )
 
-__all__ = ["combined_scores", "combined_scores_reference"]
+__all__ = ["combined_scores", "combined_scores_reference", "combined_scores_trusted"]
 
 
 @njit(cache=True)
@@ -161,6 +161,25 @@ def combined_scores(
     else:
         with num_threads(threads):
             _scores_parallel(z, hw, hb, a, const, offsets, float(gbm_weight), out)
+    return out
+
+
+def combined_scores_trusted(
+    z_words: np.ndarray,
+    head_weight: np.ndarray,
+    head_bias: np.ndarray,
+    a: np.ndarray,
+    const: np.ndarray,
+    offsets: np.ndarray,
+    gbm_weight: float,
+) -> np.ndarray:
+    """:func:`combined_scores` with no checks, one thread: for words, a head and tables
+    the caller made itself (C-contiguous (N, n_words(D)) uint64 words with clear tail
+    bits, as ``Runtime.embed`` makes them; float32 ``head_weight`` (D, C), ``head_bias``
+    (C,) and ``a`` (D, K_total); float64 ``const``; int64 ``offsets`` as
+    :meth:`edgecl.memory.GBMMemory.likelihood_tables` lays them out). The same scores."""
+    out = np.empty((z_words.shape[0], head_weight.shape[1]), np.float64)
+    _scores_serial(z_words, head_weight, head_bias, a, const, offsets, float(gbm_weight), out)
     return out
 
 

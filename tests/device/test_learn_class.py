@@ -86,6 +86,9 @@ def test_update_and_forget(bundle, stream):
     assert rep.stored_bytes < before.stored_bytes
     assert "c1" not in [p["name"] for p in rep.per_class]
     assert set(rt.predict(xt)) <= {"c0", "c2", "c3"}
+    shown = rt.classes_
+    shown[:] = "zz"  # a copy: the runtime's names (and predictions) stay
+    assert list(rt.classes_) == ["c0", "c2", "c3"] and "zz" not in set(rt.predict(xt))
     with pytest.raises(KeyError):
         rt.forget_class("c1")
     with pytest.raises(KeyError):
@@ -258,6 +261,11 @@ def test_gbm_weight_combines_the_head_with_the_mixtures(tmp_path, stream, bundle
     lll -= np.log(np.exp(lll).sum(1, keepdims=True))
     np.testing.assert_allclose(mixed.learner.scores(z), lsm + 0.5 * lll, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(mixed.predict_proba(xt).sum(axis=1), 1.0)
+    # predict ranks the runtime's own words unchecked: the same scores as the checked call
+    checked = mixed.learner.scores(z)
+    np.testing.assert_array_equal(mixed.learner.scores(z, trusted=True), checked)
+    want = np.asarray(mixed.learner.classes)[np.argmax(checked, axis=1)]
+    np.testing.assert_array_equal(mixed.predict(xt), want)
     seen = yt < 5
     assert _acc(mixed, xt[seen], yt[seen], NAMES) > 0.85
     # the option survives save/load

@@ -4,7 +4,11 @@ import numpy as np
 import pytest
 
 from edgecl.kernels.float_dense import binary_float_dense
-from edgecl.kernels.scores import combined_scores, combined_scores_reference
+from edgecl.kernels.scores import (
+    combined_scores,
+    combined_scores_reference,
+    combined_scores_trusted,
+)
 
 
 def _tables(rng, n, ks):
@@ -28,6 +32,23 @@ def test_matches_reference_ragged(words, n, ks, batch, threads):
         got = combined_scores(z, hw, hb, a, const, offsets, n, lam, threads=threads)
         want = combined_scores_reference(z, hw, hb, a, const, offsets, n, lam)
         assert got.dtype == np.float64 and got.shape == (batch, len(ks))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("n", [1, 65, 130])
+@pytest.mark.parametrize("ks", [(1,), (1, 4, 2, 7, 1)])
+def test_trusted_equals_checked_and_reference(words, n, ks):
+    """The unchecked entry (words the runtime made) gives the checked kernel's scores, bit
+    for bit, and the twin's."""
+    rng = np.random.default_rng(n + 11 * len(ks))
+    z = words(rng, (3,), n)
+    hw = rng.standard_normal((n, len(ks))).astype(np.float32)
+    hb = rng.standard_normal(len(ks)).astype(np.float32)
+    a, const, offsets = _tables(rng, n, ks)
+    for lam in (0.0, 0.1, 2.5):
+        got = combined_scores_trusted(z, hw, hb, a, const, offsets, lam)
+        np.testing.assert_array_equal(got, combined_scores(z, hw, hb, a, const, offsets, n, lam))
+        want = combined_scores_reference(z, hw, hb, a, const, offsets, n, lam)
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-4)
 
 
