@@ -16,19 +16,20 @@ the largest finite ``|x|`` of the padded image), so ``s32 >= hi`` (``hi`` the le
 ``>= m + e``) fires for certain and ``s32 < lo`` (``lo`` the largest float32 ``<= m - e``)
 does not; ``hi`` and ``lo`` are set once an image. An output between them (the float32
 sum within ``e`` of the threshold: about ``1e-6`` of the sums' range, rare) is decided by
-its exact float64 sum in tap order. Infinite and NaN inputs give infinite or NaN sums in
-both precisions alike; an image whose sums could overflow float32 (``L X > 2^100``), or a
-layer with a non-finite weight, is decided exactly throughout. The bits are those of the
-float64 sums, bit for bit.
+its exact float64 sum in tap order. An image with an infinite or NaN value (its sums
+could be NaN), an image whose sums could overflow float32 (``L X > 2^100``), or a layer
+with a non-finite weight, is decided exactly throughout, so the tiles' sums are finite.
+The bits are those of the float64 sums, bit for bit.
 
 The weights come with each channel's sign folded in (``sgn * w``: exact), so
 ``sgn * float32(sum + bias) >= sthr`` is ``float32(sum' + sgn * bias) >= sthr``
 (negation commutes with every rounding; sums that differ only in the sign of a zero
 compare alike), monotone in ``sum'``: ``sum' >= m``. For 2x2 pools of stride 2, the 4
 patches of a tile are one pool window, and the window's bit is ``any(sum' >= m)`` over
-them (:func:`~edgecl.kernels.floatvec.fv_any_ge_bits`), straight into the packed output
-word. Other pools gather a pooled row's patches, threshold every sum into packed words
-and OR them over each window. No sum is ever stored. Tests compare it with
+them: its largest float32 sum (:func:`~edgecl.kernels.floatvec.fv_max4`, finite sums)
+against ``hi`` and ``lo``, straight into the packed output word. Other pools gather a
+pooled row's patches, threshold every sum into packed words and OR them over each window.
+No sum is ever stored. Tests compare it with
 :func:`edgecl.kernels.first_layer.conv_threshold_pool_reference` bit for bit
 (``pass_taps=9``), near-threshold sums and overflowing images included.
 """
@@ -41,10 +42,10 @@ from numba import njit
 from edgecl.kernels.block_gemm import pool_bit_rows
 from edgecl.kernels.borrow import borrowed
 from edgecl.kernels.floatvec import (
-    fv_any_ge_bits,
     fv_fma,
     fv_ge_bits,
     fv_load,
+    fv_max4,
     fv_splat,
     fv_splat_at,
     fv_zero,
@@ -93,17 +94,16 @@ def _f32_at_most(v):
 def image_bounds(xp, l1, m, n_taps, hi, lo):
     """``hi``/``lo`` (float32, one a channel) of the module docstring for the padded image
     ``xp``, channel ``sum |w|`` ``l1`` and sum thresholds ``m``; False (``hi``/``lo``
-    unset) where the image must be decided exactly."""
-    # the largest finite |x| as the integer max of the magnitudes' bit patterns (the same
-    # order for floats >= 0; NaN and infinities, patterns >= 0x7f800000, count as 0)
+    unset) where the image must be decided exactly (a non-finite value among them)."""
+    # the largest |x| as the integer max of the magnitudes' bit patterns (the same order
+    # for floats >= 0; NaN and infinities are the patterns >= 0x7f800000)
     bits = xp.view(np.uint32)
     top = np.uint32(0)
     for i in range(bits.shape[0]):
-        a = np.uint32(bits[i] & _MAGNITUDE)
-        top = np.uint32(max(top, a if a < _INF_BITS else np.uint32(0)))
-    big = np.full(1, top, np.uint32).view(np.float32)[0]
-    if n_taps > MAX_TAPS:
+        top = np.uint32(max(top, np.uint32(bits[i] & _MAGNITUDE)))
+    if top >= _INF_BITS or n_taps > MAX_TAPS:
         return False
+    big = np.full(1, top, np.uint32).view(np.float32)[0]
     scale = 1.0625 * n_taps * (2.0**-24 + 2.0**-53) * np.float64(big)
     floor = n_taps * 2.0**-149
     for q in range(m.shape[0]):
@@ -163,12 +163,6 @@ def _decided(sure, maybe, flat, corners, offs, wk64, m, o, exact, every):
 def _bits(acc, q, thr):
     """The bits of channels ``q .. q + _W - 1`` where their sums reach ``thr``."""
     return fv_ge_bits(acc, fv_load(_W, thr, (q,)))
-
-
-@njit(cache=True, inline="always")
-def _any_bits(a, b, c, d, q, thr):
-    """The bits of channels ``q .. q + _W - 1`` of a window whose 4 sums are ``a .. d``."""
-    return fv_any_ge_bits(a, b, c, d, fv_load(_W, thr, (q,)))
 
 
 @njit(cache=True, inline="always")
@@ -280,29 +274,30 @@ def _tile_rows(xp, c0, c1, c2, c3, offs, wk, hi, lo, o):
 
 
 @njit(cache=True, inline="always")
-def _window_any(a, o, thr):
-    """The bits of channels ``o .. o + _TILE - 1`` of a 2x2 window (sums ``a``, patch-major)
-    where any of its 4 sums reaches ``thr``."""
+def _window_max(a):
+    """The largest of a 2x2 window's 4 sums (``a``, patch-major), one vector of ``_W``
+    channels after another: ``_TILE`` channels."""
     if _WIDE:
-        return _joined(
-            _any_bits(a[0], a[4], a[8], a[12], o, thr),
-            _any_bits(a[1], a[5], a[9], a[13], o + _W, thr),
-            _any_bits(a[2], a[6], a[10], a[14], o + 2 * _W, thr),
-            _any_bits(a[3], a[7], a[11], a[15], o + 3 * _W, thr),
+        return (
+            fv_max4(a[0], a[4], a[8], a[12]),
+            fv_max4(a[1], a[5], a[9], a[13]),
+            fv_max4(a[2], a[6], a[10], a[14]),
+            fv_max4(a[3], a[7], a[11], a[15]),
         )
-    low = _any_bits(a[0], a[2], a[4], a[6], o, thr)
-    return low | (_any_bits(a[1], a[3], a[5], a[7], o + _W, thr) << np.uint64(_W))
+    return (fv_max4(a[0], a[2], a[4], a[6]), fv_max4(a[1], a[3], a[5], a[7]))
 
 
 @njit(cache=True, inline="always")
 def _tile_window(xp, c0, c1, c2, c3, offs, wk, hi, lo, o):
     """Of the 2x2 window whose 4 patches are at ``c0 .. c3``, the bits of channels ``o ..
-    o + _TILE - 1`` where a float32 sum reaches ``hi``, then where one reaches ``lo``."""
+    o + _TILE - 1`` where its largest float32 sum reaches ``hi``, then ``lo``."""
     if _WIDE:
-        a = _sums4x4(xp, c0, c1, c2, c3, offs, wk, o)
-    else:
-        a = _sums4x2(xp, c0, c1, c2, c3, offs, wk, o)
-    return _window_any(a, o, hi), _window_any(a, o, lo)
+        top = _window_max(_sums4x4(xp, c0, c1, c2, c3, offs, wk, o))
+        return _patch_bits(top[0], top[1], top[2], top[3], o, hi), _patch_bits(
+            top[0], top[1], top[2], top[3], o, lo
+        )
+    top = _window_max(_sums4x2(xp, c0, c1, c2, c3, offs, wk, o))
+    return _pair_bits(top[0], top[1], o, hi), _pair_bits(top[0], top[1], o, lo)
 
 
 @njit(cache=True, inline="always")

@@ -20,10 +20,10 @@ from edgecl.kernels.wordvec import _item_pointer, c_array_at
 
 __all__ = [
     "FloatVecType",
-    "fv_any_ge_bits",
     "fv_fma",
     "fv_ge_bits",
     "fv_load",
+    "fv_max4",
     "fv_splat",
     "fv_splat_at",
     "fv_store",
@@ -167,17 +167,17 @@ def fv_ge_bits(typingctx, acc, thr):
 
 
 @intrinsic
-def fv_any_ge_bits(typingctx, a, b, c, d, thr):
-    """Bit ``i`` set where any of ``a[i] .. d[i]`` is ``>= thr[i]`` (ordered: NaN lanes
-    never count), as ``uint64``: four compares ORed as masks."""
-    if not (isinstance(a, FloatVecType) and a == b == c == d == thr):
+def fv_max4(typingctx, a, b, c, d):
+    """Lane-wise largest of ``a .. d``, for NaN-free vectors (``a > b ? a : b``, x86's
+    ``maxps``: a NaN lane would not be ignored), in a tree of 3: ``any(v[i] >= t)`` over
+    the 4 is ``max[i] >= t`` (a tie of zeros compares alike either way)."""
+    if not (isinstance(a, FloatVecType) and a == b == c == d):
         return None
 
     def codegen(context, builder, sig, args):
-        n = a.lanes
-        hit = builder.fcmp_ordered(">=", args[0], args[4])
-        for v in args[1:4]:
-            hit = builder.or_(hit, builder.fcmp_ordered(">=", v, args[4]))
-        return builder.zext(builder.bitcast(hit, ir.IntType(n)), ir.IntType(64))
+        def larger(x, y):
+            return builder.select(builder.fcmp_ordered(">", x, y), x, y)
 
-    return types.uint64(a, b, c, d, thr), codegen
+        return larger(larger(args[0], args[1]), larger(args[2], args[3]))
+
+    return a(a, b, c, d), codegen

@@ -256,3 +256,31 @@ def test_images_that_overflow_float32_and_infinite_weights_are_decided_exactly()
             with np.errstate(over="ignore", invalid="ignore"):
                 want = conv_threshold_pool_reference(x, w32, None, t, flip, **opts)
             np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_non_finite_pixel_sends_the_image_to_the_exact_decision(bad):
+    """The tiles compare a pool window's largest float32 sum, which needs finite sums: an
+    image with a NaN or an infinity is decided from float64 sums throughout, the twin's bits
+    (a -inf threshold fires on any non-NaN sum, never on a window of NaN sums)."""
+    from edgecl.kernels.first_layer_gemm import image_bounds
+
+    rng = np.random.default_rng(13)
+    o, c = 66, 2
+    weight = rng.normal(size=(o, 3, 3, c)).astype(np.float32)
+    t = rng.normal(size=o).astype(np.float32)
+    t[5] = -np.inf
+    flip = rng.random(o) < 0.5
+    flip[5] = False
+    x = rng.normal(size=(2, 8, 8, c)).astype(np.float32)
+    x[0, 2:4, 2:4, :] = bad  # a whole pool window reads it
+    opts = dict(pads=(1, 1, 1, 1), pool=2, pool_stride=2)
+    layer = prepare_first_layer(weight, None, t, flip, **opts)
+    hi, lo = np.empty(128, np.float32), np.empty(128, np.float32)
+    n_taps = layer.wk_signed32.shape[0]
+    for s, finite in ((0, False), (1, True)):
+        xp = np.pad(x[s], ((1, 1), (1, 1), (0, 0))).reshape(-1)
+        assert image_bounds(xp, layer.wk_l1, layer.sum_thr, n_taps, hi, lo) is finite
+    with np.errstate(invalid="ignore", over="ignore"):
+        want = conv_threshold_pool_reference(x, weight, None, t, flip, **opts)
+    np.testing.assert_array_equal(conv_threshold_pool(x, layer), want)
