@@ -27,9 +27,10 @@ The weights come with each channel's sign folded in (``sgn * w``: exact), so
 compare alike), monotone in ``sum'``: ``sum' >= m``. For 2x2 pools of stride 2, the 4
 patches of a tile are one pool window, and the window's bit is ``any(sum' >= m)`` over
 them: its largest float32 sum (:func:`~edgecl.kernels.floatvec.fv_max4`, finite sums)
-against ``hi`` and ``lo``, straight into the packed output word. Other pools gather a
-pooled row's patches, threshold every sum into packed words and OR them over each window.
-No sum is ever stored. Tests compare it with
+against ``hi`` and ``lo``, straight into the packed output word. Other pools (and none)
+run over a pooled row's patches, read from the padded image at their corners (nothing
+gathered), threshold every sum into packed words and OR them over each window. No sum is
+ever stored. Tests compare it with
 :func:`edgecl.kernels.first_layer.conv_threshold_pool_reference` bit for bit
 (``pass_taps=9``), near-threshold sums and overflowing images included.
 """
@@ -46,11 +47,10 @@ from edgecl.kernels.floatvec import (
     fv_ge_bits,
     fv_load,
     fv_max4,
-    fv_splat,
     fv_splat_at,
     fv_zero,
 )
-from edgecl.kernels.fused_bytes import gather_patch, tap_offsets
+from edgecl.kernels.fused_bytes import tap_offsets
 from edgecl.kernels.popcount import numba_target
 
 __all__ = ["fill_padded", "first_layer_rows", "image_bounds"]
@@ -323,29 +323,31 @@ def _window_rows(xp, s, pi, wp, c, stride, offs, wk, hi, lo, wk64, m, exact, out
 
 
 @njit(cache=True, inline="always")
-def _row_bits(buf, taps, wk, hi, lo, wk64, m, exact, bits):
-    """``bits[r]``: the threshold bits of every channel of patch row ``r`` of ``buf`` (4
-    patches at a time, leftover patches ``_W`` channels at a time); ``taps`` = ``0 .. K - 1``."""
-    n_rows, n_k = buf.shape
-    flat = buf.reshape(-1)
+def _row_bits(flat, corners, offs, wk, hi, lo, wk64, m, exact, bits):
+    """``bits[r]``: the threshold bits of every channel of the patch at ``corners[r]`` of
+    the flat padded image (4 patches at a time, leftover patches ``_W`` channels at a
+    time); ``offs`` the taps' offsets from a corner."""
+    n_rows = corners.shape[0]
     bits[:] = 0
     r4 = n_rows - n_rows % 4
     for o in range(0, wk.shape[1], _TILE):
         sh = np.uint64(o % 64)
         for r in range(0, r4, 4):
-            c = (r * n_k, (r + 1) * n_k, (r + 2) * n_k, (r + 3) * n_k)
-            sure, maybe = _tile_rows(flat, c[0], c[1], c[2], c[3], taps, wk, hi, lo, o)
+            c = (corners[r], corners[r + 1], corners[r + 2], corners[r + 3])
+            sure, maybe = _tile_rows(flat, c[0], c[1], c[2], c[3], offs, wk, hi, lo, o)
             for i in range(4):
-                b = _decided(sure[i], maybe[i], flat, (c[i],), taps, wk64, m, o, exact, _ALL)
+                b = _decided(sure[i], maybe[i], flat, (c[i],), offs, wk64, m, o, exact, _ALL)
                 bits[r + i, o // 64] |= b << sh
     lanes = np.uint64((1 << _W) - 1)
     for r in range(r4, n_rows):
+        corner = corners[r]
         for o in range(0, wk.shape[1], _W):
             acc = fv_zero(_W)
-            for k in range(n_k):
-                acc = fv_fma(fv_splat(_W, buf[r, k]), fv_load(_W, wk, (k, o)), acc)
+            for k in range(offs.shape[0]):
+                x = fv_splat_at(_W, flat, (corner + offs[k],))
+                acc = fv_fma(x, fv_load(_W, wk, (k, o)), acc)
             sure, maybe = _bits(acc, o, hi), _bits(acc, o, lo)
-            b = _decided(sure, maybe, flat, (r * n_k,), taps, wk64, m, o, exact, lanes)
+            b = _decided(sure, maybe, flat, (corner,), offs, wk64, m, o, exact, lanes)
             bits[r, o // 64] |= b << np.uint64(o % 64)
 
 
@@ -376,24 +378,23 @@ def first_layer_rows(x, wk, wk64, l1, m, kh, kw, pads, stride, pad_value, pool, 
     step = pstride if pool > 0 else 1
     n_cols = (out.shape[2] - 1) * step + win
     n_rows = 0 if window else win * n_cols
-    buf = np.zeros((n_rows, wk.shape[0]), np.float32)  # taps past kh * kw * c stay 0
+    corners = np.empty(n_rows, np.int64)  # of a pooled row's patches in the padded image
     bits = np.empty((n_rows, wk.shape[1] // 64), np.uint64)
     hi = np.empty(wk.shape[1], np.float32)
     lo = np.empty(wk.shape[1], np.float32)
-    taps = np.arange(wk.shape[0])
     geometry = (kh, kw, top, left, wp, stride, win, step, n_cols, window)
-    _layer_rows(x, wk, wk64, l1, m, geometry, out, xp, offs, taps, buf, bits, hi, lo)
+    _layer_rows(x, wk, wk64, l1, m, geometry, out, xp, offs, corners, bits, hi, lo)
 
 
 @njit(cache=True)
-def _layer_rows(x, wk, wk64, l1, m, geometry, out, xp, offs, taps, buf, bits, hi, lo):
+def _layer_rows(x, wk, wk64, l1, m, geometry, out, xp, offs, corners, bits, hi, lo):
     """:func:`first_layer_rows`' loops on the arrays it allocated, each borrowed (no
     reference counts in the loops, :mod:`edgecl.kernels.borrow`): the caller holds them."""
     kh, kw, top, left, wp, stride, win, step, n_cols, window = geometry
     c = x.shape[3]
     x, wk, wk64, m, l1 = borrowed(x), borrowed(wk), borrowed(wk64), borrowed(m), borrowed(l1)
-    out, xp, offs, taps = borrowed(out), borrowed(xp), borrowed(offs), borrowed(taps)
-    buf, bits, hi, lo = borrowed(buf), borrowed(bits), borrowed(hi), borrowed(lo)
+    out, xp, offs, corners = borrowed(out), borrowed(xp), borrowed(offs), borrowed(corners)
+    bits, hi, lo = borrowed(bits), borrowed(hi), borrowed(lo)
     for s in range(x.shape[0]):
         fill_padded(xp, x, s, top, left, wp)
         exact = not image_bounds(xp, l1, m, wk.shape[0], hi, lo)
@@ -404,7 +405,6 @@ def _layer_rows(x, wk, wk64, l1, m, geometry, out, xp, offs, taps, buf, bits, hi
             for a in range(win):
                 i = (pi * step + a) * stride
                 for b in range(n_cols):
-                    corner = (i * wp + b * stride) * c
-                    gather_patch(buf, a * n_cols + b, xp, corner, offs, kh * kw * c)
-            _row_bits(buf, taps, wk, hi, lo, wk64, m, exact, bits)
+                    corners[a * n_cols + b] = (i * wp + b * stride) * c
+            _row_bits(xp, corners, offs, wk, hi, lo, wk64, m, exact, bits)
             pool_bit_rows(bits, n_cols, win, step, out, s, pi)
