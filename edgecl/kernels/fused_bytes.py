@@ -249,6 +249,33 @@ def _group_bits_words(patch, p0, n_pix, n_k, wk, lo, width, q, lanes):
     return _window_bits(m0, m1, m2, m3, lo, width, q, lanes)
 
 
+@njit(cache=True, inline="always")
+def _pair_bits_words(patch, p0, n_k, wk, lo, width, q, lanes):
+    """:func:`_group_bits_words` of two single-patch windows at once (patch rows ``p0``
+    and ``p0 + 1``, no pool): each weight vector loaded once for both, 8 byte
+    accumulators; the bits of the first, then of the second."""
+    s0 = s1 = s2 = s3 = t0 = t1 = t2 = t3 = wv_zero(lanes)
+    for k0 in range(0, n_k, BYTE_STEPS):  # byte lanes widened every BYTE_STEPS words
+        a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = wv_zero(lanes)
+        for k in range(k0, min(k0 + BYTE_STEPS, n_k)):
+            xa = wv_splat_at(lanes, patch, (p0, k))
+            xb = wv_splat_at(lanes, patch, (p0 + 1, k))
+            w = wv_load(lanes, wk, (k, q))
+            a0, b0 = _step(a0, xa, w), _step(b0, xb, w)
+            w = wv_load(lanes, wk, (k, q + lanes))
+            a1, b1 = _step(a1, xa, w), _step(b1, xb, w)
+            w = wv_load(lanes, wk, (k, q + 2 * lanes))
+            a2, b2 = _step(a2, xa, w), _step(b2, xb, w)
+            w = wv_load(lanes, wk, (k, q + 3 * lanes))
+            a3, b3 = _step(a3, xa, w), _step(b3, xb, w)
+        s0, s1 = wv_add(s0, wv_lane_sums(a0)), wv_add(s1, wv_lane_sums(a1))
+        s2, s3 = wv_add(s2, wv_lane_sums(a2)), wv_add(s3, wv_lane_sums(a3))
+        t0, t1 = wv_add(t0, wv_lane_sums(b0)), wv_add(t1, wv_lane_sums(b1))
+        t2, t3 = wv_add(t2, wv_lane_sums(b2)), wv_add(t3, wv_lane_sums(b3))
+    first = _window_bits(s0, s1, s2, s3, lo, width, q, lanes)
+    return first, _window_bits(t0, t1, t2, t3, lo, width, q, lanes)
+
+
 def ge_form(
     wk: np.ndarray,
     sgn: np.ndarray,
@@ -308,7 +335,14 @@ def fast_row_bytes(xflat, r, wk, offs, lo, width, geom, out, patch, cnt, lanes):
     for kk in range(out.shape[3]):  # then each group's weights across the whole row
         for g in range(0, 64, group):
             q = kk * 64 + g
-            for px in range(out.shape[2]):
+            rest = 0
+            if n_pix == 1 and not nib:  # no pool: two patches share each weight load
+                rest = out.shape[2] - out.shape[2] % 2
+                for px in range(0, rest, 2):
+                    b0, b1 = _pair_bits_words(patch, px, n_k, wk, lo, width, q, lanes)
+                    out[img, py, px, kk] |= b0 << np.uint64(g)
+                    out[img, py, px + 1, kk] |= b1 << np.uint64(g)
+            for px in range(rest, out.shape[2]):
                 p0 = px * n_pix
                 if nib:
                     bits = _group_bits(patch, p0, n_pix, n_k, wk, lo, width, q, lanes)
