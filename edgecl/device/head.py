@@ -36,6 +36,9 @@ __all__ = [
     "make_head_steps",
 ]
 
+#: rows (embeddings) from which a head's products run on its threads; fewer run on one
+PARALLEL_MIN_ROWS = 256
+
 BACKENDS = ("numba", "onnxruntime")
 
 
@@ -115,10 +118,11 @@ class Head:
     def logits(self, z_words: np.ndarray, *, trusted: bool = False) -> np.ndarray:
         """``z @ W + b`` (float32 (n, C)) for packed embeddings. ``trusted``: C-contiguous
         (n, n_words(D)) uint64 words with clear tail bits, as ``Runtime.embed`` makes them
-        (one thread; their checks skipped, the same sums)."""
+        (their checks skipped, the same sums; one thread below
+        :data:`PARALLEL_MIN_ROWS` rows, where a thread pool costs more than it saves)."""
         from edgecl.kernels.float_dense import binary_float_dense, binary_float_dense_trusted
 
-        if trusted and self.threads == 1:
+        if trusted and (self.threads == 1 or z_words.shape[0] < PARALLEL_MIN_ROWS):
             return binary_float_dense_trusted(z_words, self.weight, self.bias)
         z = check_words(z_words, self.n_bits)
         return binary_float_dense(z, self.weight, self.n_bits, threads=self.threads) + self.bias

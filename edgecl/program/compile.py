@@ -104,21 +104,42 @@ def _first_layer_step(layer: FirstLayer) -> Step:
     return lambda v: conv_threshold_pool(v, layer)
 
 
-def _conv_step(blk: BinaryBlock, threads: int) -> Step:
-    run = block_runner(blk, threads=threads)
-    return lambda v: run(np.ascontiguousarray(v))
+#: binary MACs a call from which a fused binary step runs on the runtime's threads; below
+#: it, one thread (the thread pool's fork/join costs more than the split saves: the MNIST
+#: BNN's 14.5 M-MAC blocks, a few pooled rows each, ran slower on 2 threads than on 1)
+PARALLEL_MIN_MACS = 1 << 25
 
 
-def _dense_step(blk: BinaryBlock, threads: int) -> Step:
-    if threads == 1 and blk.repeat == 1:  # the counts thresholded in the registers
-        return dense_bits_runner(prepare_dense_bits(blk))
-    run = block_runner(blk, threads=threads)
+def _by_work(serial: Step, parallel: Step | None, macs_per_sample: int) -> Step:
+    """``parallel`` for a batch of at least :data:`PARALLEL_MIN_MACS` binary MACs, else
+    ``serial`` (the same bits either way)."""
+    if parallel is None:
+        return serial
+    min_batch = -(-PARALLEL_MIN_MACS // max(macs_per_sample, 1))
+    return lambda v: (parallel if v.shape[0] >= min_batch else serial)(v)
 
-    def step(v: np.ndarray) -> np.ndarray:
-        n = v.shape[0]
-        return run(np.ascontiguousarray(v).reshape(n, 1, 1, -1)).reshape(n, -1)
 
-    return step
+def _conv_step(blk: BinaryBlock, threads: int, macs: int) -> Step:
+    def on(run: Callable[[np.ndarray], np.ndarray]) -> Step:
+        return lambda v: run(np.ascontiguousarray(v))
+
+    serial = on(block_runner(blk, threads=1))
+    return _by_work(serial, on(block_runner(blk, threads=threads)) if threads > 1 else None, macs)
+
+
+def _dense_step(blk: BinaryBlock, threads: int, macs: int) -> Step:
+    def on(run: Callable[[np.ndarray], np.ndarray]) -> Step:
+        def step(v: np.ndarray) -> np.ndarray:
+            n = v.shape[0]
+            return run(np.ascontiguousarray(v).reshape(n, 1, 1, -1)).reshape(n, -1)
+
+        return step
+
+    if blk.repeat == 1:  # the counts thresholded in the registers
+        serial = dense_bits_runner(prepare_dense_bits(blk))
+    else:
+        serial = on(block_runner(blk, threads=1))
+    return _by_work(serial, on(block_runner(blk, threads=threads)) if threads > 1 else None, macs)
 
 
 def _plain_step(op: Op, arrays: Mapping[str, np.ndarray], threads: int) -> Step:
@@ -141,9 +162,13 @@ def compile_program(
         if isinstance(op, Conv2dFloat) and isinstance(nxt, ThresholdFloat) and nxt.repeat == 1:
             fn, n = _first_layer_step(_first_layer(op, nxt, pool, arrays)), 3 if pool else 2
         elif isinstance(op, Conv2dBinary) and isinstance(nxt, Threshold):
-            fn, n = _conv_step(_binary_block(op, nxt, pool, arrays), threads), 3 if pool else 2
+            macs = int(np.prod(op.out_shape)) * int(np.prod(arrays[op.weight].shape[1:3]))
+            macs *= int(op.in_shape[2])
+            blk = _binary_block(op, nxt, pool, arrays)
+            fn, n = _conv_step(blk, threads, macs), 3 if pool else 2
         elif isinstance(op, DenseBinary) and isinstance(nxt, Threshold):
-            fn, n = _dense_step(_dense_block(op, nxt, arrays), threads), 2
+            macs = int(op.n) * int(arrays[op.weight].shape[0])
+            fn, n = _dense_step(_dense_block(op, nxt, arrays), threads, macs), 2
         else:
             fn, n = _plain_step(op, arrays, threads), 1
         steps.append(("+".join(o.name for o in ops[i : i + n]), fn))

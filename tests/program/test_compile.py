@@ -78,3 +78,44 @@ def test_steps_cover_every_op_once_in_order(make):
     ops = parse_layers(b.layers, b.in_shape, b.arrays)
     names = [name for name, _ in compile_program(ops, b.arrays).steps]
     assert "+".join(names).split("+") == [op.name for op in ops]
+
+
+@pytest.mark.parametrize("min_macs", [0, 1 << 62])
+def test_threads_by_work_give_the_same_bits(monkeypatch, min_macs):
+    """A fused binary step runs on the program's threads from PARALLEL_MIN_MACS binary MACs
+    a call, on one thread below it: every step on both sides of the line, the op-by-op bits;
+    at 0 the parallel kernels run, at 2^62 none does."""
+    import edgecl.program.compile as compile_module
+
+    monkeypatch.setattr(compile_module, "PARALLEL_MIN_MACS", min_macs)
+    calls = {"parallel": 0}
+    real = compile_module.block_runner
+
+    def counting(blk, *, threads=1):
+        run = real(blk, threads=threads)
+        if threads == 1:
+            return run
+
+        def parallel(x):
+            calls["parallel"] += 1
+            return run(x)
+
+        return parallel
+
+    monkeypatch.setattr(compile_module, "block_runner", counting)
+    b = ProgramBuilder((9, 7, 2), 3)
+    b.threshold("threshold_float", 35)  # 70 bits a pixel
+    b.conv2d_binary(66, 3)
+    b.threshold("threshold")
+    b.maxpool("maxpool_bits", 2, 2)
+    b.conv2d_binary(65, 3)
+    b.threshold("threshold")
+    flat_from = b.shape
+    b.flatten()
+    b.dense_binary(20, flat_from=flat_from)
+    b.threshold("threshold")
+    ops = parse_layers(b.layers, b.in_shape, b.arrays)
+    x = np.random.default_rng(1).normal(size=(5, 9, 7, 2)).astype(np.float32)
+    prog = compile_program(ops, b.arrays, threads=2)
+    np.testing.assert_array_equal(prog(x), run_layers(x, ops, b.arrays))
+    assert (calls["parallel"] == 3) if min_macs == 0 else (calls["parallel"] == 0)
