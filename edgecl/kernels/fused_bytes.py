@@ -250,16 +250,16 @@ def _group_bits_words(patch, p0, n_pix, n_k, wk, lo, width, q, lanes):
 
 
 @njit(cache=True, inline="always")
-def _pair_bits_words(patch, p0, n_k, wk, lo, width, q, lanes):
-    """:func:`_group_bits_words` of two single-patch windows at once (patch rows ``p0``
-    and ``p0 + 1``, no pool): each weight vector loaded once for both, 8 byte
-    accumulators; the bits of the first, then of the second."""
+def _pair_sums_words(patch, pa, pb, n_k, wk, q, lanes):
+    """The popcount sums of patch rows ``pa`` and ``pb`` against channels ``q .. q + 4 *
+    lanes - 1`` (4 vectors each), each weight vector loaded once for both: 8 byte
+    accumulators, widened every :data:`~edgecl.kernels.wordvec.BYTE_STEPS` words."""
     s0 = s1 = s2 = s3 = t0 = t1 = t2 = t3 = wv_zero(lanes)
-    for k0 in range(0, n_k, BYTE_STEPS):  # byte lanes widened every BYTE_STEPS words
+    for k0 in range(0, n_k, BYTE_STEPS):
         a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = wv_zero(lanes)
         for k in range(k0, min(k0 + BYTE_STEPS, n_k)):
-            xa = wv_splat_at(lanes, patch, (p0, k))
-            xb = wv_splat_at(lanes, patch, (p0 + 1, k))
+            xa = wv_splat_at(lanes, patch, (pa, k))
+            xb = wv_splat_at(lanes, patch, (pb, k))
             w = wv_load(lanes, wk, (k, q))
             a0, b0 = _step(a0, xa, w), _step(b0, xb, w)
             w = wv_load(lanes, wk, (k, q + lanes))
@@ -272,8 +272,35 @@ def _pair_bits_words(patch, p0, n_k, wk, lo, width, q, lanes):
         s2, s3 = wv_add(s2, wv_lane_sums(a2)), wv_add(s3, wv_lane_sums(a3))
         t0, t1 = wv_add(t0, wv_lane_sums(b0)), wv_add(t1, wv_lane_sums(b1))
         t2, t3 = wv_add(t2, wv_lane_sums(b2)), wv_add(t3, wv_lane_sums(b3))
-    first = _window_bits(s0, s1, s2, s3, lo, width, q, lanes)
-    return first, _window_bits(t0, t1, t2, t3, lo, width, q, lanes)
+    return s0, s1, s2, s3, t0, t1, t2, t3
+
+
+@njit(cache=True, inline="always")
+def _pair_bits_words(patch, p0, n_k, wk, lo, width, q, lanes):
+    """:func:`_group_bits_words` of two single-patch windows at once (patch rows ``p0``
+    and ``p0 + 1``, no pool, :func:`_pair_sums_words`): the bits of the first, then of the
+    second."""
+    s = _pair_sums_words(patch, p0, p0 + 1, n_k, wk, q, lanes)
+    first = _window_bits(s[0], s[1], s[2], s[3], lo, width, q, lanes)
+    return first, _window_bits(s[4], s[5], s[6], s[7], lo, width, q, lanes)
+
+
+@njit(cache=True, inline="always")
+def _window_bits_pairs(patch, p0, n_pix, n_k, wk, lo, width, q, lanes):
+    """:func:`_group_bits_words` of a pool window of an even ``n_pix`` patches, two at a
+    time (:func:`_pair_sums_words`): the window's bit from its largest count."""
+    m0 = m1 = m2 = m3 = wv_zero(lanes)
+    for p in range(p0, p0 + n_pix, 2):
+        s = _pair_sums_words(patch, p, p + 1, n_k, wk, q, lanes)
+        m0, m1 = (
+            wv_max_small(m0, wv_max_small(s[0], s[4])),
+            wv_max_small(m1, wv_max_small(s[1], s[5])),
+        )
+        m2, m3 = (
+            wv_max_small(m2, wv_max_small(s[2], s[6])),
+            wv_max_small(m3, wv_max_small(s[3], s[7])),
+        )
+    return _window_bits(m0, m1, m2, m3, lo, width, q, lanes)
 
 
 def ge_form(
@@ -346,6 +373,8 @@ def fast_row_bytes(xflat, r, wk, offs, lo, width, geom, out, patch, cnt, lanes):
                 p0 = px * n_pix
                 if nib:
                     bits = _group_bits(patch, p0, n_pix, n_k, wk, lo, width, q, lanes)
+                elif n_pix % 2 == 0:  # pool windows of 2x2 (4x4 ..): patches in pairs
+                    bits = _window_bits_pairs(patch, p0, n_pix, n_k, wk, lo, width, q, lanes)
                 else:
                     bits = _group_bits_words(patch, p0, n_pix, n_k, wk, lo, width, q, lanes)
                 out[img, py, px, kk] |= bits << np.uint64(g)
