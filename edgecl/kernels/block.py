@@ -213,8 +213,9 @@ TAIL_WORDS = 9
 #: Most patch words of the one-padded fast path: the byte cores widen their byte lanes
 #: every BYTE_STEPS words in the registers; the word cores take it up to 2 * TAIL_WORDS
 #: (measured, AVX2 on an Intel core: VGG-small's 16x16 256-channel block 463 -> 407 us
-#: at 36 words; its 72-word 8x8 block is faster through the per-pixel path)
-FAST_WORDS = 4 * TAIL_WORDS
+#: at 36 words; with two patches a weight load, AVX2 build on a Zen 4 core, its 72-word
+#: 8x8 512-channel pooled block 435 -> 351 us against the per-pixel path)
+FAST_WORDS = 8 * TAIL_WORDS
 
 
 @njit(cache=True, inline="always")
@@ -380,9 +381,7 @@ def prepare_block(
     ones[-1] = tail_mask(n_channels)
     fast = None
     n_k = kh * kw * cw
-    # the fast path pays off while the accumulator row carries at most one tail's words
-    # (measured on the MNIST BNN and VGG-small layers: deeper patches are faster through
-    # the per-pixel path, with the word cores and with the byte cores alike)
+    # up to FAST_WORDS patch words (the word cores use it up to 2 * TAIL_WORDS, _plan)
     if pad_value == 1 and repeat == 1 and n_k <= FAST_WORDS:
         o64 = n_words(n_out) * 64
         wk = np.zeros((max(n_k, TAIL_WORDS), o64), WORD_DTYPE)  # zero words add nothing

@@ -20,7 +20,7 @@ from edgecl.kernels import (
     pack_bits,
     tail_mask,
 )
-from edgecl.kernels.block import prepare_block, run_block_strategy
+from edgecl.kernels.block import FAST_WORDS, prepare_block, run_block_strategy
 from edgecl.kernels.conv import _check_conv, conv_words
 from edgecl.kernels.dense import dense_words
 from edgecl.kernels.fused_bytes import count_ranges
@@ -218,8 +218,9 @@ def test_fused_block_byte_accumulators_at_their_limit(name):
 
 ASYM_FUSED_CASES = [
     # (N, H, W, C, O, kh, kw, stride, pads, pad_value, repeat, pool) on odd sizes: the
-    # one-padded fast path (pad 1, repeat 1, at most 18 patch words) and the per-pixel path
-    # (zero padding, repeat > 1, deep patches; channel tails off the byte vector width)
+    # one-padded fast path (pad 1, repeat 1, at most FAST_WORDS patch words) and the
+    # per-pixel path (zero padding, repeat > 1, deep patches; channel tails off the byte
+    # vector width)
     (1, 6, 6, 1, 3, 3, 3, 2, (0, 1, 0, 1), 1, 1, 0),
     (2, 8, 7, 63, 65, 3, 3, 2, (0, 1, 1, 1), 1, 1, 2),
     (1, 7, 9, 65, 33, 3, 3, 1, (0, 2, 2, 0), 1, 1, 2),
@@ -247,7 +248,7 @@ def test_fused_block_every_strategy_asymmetric_pads(words, name, case):
     opts.update(pool=pool, pool_stride=2 if pool else 1)
     blk = prepare_block(w, C, t, f, **opts)
     assert blk.pads == pads
-    fast = pad_value == 1 and repeat == 1 and kh * kw * n_words(C) <= 36
+    fast = pad_value == 1 and repeat == 1 and kh * kw * n_words(C) <= FAST_WORDS
     assert (blk.fast is not None) == fast  # both paths are covered
     want = binary_conv_threshold_pool_reference(x, w, C, t, f, **opts)
     for threads in THREADS:
@@ -282,6 +283,8 @@ FAST_EDGE_CASES = [
     (6, 9, 127, 200, 1, (0, 2, 2, 0), 3),
     (6, 5, 250, 70, 1, (1, 1, 1, 1), 2),  # 36 patch words: the byte lanes widened once
     (5, 6, 256, 65, 2, (0, 1, 1, 0), 0),
+    (5, 6, 500, 70, 1, (1, 1, 1, 1), 2),  # 72 patch words: widened twice, pooled pairs
+    (5, 5, 450, 33, 1, (1, 1, 1, 1), 0),  # 63 words, an odd row of patches
 ]
 
 
@@ -329,12 +332,12 @@ def test_nibble_weights_every_byte_strategy(words, name, case, monkeypatch):
 
 
 @pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("c", [250, 256])
+@pytest.mark.parametrize("c", [250, 256, 500])
 def test_fused_fast_path_counts_past_the_byte_limit(name, c):
     """All-ones images (and pads): against all-zero weights (flipped channels) every byte
     of every patch word counts 8, against all-one weights (plain channels, whose weights
-    the byte cores invert) too, so 36 patch words reach 288 in a byte lane unless it is
-    widened on the way. Every channel fires at the extreme count only."""
+    the byte cores invert) too, so 36 (72) patch words reach 288 (576) in a byte lane
+    unless it is widened on the way. Every channel fires at the extreme count only."""
     n = 9 * c
     x = pack_bits(np.ones((1, 4, 4, c), np.uint8))
     w = pack_bits(np.ones((4, 3, 3, c), np.uint8))
