@@ -155,12 +155,11 @@ def combined_scores(
         z_words, head_weight, head_bias, a, const, offsets, n_bits
     )
     threads = check_threads(threads)
-    out = np.empty((z.shape[0], hw.shape[1]), np.float64)
     if threads == 1 or z.shape[0] == 1:
-        _scores_serial(z, hw, hb, a, const, offsets, float(gbm_weight), out)
-    else:
-        with num_threads(threads):
-            _scores_parallel(z, hw, hb, a, const, offsets, float(gbm_weight), out)
+        return combined_scores_trusted(z, hw, hb, a, const, offsets, gbm_weight)
+    out = np.empty((z.shape[0], hw.shape[1]), np.float64)
+    with num_threads(threads):
+        _scores_parallel(z, hw, hb, a, const, offsets, float(gbm_weight), out)
     return out
 
 
