@@ -333,9 +333,10 @@ def ge_form(
 def fast_row_bytes(xflat, r, wk, offs, lo, width, geom, out, patch, cnt, lanes):
     """Pooled output row ``r`` of the one-padded fast path (as ``block._fast_row``) with
     byte accumulators, 4 vectors of channels at a time over every conv output of the pool
-    window: the counts never leave the registers; in :func:`ge_form` the pool window's bit
-    is its largest count's, thresholded once by the count range ``lo <= count <= lo +
-    width``.
+    window, two patches a weight load where they pair up (two windows without a pool, a
+    window's patches two by two in an even one): the counts never leave the registers;
+    in :func:`ge_form` the pool window's bit is its largest count's, thresholded once by
+    the count range ``lo <= count <= lo + width``.
     ``geom`` ends with ``nibbles``: 1 when ``wk`` holds the weights as
     :func:`nibble_split` makes them (``patch`` at least as wide), 0 for plain words;
     ``patch`` has a row per conv output of the pooled row (``Wo * pool**2``);
