@@ -74,9 +74,10 @@ class BinaryBlock:
     sthr: np.ndarray
     #: the one-padded fast path (None with zero padding, repeat > 1 or more than
     #: FAST_WORDS patch words): weights as
-    #: (max(kh * kw * Cw, 9), O64) words, sgn/sthr padded to whole words of outputs, the
-    #: +1 pad words, and the byte cores' weights, whole and in nibbles (``nibble_split``),
-    #: and count ranges ``lo``/``width``, all in ``ge_form``
+    #: (max(kh * kw * Cw, 9), O64) words for the word cores (None past 2 * TAIL_WORDS
+    #: patch words, which only the byte cores take), sgn/sthr padded to whole words of
+    #: outputs, the +1 pad words, and the byte cores' weights, whole and in nibbles
+    #: (``nibble_split``), and count ranges ``lo``/``width``, all in ``ge_form``
     fast: tuple | None
     #: an all-+1 pixel's words (the last one's tail bits 0): what a +1 pad tap reads
     ones: np.ndarray
@@ -399,7 +400,8 @@ def prepare_block(
         nibbles = 2 * wk.nbytes <= NIBBLE_BYTES and "gfni" not in numba_target().features
         nibbles = nibbles and n_k <= BYTE_STEPS  # the nibble core never widens on the way
         wn = nibble_split(wk_ge) if nibbles else None
-        fast = (wk, sgn64, sthr64, ones, wk_ge, wn, lo, width)
+        words = wk if n_k <= 2 * TAIL_WORDS else None  # the word cores' (see _plan)
+        fast = (words, sgn64, sthr64, ones, wk_ge, wn, lo, width)
     return BinaryBlock(
         wt=wt,
         pad_pc=pad_counts(wt, ones),

@@ -20,7 +20,7 @@ from edgecl.kernels import (
     pack_bits,
     tail_mask,
 )
-from edgecl.kernels.block import FAST_WORDS, prepare_block, run_block_strategy
+from edgecl.kernels.block import FAST_WORDS, TAIL_WORDS, prepare_block, run_block_strategy
 from edgecl.kernels.conv import _check_conv, conv_words
 from edgecl.kernels.dense import dense_words
 from edgecl.kernels.fused_bytes import count_ranges
@@ -302,6 +302,8 @@ def test_fused_fast_path_every_threshold(words, name, case):
     opts = dict(stride=stride, padding=pads, pool=pool, pool_stride=2 if pool else 1)
     blk = prepare_block(w, C, t, f, **opts)
     assert blk.fast is not None
+    # the word cores' layout only where they take the fast path (at most 2 * TAIL_WORDS)
+    assert (blk.fast[0] is None) == (9 * n_words(C) > 2 * TAIL_WORDS)
     want = binary_conv_threshold_pool_reference(x, w, C, t, f, **opts)
     for threads in THREADS:
         np.testing.assert_array_equal(run_block_strategy(x, blk, threads, name), want)
@@ -324,7 +326,7 @@ def test_nibble_weights_every_byte_strategy(words, name, case, monkeypatch):
     f = rng.random(O) < 0.5
     opts = dict(stride=stride, padding=pads, pool=pool, pool_stride=2 if pool else 1)
     blk = prepare_block(w, C, t, f, **opts)
-    fits = 2 * blk.fast[0].nbytes <= block_module.NIBBLE_BYTES and 9 * n_words(C) <= 31
+    fits = 2 * blk.fast[4].nbytes <= block_module.NIBBLE_BYTES and 9 * n_words(C) <= 31
     assert (blk.fast[5] is not None) == fits  # the nibble weights, where they fit L1
     want = binary_conv_threshold_pool_reference(x, w, C, t, f, **opts)
     for threads in THREADS:
