@@ -122,10 +122,15 @@ class Head:
         :data:`PARALLEL_MIN_ROWS` rows, where a thread pool costs more than it saves)."""
         from edgecl.kernels.float_dense import binary_float_dense, binary_float_dense_trusted
 
-        if trusted and (self.threads == 1 or z_words.shape[0] < PARALLEL_MIN_ROWS):
+        if trusted and self.serial_for(z_words.shape[0]):
             return binary_float_dense_trusted(z_words, self.weight, self.bias)
         z = check_words(z_words, self.n_bits)
         return binary_float_dense(z, self.weight, self.n_bits, threads=self.threads) + self.bias
+
+    def serial_for(self, n_rows: int) -> bool:
+        """Whether ``n_rows`` embeddings run on one thread: always with one, and below
+        :data:`PARALLEL_MIN_ROWS` rows, where a thread pool costs more than it saves."""
+        return self.threads == 1 or n_rows < PARALLEL_MIN_ROWS
 
     def index(self, name: str) -> int:
         """The column of a class; :class:`UnknownClassError` naming the known ones."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgecl.device.head import PARALLEL_MIN_ROWS, Head
+from edgecl.device.head import Head
 from edgecl.memory import ClassMemory
 
 __all__ = ["class_log_likelihood", "combined_scores", "log_softmax"]
@@ -77,8 +77,7 @@ def _fused_scores(
     from edgecl.kernels.scores import combined_scores_trusted
 
     a, const, offsets = tables(head.classes)
-    serial = head.threads == 1 or z_words.shape[0] < PARALLEL_MIN_ROWS
-    if trusted and serial:  # the memory's own tables, the runtime's own words
+    if trusted and head.serial_for(z_words.shape[0]):  # own tables, the runtime's own words
         return combined_scores_trusted(
             z_words, head.weight, head.bias, a, const, offsets, gbm_weight
         )

@@ -382,7 +382,7 @@ def first_layer_rows(x, wk, wk64, l1, m, kh, kw, pads, stride, pad_value, pool, 
     bits = np.empty((n_rows, wk.shape[1] // 64), np.uint64)
     hi = np.empty(wk.shape[1], np.float32)
     lo = np.empty(wk.shape[1], np.float32)
-    geometry = (kh, kw, top, left, wp, stride, win, step, n_cols, window)
+    geometry = (top, left, wp, stride, win, step, n_cols, window)
     _layer_rows(x, wk, wk64, l1, m, geometry, out, xp, offs, corners, bits, hi, lo)
 
 
@@ -390,7 +390,7 @@ def first_layer_rows(x, wk, wk64, l1, m, kh, kw, pads, stride, pad_value, pool, 
 def _layer_rows(x, wk, wk64, l1, m, geometry, out, xp, offs, corners, bits, hi, lo):
     """:func:`first_layer_rows`' loops on the arrays it allocated, each borrowed (no
     reference counts in the loops, :mod:`edgecl.kernels.borrow`): the caller holds them."""
-    kh, kw, top, left, wp, stride, win, step, n_cols, window = geometry
+    top, left, wp, stride, win, step, n_cols, window = geometry
     c = x.shape[3]
     x, wk, wk64, m, l1 = borrowed(x), borrowed(wk), borrowed(wk64), borrowed(m), borrowed(l1)
     out, xp, offs, corners = borrowed(out), borrowed(xp), borrowed(offs), borrowed(corners)
